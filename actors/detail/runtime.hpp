@@ -1,0 +1,186 @@
+// Internal: the engine core's state and the CAF actors it runs (aggregate, projection, query actors).
+// Includes CAF: only the engine's own .cpp files include it.
+#pragma once
+
+#include "actors/engine.hpp"
+
+#include <caf/all.hpp>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <typeindex>
+#include <unordered_map>
+#include <vector>
+
+namespace cqrs::detail {
+
+class engine_core;
+
+/// Counts an operation as in flight while it lives, so shutdown can drain: a command from its creation until
+/// its reply is delivered; a query, barrier or inspection while it is being submitted.
+class in_flight_token {
+public:
+  explicit in_flight_token(engine_core& core);
+  ~in_flight_token();
+  in_flight_token(const in_flight_token&) = delete;
+  in_flight_token& operator=(const in_flight_token&) = delete;
+
+private:
+  engine_core& core_;
+};
+
+/// A command on its way through its aggregate actor. Replied exactly once (engine_stopped if dropped).
+struct command_job {
+  command_job(engine_core& core, std::any command_value, std::string command, std::string correlation,
+              std::function<void(command_result)> on_reply);
+
+  // Declared first so it is destroyed last: the command leaves the in-flight count after its reply.
+  in_flight_token token;
+  std::any command;
+  std::string command_id;
+  std::string correlation_id;
+  once_sink<command_result> reply;
+};
+
+using state_sink = once_sink<std::expected<std::any, rejection>>;
+
+struct command_message {
+  std::shared_ptr<command_job> job;
+};
+struct inspect_message {
+  std::shared_ptr<state_sink> reply;
+};
+struct query_message {
+  std::shared_ptr<query_task> task;
+};
+struct expire_message {
+  struct projection_slot* slot;
+  std::uint64_t waiter;
+};
+struct rebuild_message {
+  std::shared_ptr<query_task> done;
+};
+
+} // namespace cqrs::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::command_message)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::inspect_message)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::query_message)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::expire_message)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::rebuild_message)
+
+namespace cqrs::detail {
+
+/// "The log has new events": sent to a projection at most once until it starts reading them.
+using advance_atom = caf::atom_constant<caf::atom("advance")>;
+
+/// One actor per aggregate instance: recovers from its stream, then decides commands one at a time.
+using aggregate_actor = caf::typed_actor<caf::reacts_to<command_message>, caf::reacts_to<inspect_message>>;
+
+/// One actor per projection: applies the log in position order and releases queries waiting for a position.
+using projection_actor = caf::typed_actor<caf::reacts_to<advance_atom>, caf::reacts_to<rebuild_message>>;
+
+/// A pool of these answers queries from the read models, concurrently with each other and the projections;
+/// a query whose position is not reached yet is parked on its projection, with a timer on its query actor.
+using query_actor = caf::typed_actor<caf::reacts_to<query_message>, caf::reacts_to<expire_message>>;
+
+/// The directory of one aggregate type's live actors, sharded so that concurrent senders rarely share a lock.
+struct aggregate_slot {
+  static constexpr std::size_t shard_count = 64;
+  struct shard {
+    std::mutex mutex;
+    std::unordered_map<std::string, aggregate_actor> actors;
+  };
+
+  std::unique_ptr<aggregate_model> model;
+  std::array<shard, shard_count> shards;
+};
+
+/// One registered projection: its runtime (read model, lock, checkpoint), its actor, its store listener, and the
+/// queries parked until it reaches their position. The parking lot is shared state rather than actor state so that
+/// waits and timeouts never queue behind a long batch in the projection's mailbox.
+struct projection_slot {
+  std::unique_ptr<projection_runtime> runtime;
+  projection_actor actor;
+  /// True while an advance message is queued and not yet begun: coalesces head notifications.
+  std::atomic<bool> advance_pending{false};
+  std::uint64_t subscription = 0;
+
+  enum class park_outcome { ready, failed, parked };
+  /// Parks the task unless its position is reached or the projection failed; `waiter` receives its id.
+  park_outcome park(std::shared_ptr<query_task> task, std::uint64_t& waiter);
+  /// Takes the parked tasks whose position the checkpoint has reached.
+  std::vector<std::shared_ptr<query_task>> take_reached();
+  /// Takes one parked task by id (its deadline passed); null if it was released already.
+  std::shared_ptr<query_task> take(std::uint64_t waiter);
+  /// Takes every parked task (the projection failed).
+  std::vector<std::shared_ptr<query_task>> take_all();
+
+private:
+  struct parked_task {
+    std::uint64_t id;
+    std::shared_ptr<query_task> task;
+  };
+  std::mutex waiters_mutex_;
+  std::multimap<log_position, parked_task> waiters_;
+  std::unordered_map<std::uint64_t, std::multimap<log_position, parked_task>::iterator> waiters_by_id_;
+  std::uint64_t last_waiter_ = 0;
+};
+
+/// Spawns the actor of one aggregate instance; it recovers from its stream when its first message arrives.
+aggregate_actor spawn_aggregate(caf::actor_system& system, const aggregate_model* model, event_store* store,
+                                std::shared_ptr<const stream_id> stream);
+
+/// Spawns a projection's actor; it starts applying the log when woken.
+projection_actor spawn_projection(caf::actor_system& system, projection_slot* slot, event_store* store,
+                                  engine_core* core);
+
+query_actor spawn_query_actor(caf::actor_system& system);
+
+/// Everything the engine owns. The public engine class is a thin handle to it.
+class engine_core {
+public:
+  explicit engine_core(options settings);
+  ~engine_core();
+
+  /// The live actor of an aggregate instance, spawned on first use.
+  aggregate_actor actor_for(aggregate_slot& slot, std::string aggregate_id);
+  /// Hands a query whose position is reached (or that wants none) to a query actor.
+  void dispatch_query(std::shared_ptr<query_task> task);
+  /// Wakes the projection's actor unless a wake-up is already queued.
+  void wake(projection_slot& slot);
+
+  void operation_started();
+  void operation_finished();
+
+  options settings;
+  std::shared_ptr<event_store> store;
+  caf::actor_system_config config;
+  std::unique_ptr<caf::actor_system> system;
+
+  mutable std::shared_mutex registry_mutex;
+  std::vector<std::unique_ptr<aggregate_slot>> aggregates;
+  std::unordered_map<std::string, aggregate_slot*> aggregates_by_name;
+  std::unordered_map<std::type_index, std::pair<aggregate_slot*, command_router>> routes;
+  std::vector<std::unique_ptr<projection_slot>> projections;
+  std::unordered_map<std::type_index, projection_slot*> projections_by_type;
+
+  std::vector<query_actor> query_actors;
+  std::atomic<std::size_t> next_query_actor{0};
+
+  std::atomic<bool> closing{false};
+  std::atomic<std::int64_t> in_flight{0};
+  std::mutex drain_mutex;
+  std::condition_variable drained;
+  std::atomic<std::uint64_t> last_command_number{0};
+  std::once_flag shutdown_once;
+};
+
+} // namespace cqrs::detail

@@ -1,0 +1,274 @@
+// Internal: the type-erased shapes through which the non-template engine core runs a host's aggregates,
+// projections and queries. CAF-free, so that engine.hpp stays cheap to include.
+#pragma once
+
+#include "actors/decision.hpp"
+#include "actors/envelope.hpp"
+#include "actors/event_store.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace cqrs {
+
+/// Why a query (or a wait for a position) got no answer.
+enum class query_errc {
+  /// The read model did not reach the requested position in time.
+  timeout,
+  /// The projection stopped on an event it could not apply; its status says which and why.
+  projection_failed,
+  /// No projection serves this query: it was never registered.
+  unknown_projection,
+  /// The query's answer function threw.
+  query_failed,
+  /// The engine is shutting down or was shut down.
+  engine_stopped,
+};
+
+struct query_error {
+  query_errc code;
+  std::string message;
+};
+
+/// A query's answer or the reason there is none.
+template <class Result>
+using query_result = std::expected<Result, query_error>;
+
+/// Where a projection stopped: the event it could not apply and the error it raised.
+struct projection_failure {
+  log_position position = 0;
+  std::string type_name;
+  std::string message;
+};
+
+namespace detail {
+
+/// Names an event variant's current alternative by its static, versioned type name.
+template <class Event>
+std::string_view type_name_of(const Event& event) {
+  return std::visit([](const auto& alternative) -> std::string_view {
+    return std::remove_cvref_t<decltype(alternative)>::type_name;
+  }, event);
+}
+
+/// Delivers a result exactly once: to the given function, or, if it is dropped undelivered (an actor
+/// stopped with the work in its mailbox), the fallback value, so no caller ever waits forever.
+template <class Result>
+class once_sink {
+public:
+  using function = std::function<void(Result)>;
+
+  once_sink(function deliver, std::function<Result()> fallback)
+    : deliver_(std::move(deliver)), fallback_(std::move(fallback)) {}
+  once_sink(const once_sink&) = delete;
+  once_sink& operator=(const once_sink&) = delete;
+  ~once_sink() {
+    if (deliver_)
+      deliver_(fallback_());
+  }
+
+  void operator()(Result result) {
+    if (auto deliver = std::exchange(deliver_, nullptr))
+      deliver(std::move(result));
+  }
+
+private:
+  function deliver_;
+  std::function<Result()> fallback_;
+};
+
+// Calls into the host's domain by argument-dependent lookup, from outside any class that has members of the
+// same names (inside one, the unqualified call would find the member and never look in the domain's namespace).
+template <class Aggregate, class Command>
+auto call_decide(const Aggregate& state, const Command& command) {
+  return decide(state, command);
+}
+
+template <class Aggregate, class Event>
+Aggregate call_evolve(Aggregate state, const Event& event) {
+  return evolve(std::move(state), event);
+}
+
+/// One aggregate instance's state behind a type-erased face; lives inside its aggregate actor.
+class aggregate_instance {
+public:
+  virtual ~aggregate_instance() = default;
+  /// Folds one event (the aggregate's event variant in an any) into the state.
+  virtual void apply(const std::any& event) = 0;
+  /// Runs decide(); the events come back ready to append.
+  virtual std::expected<std::vector<new_event>, rejection> decide(const std::any& command) const = 0;
+  /// A copy of the state, for inspection.
+  virtual std::any state() const = 0;
+};
+
+/// A command converted to its aggregate's command variant, with the id of the aggregate it targets.
+struct routed_command {
+  std::any command;
+  std::string aggregate_id;
+};
+
+/// What the engine core knows of one registered aggregate type.
+struct aggregate_model {
+  std::string type_name;
+  std::function<std::unique_ptr<aggregate_instance>()> make_instance;
+};
+
+/// Turns a command of one concrete type (passed as void*, moved from) into its aggregate's command variant.
+using command_router = routed_command (*)(void* command);
+
+template <class Aggregate>
+class aggregate_instance_for final : public aggregate_instance {
+public:
+  using command = typename Aggregate::command;
+  using event = typename Aggregate::event;
+
+  void apply(const std::any& payload) override {
+    state_ = call_evolve(std::move(state_), *std::any_cast<event>(&payload));
+  }
+
+  std::expected<std::vector<new_event>, rejection> decide(const std::any& payload) const override {
+    auto outcome = call_decide(state_, *std::any_cast<command>(&payload));
+    if (!outcome.accepted())
+      return std::unexpected(outcome.error());
+    std::vector<new_event> events;
+    auto decided = std::move(outcome).events();
+    events.reserve(decided.size());
+    for (auto& one : decided) {
+      auto name = type_name_of(one);
+      events.push_back(new_event{name, std::any{std::move(one)}});
+    }
+    return events;
+  }
+
+  std::any state() const override { return state_; }
+
+private:
+  Aggregate state_{};
+};
+
+template <class Aggregate, class Command>
+routed_command route_command(void* raw) {
+  typename Aggregate::command command{std::move(*static_cast<Command*>(raw))};
+  std::string id{aggregate_id(command)};
+  return routed_command{std::any{std::move(command)}, std::move(id)};
+}
+
+/// One registered projection: its read model behind a reader/writer lock, and its checkpoint.
+class projection_runtime {
+public:
+  explicit projection_runtime(std::string name) : name_(std::move(name)) {}
+  virtual ~projection_runtime() = default;
+
+  const std::string& name() const { return name_; }
+
+  /// Applies one event; the projection actor calls it with `mutex` held exclusively.
+  virtual void apply(const envelope& event) = 0;
+  /// Replaces the read model with an empty one; called with `mutex` held exclusively.
+  virtual void reset() = 0;
+
+  /// Guards the read model: queries share it, the projection actor applies a batch of events under it.
+  mutable std::shared_mutex mutex;
+  /// Last applied position. Written under `mutex` after a batch; read without it for fast checks.
+  std::atomic<log_position> checkpoint{0};
+  /// Opaque handle to the engine's bookkeeping for this projection.
+  void* slot = nullptr;
+
+  /// True once the projection stopped on an event it could not apply.
+  bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
+  std::optional<projection_failure> failure() const {
+    std::lock_guard lock{failure_mutex_};
+    return failure_;
+  }
+  void record_failure(projection_failure failure) {
+    std::lock_guard lock{failure_mutex_};
+    failure_ = std::move(failure);
+    failed_.store(true, std::memory_order_release);
+  }
+  void clear_failure() {
+    std::lock_guard lock{failure_mutex_};
+    failure_.reset();
+    failed_.store(false, std::memory_order_release);
+  }
+
+private:
+  std::string name_;
+  // Separate from `mutex`, so that status reports never wait for a batch being applied.
+  mutable std::mutex failure_mutex_;
+  std::optional<projection_failure> failure_;
+  std::atomic<bool> failed_{false};
+};
+
+/// Applies an envelope to a projection if its payload is one of the event variants it subscribes to.
+template <class Projection, class... Events>
+void apply_subscribed(Projection& model, const envelope& event, events_of<Events...>) {
+  (void)((event.event_as<Events>() ? (model.apply(event, *event.event_as<Events>()), true) : false) || ...);
+}
+
+template <class Projection>
+void apply_subscribed(Projection& model, const envelope& event) {
+  apply_subscribed(model, event, typename Projection::subscribes_to{});
+}
+
+template <class Projection>
+class projection_runtime_for final : public projection_runtime {
+public:
+  projection_runtime_for() : projection_runtime(std::string{Projection::name}) {}
+
+  void apply(const envelope& event) override { apply_subscribed(model, event); }
+  void reset() override { model = Projection{}; }
+
+  Projection model{};
+};
+
+/// A query (or a barrier) waiting to run against one projection once it has applied `min_position`.
+class query_task {
+public:
+  virtual ~query_task() = default;
+  /// Answers from the read model; the caller holds the projection's mutex shared and checked `failed()`.
+  virtual void run(const projection_runtime& projection) = 0;
+  virtual void fail(query_error error) = 0;
+
+  projection_runtime* projection = nullptr;
+  log_position min_position = 0;
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+};
+
+template <class Result, class Run>
+class query_task_for final : public query_task {
+public:
+  query_task_for(Run run, typename once_sink<query_result<Result>>::function deliver)
+    : run_(std::move(run)),
+      sink_(std::move(deliver), [] {
+        return query_result<Result>{std::unexpected(query_error{query_errc::engine_stopped, "the engine stopped"})};
+      }) {}
+
+  void run(const projection_runtime& projection) override {
+    try {
+      sink_(query_result<Result>{run_(projection)});
+    } catch (const std::exception& error) {
+      fail(query_error{query_errc::query_failed, std::string{"query threw: "} + error.what()});
+    } catch (...) {
+      fail(query_error{query_errc::query_failed, "query threw a non-standard exception"});
+    }
+  }
+
+  void fail(query_error error) override { sink_(std::unexpected(std::move(error))); }
+
+private:
+  Run run_;
+  once_sink<query_result<Result>> sink_;
+};
+
+} // namespace detail
+} // namespace cqrs

@@ -1,0 +1,379 @@
+// The engine core: owns the actor system and the store, routes commands to aggregate actors (spawned on first
+// use), queries to query actors, and drains everything on shutdown.
+#include "actors/detail/runtime.hpp"
+
+#include <cxxabi.h>
+
+#include <stdexcept>
+
+namespace cqrs {
+namespace detail {
+namespace {
+
+std::string readable_type_name(const std::type_index& type) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> demangled{abi::__cxa_demangle(type.name(), nullptr, nullptr, &status),
+                                                   std::free};
+  return status == 0 && demangled ? demangled.get() : type.name();
+}
+
+command_result refuse(std::string_view code, std::string message) {
+  return std::unexpected(rejection{std::string{code}, std::move(message)});
+}
+
+} // namespace
+
+in_flight_token::in_flight_token(engine_core& core) : core_(core) {
+  core_.operation_started();
+}
+
+in_flight_token::~in_flight_token() {
+  core_.operation_finished();
+}
+
+command_job::command_job(engine_core& core, std::any command_value, std::string command, std::string correlation,
+                         std::function<void(command_result)> on_reply)
+  : token(core),
+    command(std::move(command_value)),
+    command_id(std::move(command)),
+    correlation_id(std::move(correlation)),
+    reply(std::move(on_reply), [] { return refuse(errc::engine_stopped, "the engine stopped before the command ran"); }) {}
+
+engine_core::engine_core(options chosen) : settings(std::move(chosen)) {
+  store = settings.store ? settings.store : make_memory_event_store();
+  auto threads = settings.threads ? settings.threads : std::max(1u, std::thread::hardware_concurrency());
+  config.set("scheduler.max-threads", threads);
+  config.set("scheduler.policy", settings.policy == scheduler_policy::sharing ? caf::atom("sharing")
+                                                                               : caf::atom("stealing"));
+  system = std::make_unique<caf::actor_system>(config);
+  auto query_actor_count = std::max<std::size_t>(1, settings.query_actors);
+  for (std::size_t index = 0; index < query_actor_count; ++index)
+    query_actors.push_back(spawn_query_actor(*system));
+}
+
+engine_core::~engine_core() = default;
+
+aggregate_actor engine_core::actor_for(aggregate_slot& slot, std::string aggregate_id) {
+  auto& shard = slot.shards[std::hash<std::string>{}(aggregate_id) % aggregate_slot::shard_count];
+  // Spawning under the shard lock is what keeps two actors from ever running for one aggregate.
+  std::lock_guard lock{shard.mutex};
+  auto found = shard.actors.find(aggregate_id);
+  if (found == shard.actors.end()) {
+    auto stream = std::make_shared<const stream_id>(stream_id{slot.model->type_name, aggregate_id});
+    auto spawned = spawn_aggregate(*system, slot.model.get(), store.get(), std::move(stream));
+    found = shard.actors.emplace(std::move(aggregate_id), std::move(spawned)).first;
+  }
+  return found->second;
+}
+
+void engine_core::dispatch_query(std::shared_ptr<query_task> task) {
+  auto index = next_query_actor.fetch_add(1, std::memory_order_relaxed) % query_actors.size();
+  caf::anon_send(query_actors[index], query_message{std::move(task)});
+}
+
+void engine_core::wake(projection_slot& slot) {
+  if (!slot.advance_pending.exchange(true))
+    caf::anon_send(slot.actor, advance_atom::value);
+}
+
+void engine_core::operation_started() {
+  in_flight.fetch_add(1);
+}
+
+void engine_core::operation_finished() {
+  if (in_flight.fetch_sub(1) == 1 && closing.load()) {
+    std::lock_guard lock{drain_mutex};
+    drained.notify_all();
+  }
+}
+
+} // namespace detail
+
+engine::engine(options settings) : core_(std::make_unique<detail::engine_core>(std::move(settings))) {}
+
+engine::~engine() {
+  shutdown();
+}
+
+void engine::add_aggregate(std::unique_ptr<detail::aggregate_model> model,
+                           std::vector<std::pair<std::type_index, detail::command_router>> routes) {
+  std::unique_lock lock{core_->registry_mutex};
+  if (core_->aggregates_by_name.contains(model->type_name))
+    throw std::invalid_argument("aggregate type " + model->type_name + " is already registered");
+  for (const auto& [type, router] : routes)
+    if (core_->routes.contains(type))
+      throw std::invalid_argument("command type " + detail::readable_type_name(type)
+                                  + " is already handled by another aggregate");
+  auto slot = std::make_unique<detail::aggregate_slot>();
+  slot->model = std::move(model);
+  for (const auto& [type, router] : routes)
+    core_->routes.emplace(type, std::pair{slot.get(), router});
+  core_->aggregates_by_name.emplace(slot->model->type_name, slot.get());
+  core_->aggregates.push_back(std::move(slot));
+}
+
+void engine::add_projection(std::type_index type, std::unique_ptr<detail::projection_runtime> runtime) {
+  auto& core = *core_;
+  std::unique_lock lock{core.registry_mutex};
+  if (core.projections_by_type.contains(type))
+    throw std::invalid_argument("projection " + runtime->name() + " is already registered");
+  for (const auto& other : core.projections)
+    if (other->runtime->name() == runtime->name())
+      throw std::invalid_argument("another projection is already named " + runtime->name());
+  auto slot = std::make_unique<detail::projection_slot>();
+  auto* raw = slot.get();
+  runtime->slot = raw;
+  slot->runtime = std::move(runtime);
+  slot->actor = detail::spawn_projection(*core.system, raw, core.store.get(), &core);
+  core.projections_by_type.emplace(type, raw);
+  core.projections.push_back(std::move(slot));
+  raw->subscription = core.store->subscribe([&core, raw](log_position) { core.wake(*raw); });
+  core.wake(*raw); // the log may already hold events
+}
+
+void engine::submit(std::type_index command_type, void* command, command_options ids,
+                    std::function<void(command_result)> on_reply) {
+  auto& core = *core_;
+  if (core.closing.load()) {
+    on_reply(detail::refuse(errc::engine_stopped, "the engine is shut down"));
+    return;
+  }
+  detail::aggregate_slot* slot = nullptr;
+  detail::command_router router = nullptr;
+  {
+    std::shared_lock lock{core.registry_mutex};
+    if (auto found = core.routes.find(command_type); found != core.routes.end())
+      std::tie(slot, router) = found->second;
+  }
+  if (!slot) {
+    on_reply(detail::refuse(errc::unknown_command, "no registered aggregate handles commands of type "
+                                                      + detail::readable_type_name(command_type)));
+    return;
+  }
+  detail::routed_command routed;
+  try {
+    routed = router(command);
+  } catch (const std::exception& error) {
+    on_reply(detail::refuse(errc::internal_error, std::string{"aggregate_id threw: "} + error.what()));
+    return;
+  }
+  if (routed.aggregate_id.empty()) {
+    on_reply(detail::refuse(errc::invalid_aggregate_id,
+                            "a " + slot->model->type_name + " command needs a non-empty aggregate id"));
+    return;
+  }
+  if (ids.command_id.empty())
+    ids.command_id = "cmd-" + std::to_string(core.last_command_number.fetch_add(1) + 1);
+  if (ids.correlation_id.empty())
+    ids.correlation_id = ids.command_id;
+  // The job counts as in flight from here; the check after the count closes the race with shutdown().
+  auto job = std::make_shared<detail::command_job>(core, std::move(routed.command), std::move(ids.command_id),
+                                                   std::move(ids.correlation_id), std::move(on_reply));
+  if (core.closing.load()) {
+    job->reply(detail::refuse(errc::engine_stopped, "the engine is shut down"));
+    return;
+  }
+  caf::anon_send(core.actor_for(*slot, std::move(routed.aggregate_id)), detail::command_message{std::move(job)});
+}
+
+void engine::submit_query(std::type_index projection_type, std::shared_ptr<detail::query_task> task,
+                          consistency wanted) {
+  auto& core = *core_;
+  detail::in_flight_token submitting{core};
+  if (core.closing.load()) {
+    task->fail(query_error{query_errc::engine_stopped, "the engine is shut down"});
+    return;
+  }
+  task->projection = find_projection(projection_type);
+  if (!task->projection) {
+    task->fail(query_error{query_errc::unknown_projection,
+                           "no registered projection " + detail::readable_type_name(projection_type)});
+    return;
+  }
+  task->min_position = wanted.min_position;
+  if (wanted.min_position > 0) {
+    auto timeout = wanted.timeout.count() > 0 ? wanted.timeout : core.settings.query_timeout;
+    task->deadline = std::chrono::steady_clock::now() + timeout;
+  }
+  core.dispatch_query(std::move(task));
+}
+
+namespace {
+
+/// A query task that only reports that its projection reached its position: barriers and rebuilds.
+auto make_barrier(std::function<void(query_result<std::monostate>)> on_done) {
+  auto run = [](const detail::projection_runtime&) { return std::monostate{}; };
+  return std::make_shared<detail::query_task_for<std::monostate, decltype(run)>>(run, std::move(on_done));
+}
+
+std::future<std::expected<void, query_error>> barrier_future(
+  std::function<void(query_result<std::monostate>)>& on_done) {
+  auto promise = std::make_shared<std::promise<std::expected<void, query_error>>>();
+  on_done = [promise](query_result<std::monostate> result) {
+    if (result)
+      promise->set_value({});
+    else
+      promise->set_value(std::unexpected(std::move(result.error())));
+  };
+  return promise->get_future();
+}
+
+} // namespace
+
+std::expected<void, query_error> engine::wait_until_caught_up(std::chrono::milliseconds timeout) {
+  auto& core = *core_;
+  if (!core.system)
+    return std::unexpected(query_error{query_errc::engine_stopped, "the engine is shut down"});
+  auto head = core.store->head();
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<std::future<std::expected<void, query_error>>> pending;
+  {
+    std::shared_lock lock{core.registry_mutex};
+    for (auto& slot : core.projections) {
+      std::function<void(query_result<std::monostate>)> on_done;
+      pending.push_back(barrier_future(on_done));
+      auto barrier = make_barrier(std::move(on_done));
+      barrier->projection = slot->runtime.get();
+      barrier->min_position = head;
+      barrier->deadline = deadline;
+      core.dispatch_query(std::move(barrier));
+    }
+  }
+  std::expected<void, query_error> outcome;
+  for (auto& one : pending) {
+    auto result = one.get();
+    if (!result && outcome)
+      outcome = std::move(result);
+  }
+  return outcome;
+}
+
+std::future<std::expected<void, query_error>> engine::rebuild(std::type_index projection_type) {
+  auto& core = *core_;
+  detail::in_flight_token submitting{core};
+  std::function<void(query_result<std::monostate>)> on_done;
+  auto future = barrier_future(on_done);
+  auto barrier = make_barrier(std::move(on_done));
+  barrier->projection = find_projection(projection_type);
+  if (!barrier->projection) {
+    barrier->fail(query_error{query_errc::unknown_projection,
+                              "no registered projection " + detail::readable_type_name(projection_type)});
+    return future;
+  }
+  if (core.closing.load()) {
+    barrier->fail(query_error{query_errc::engine_stopped, "the engine is shut down"});
+    return future;
+  }
+  barrier->min_position = core.store->head();
+  auto* slot = static_cast<detail::projection_slot*>(barrier->projection->slot);
+  caf::anon_send(slot->actor, detail::rebuild_message{std::move(barrier)});
+  return future;
+}
+
+void engine::inspect(std::string type_name, std::string aggregate_id,
+                     std::function<void(std::expected<std::any, rejection>)> on_state) {
+  auto& core = *core_;
+  detail::in_flight_token submitting{core};
+  auto reply = std::make_shared<detail::state_sink>(std::move(on_state), [] {
+    return std::expected<std::any, rejection>{
+      std::unexpected(rejection{std::string{errc::engine_stopped}, "the engine is shut down"})};
+  });
+  if (aggregate_id.empty()) {
+    (*reply)(std::unexpected(rejection{std::string{errc::invalid_aggregate_id}, "an aggregate id is needed"}));
+    return;
+  }
+  if (core.closing.load())
+    return; // the sink's fallback answers engine_stopped
+  detail::aggregate_slot* slot = nullptr;
+  {
+    std::shared_lock lock{core.registry_mutex};
+    if (auto found = core.aggregates_by_name.find(type_name); found != core.aggregates_by_name.end())
+      slot = found->second;
+  }
+  if (!slot) {
+    (*reply)(std::unexpected(
+      rejection{std::string{errc::unknown_command}, "no registered aggregate type " + type_name}));
+    return;
+  }
+  caf::anon_send(core.actor_for(*slot, std::move(aggregate_id)), detail::inspect_message{std::move(reply)});
+}
+
+detail::projection_runtime* engine::find_projection(std::type_index type) const {
+  std::shared_lock lock{core_->registry_mutex};
+  auto found = core_->projections_by_type.find(type);
+  return found == core_->projections_by_type.end() ? nullptr : found->second->runtime.get();
+}
+
+namespace {
+
+projection_status status_of(const detail::projection_runtime& runtime, log_position head) {
+  projection_status status;
+  status.name = runtime.name();
+  status.checkpoint = runtime.checkpoint.load();
+  status.head = std::max(head, status.checkpoint);
+  status.lag = status.head - status.checkpoint;
+  status.failure = runtime.failure();
+  return status;
+}
+
+} // namespace
+
+std::optional<projection_status> engine::status(std::string_view projection_name) const {
+  auto head = core_->store->head();
+  std::shared_lock lock{core_->registry_mutex};
+  for (const auto& slot : core_->projections)
+    if (slot->runtime->name() == projection_name)
+      return status_of(*slot->runtime, head);
+  return std::nullopt;
+}
+
+std::vector<projection_status> engine::statuses() const {
+  auto head = core_->store->head();
+  std::shared_lock lock{core_->registry_mutex};
+  std::vector<projection_status> all;
+  for (const auto& slot : core_->projections)
+    all.push_back(status_of(*slot->runtime, head));
+  return all;
+}
+
+log_position engine::head() const {
+  return core_->store->head();
+}
+
+const std::shared_ptr<event_store>& engine::store() const {
+  return core_->store;
+}
+
+void engine::shutdown() {
+  auto& core = *core_;
+  std::call_once(core.shutdown_once, [&core, this] {
+    // Projections must apply every accepted command before they stop: wait for them while still open.
+    core.closing.store(true);
+    {
+      std::unique_lock lock{core.drain_mutex};
+      core.drained.wait(lock, [&core] { return core.in_flight.load() == 0; });
+    }
+    // Every accepted command is in the log now; let the read models apply it before the actors stop.
+    // A projection that failed reports its error here instead of blocking shutdown.
+    (void)wait_until_caught_up(std::chrono::seconds{60});
+    std::unique_lock lock{core.registry_mutex};
+    for (auto& slot : core.projections)
+      core.store->unsubscribe(slot->subscription);
+    for (auto& slot : core.projections)
+      caf::anon_send_exit(slot->actor, caf::exit_reason::user_shutdown);
+    for (auto& actor : core.query_actors)
+      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    for (auto& slot : core.aggregates)
+      for (auto& shard : slot->shards) {
+        std::lock_guard shard_lock{shard.mutex};
+        for (auto& [id, actor] : shard.actors)
+          caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+        shard.actors.clear();
+      }
+    lock.unlock();
+    // The actor system's destructor waits until every actor has stopped.
+    core.system.reset();
+  });
+}
+
+} // namespace cqrs

@@ -1,0 +1,288 @@
+// The embedding API: one cqrs::engine owns the actor system, the event store, and the host's registered domain.
+#pragma once
+
+#include "actors/decision.hpp"
+#include "actors/detail/type_erasure.hpp"
+#include "actors/envelope.hpp"
+#include "actors/event_store.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <expected>
+#include <functional>
+#include <future>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <typeindex>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace cqrs {
+
+namespace detail {
+class engine_core;
+}
+
+/// How CAF's scheduler hands work to its worker threads.
+enum class scheduler_policy {
+  /// Work stealing (CAF's default): lowest overhead, runs a woken actor next on the same worker.
+  stealing,
+  /// One shared queue: fairer interleaving of many clients, more contention.
+  sharing,
+};
+
+/// Engine settings; every field has a sensible default.
+struct options {
+  /// CAF worker threads; 0 means one per hardware thread.
+  std::size_t threads = 0;
+  scheduler_policy policy = scheduler_policy::stealing;
+  /// The write store; empty means a new in-memory store.
+  std::shared_ptr<event_store> store{};
+  /// Number of query actors that answer queries in parallel.
+  std::size_t query_actors = 2;
+  /// How long an `at_least` query waits for its read model when the query names no timeout.
+  std::chrono::milliseconds query_timeout{5000};
+};
+
+/// Rejection codes the engine itself produces (domain rules use their own codes).
+namespace errc {
+/// No registered aggregate handles the command's type.
+inline constexpr std::string_view unknown_command = "unknown_command";
+/// The command names no aggregate id.
+inline constexpr std::string_view invalid_aggregate_id = "invalid_aggregate_id";
+/// User code (decide, evolve, aggregate_id) threw; nothing was appended.
+inline constexpr std::string_view internal_error = "internal_error";
+/// The stream moved on under the aggregate (another writer shares the store); nothing was appended. Retry.
+inline constexpr std::string_view concurrency_conflict = "concurrency_conflict";
+/// The store refused or failed the append; nothing was appended.
+inline constexpr std::string_view store_failure = "store_failure";
+/// The engine is shutting down; the command was not processed.
+inline constexpr std::string_view engine_stopped = "engine_stopped";
+} // namespace errc
+
+/// A command's events were appended (or it decided on none).
+struct accepted {
+  /// The aggregate's stream version after the command.
+  stream_version version = 0;
+  /// Global position of the command's last event; pass it to `at_least` to read your own write.
+  /// For a command with no events: the position of the aggregate's latest event.
+  log_position position = 0;
+  /// Number of events appended.
+  std::size_t events = 0;
+};
+
+/// Exactly one reply per command: accepted, or rejected with a code and message (nothing appended).
+using command_result = std::expected<accepted, rejection>;
+
+/// Optional ids a sender attaches to a command; the engine generates a command id when none is given.
+struct command_options {
+  std::string command_id{};
+  /// Empty means: the command id.
+  std::string correlation_id{};
+};
+
+/// How fresh a query's answer must be.
+struct consistency {
+  /// The read model must have applied at least this position; 0 answers at once (possibly stale).
+  log_position min_position = 0;
+  /// How long to wait for it; zero means the engine's default (options::query_timeout).
+  std::chrono::milliseconds timeout{0};
+
+  /// Answer now from whatever the read model holds.
+  static consistency any() { return consistency{}; }
+};
+
+/// Answer once the read model has applied `position` (read-your-writes with an accepted command's position).
+inline consistency at_least(log_position position, std::chrono::milliseconds timeout = std::chrono::milliseconds{0}) {
+  return consistency{position, timeout};
+}
+
+/// A projection's progress: its checkpoint against the log head, and where it stopped if it failed.
+struct projection_status {
+  std::string name;
+  log_position checkpoint = 0;
+  log_position head = 0;
+  /// Head minus checkpoint: how many events the read model is behind.
+  log_position lag = 0;
+  std::optional<projection_failure> failure{};
+};
+
+/// A copy of a read model with the position it reflects.
+template <class Projection>
+struct read_model_copy {
+  Projection model;
+  log_position checkpoint = 0;
+};
+
+/// What a query's projection answers to it: `Projection::answer(const Query&) const` returns it.
+template <class Query>
+using answer_type = decltype(std::declval<const typename Query::projection&>().answer(std::declval<const Query&>()));
+
+/// The embedded engine. Safe to use from any thread; the destructor shuts it down.
+class engine {
+public:
+  explicit engine(options settings = {});
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  /// Registers an aggregate type: commands of any alternative of `Aggregate::command` are routed to it.
+  /// Throws std::invalid_argument if the aggregate or one of its command types is already registered.
+  template <class Aggregate>
+  void add_aggregate() {
+    auto model = std::make_unique<detail::aggregate_model>();
+    model->type_name = std::string{Aggregate::type_name};
+    model->make_instance = [] { return std::make_unique<detail::aggregate_instance_for<Aggregate>>(); };
+    std::vector<std::pair<std::type_index, detail::command_router>> routes;
+    add_routes<Aggregate>(routes, static_cast<typename Aggregate::command*>(nullptr));
+    routes.emplace_back(typeid(typename Aggregate::command),
+                        &detail::route_command<Aggregate, typename Aggregate::command>);
+    add_aggregate(std::move(model), std::move(routes));
+  }
+
+  /// Registers a projection and starts it from position 0. Throws std::invalid_argument on a duplicate.
+  template <class Projection>
+  void add_projection() {
+    add_projection(typeid(Projection), std::make_unique<detail::projection_runtime_for<Projection>>());
+  }
+
+  /// Sends a command; the future receives exactly one reply.
+  template <class Command>
+  std::future<command_result> send(Command command, command_options ids = {}) {
+    auto promise = std::make_shared<std::promise<command_result>>();
+    auto future = promise->get_future();
+    send(std::move(command), [promise](command_result result) { promise->set_value(std::move(result)); },
+         std::move(ids));
+    return future;
+  }
+
+  /// Sends a command; `on_reply` runs exactly once, on an engine thread: keep it short and never block in it.
+  template <class Command>
+  void send(Command command, std::function<void(command_result)> on_reply, command_options ids = {}) {
+    submit(typeid(Command), &command, std::move(ids), std::move(on_reply));
+  }
+
+  /// Asks a read model; the query type names its projection (`using projection = ...`).
+  template <class Query>
+  auto query(Query question, consistency wanted = consistency::any()) {
+    using result = answer_type<Query>;
+    auto promise = std::make_shared<std::promise<query_result<result>>>();
+    auto future = promise->get_future();
+    query(std::move(question), [promise](query_result<result> answer) { promise->set_value(std::move(answer)); },
+          wanted);
+    return future;
+  }
+
+  /// Asks a read model; `on_answer` runs exactly once, on an engine thread: keep it short and never block in it.
+  template <class Query>
+  void query(Query question, std::function<void(query_result<answer_type<Query>>)> on_answer,
+             consistency wanted = consistency::any()) {
+    using projection = typename Query::projection;
+    using Result = answer_type<Query>;
+    auto run = [question = std::move(question)](const detail::projection_runtime& runtime) {
+      return static_cast<const detail::projection_runtime_for<projection>&>(runtime).model.answer(question);
+    };
+    submit_query(typeid(projection),
+                 std::make_shared<detail::query_task_for<Result, decltype(run)>>(std::move(run), std::move(on_answer)),
+                 wanted);
+  }
+
+  /// Blocks until every running projection has applied the log head as of the call (a barrier for tests,
+  /// demos and shutdown). Fails if a projection stopped on an error or the timeout passed.
+  std::expected<void, query_error> wait_until_caught_up(std::chrono::milliseconds timeout = std::chrono::seconds{60});
+
+  /// Empties a projection's read model and replays the whole log into it; the future is ready once it has
+  /// reached the head as of the call. Queries during the rebuild see the partial model.
+  template <class Projection>
+  std::future<std::expected<void, query_error>> rebuild() {
+    return rebuild(typeid(Projection));
+  }
+
+  /// A consistent copy of a live read model and the checkpoint it reflects.
+  template <class Projection>
+  std::expected<read_model_copy<Projection>, query_error> copy_read_model() const {
+    auto* runtime = find_projection(typeid(Projection));
+    if (!runtime)
+      return std::unexpected(query_error{query_errc::unknown_projection,
+                                         "projection " + std::string{Projection::name} + " is not registered"});
+    std::shared_lock lock{runtime->mutex};
+    return read_model_copy<Projection>{static_cast<const detail::projection_runtime_for<Projection>*>(runtime)->model,
+                                       runtime->checkpoint.load()};
+  }
+
+  /// A copy of an aggregate's live state as its actor holds it (recovering it from the store if needed).
+  template <class Aggregate>
+  std::future<std::expected<Aggregate, rejection>> inspect(std::string aggregate_id) {
+    auto promise = std::make_shared<std::promise<std::expected<Aggregate, rejection>>>();
+    auto future = promise->get_future();
+    inspect(std::string{Aggregate::type_name}, std::move(aggregate_id),
+            [promise](std::expected<std::any, rejection> state) {
+              if (state)
+                promise->set_value(std::any_cast<Aggregate>(std::move(*state)));
+              else
+                promise->set_value(std::unexpected(std::move(state.error())));
+            });
+    return future;
+  }
+
+  /// Progress of one projection, by name; nullopt if no projection has that name.
+  std::optional<projection_status> status(std::string_view projection_name) const;
+  /// Progress of every projection, in registration order.
+  std::vector<projection_status> statuses() const;
+
+  /// Position of the last event in the log.
+  log_position head() const;
+  /// The write store (for reading the log, or sharing it with another engine).
+  const std::shared_ptr<event_store>& store() const;
+
+  /// Refuses new commands and queries, waits for commands in flight to be answered and for the projections to
+  /// apply them, then stops every actor. Idempotent; the destructor calls it.
+  void shutdown();
+
+private:
+  template <class Aggregate, class... Alternatives>
+  static void add_routes(std::vector<std::pair<std::type_index, detail::command_router>>& routes,
+                         std::variant<Alternatives...>*) {
+    (routes.emplace_back(typeid(Alternatives), &detail::route_command<Aggregate, Alternatives>), ...);
+  }
+
+  void add_aggregate(std::unique_ptr<detail::aggregate_model> model,
+                     std::vector<std::pair<std::type_index, detail::command_router>> routes);
+  void add_projection(std::type_index type, std::unique_ptr<detail::projection_runtime> runtime);
+  void submit(std::type_index command_type, void* command, command_options ids,
+              std::function<void(command_result)> on_reply);
+  void submit_query(std::type_index projection_type, std::shared_ptr<detail::query_task> task, consistency wanted);
+  std::future<std::expected<void, query_error>> rebuild(std::type_index projection_type);
+  void inspect(std::string type_name, std::string aggregate_id,
+               std::function<void(std::expected<std::any, rejection>)> on_state);
+  detail::projection_runtime* find_projection(std::type_index type) const;
+
+  std::unique_ptr<detail::engine_core> core_;
+};
+
+/// Folds an aggregate's stream from the store into a fresh state: what a recovering actor computes.
+template <class Aggregate>
+Aggregate replay(const event_store& store, const std::string& aggregate_id) {
+  Aggregate state{};
+  store.read_stream(stream_id{std::string{Aggregate::type_name}, aggregate_id}, 0, [&](const envelope& event) {
+    state = detail::call_evolve(std::move(state), *event.event_as<typename Aggregate::event>());
+    return true;
+  });
+  return state;
+}
+
+/// Builds a read model from scratch by folding the log up to a position (the whole log by default),
+/// without any actor: the reference a live projection must equal.
+template <class Projection>
+Projection fold_log(const event_store& store, log_position up_to = ~log_position{0}) {
+  Projection model{};
+  store.read_all(0, std::min(up_to, store.head()), [&](const envelope& event) {
+    detail::apply_subscribed(model, event);
+    return true;
+  });
+  return model;
+}
+
+} // namespace cqrs

@@ -1,0 +1,85 @@
+// The write store's interface: append with an expected version, read a stream or the log, watch the head.
+#pragma once
+
+#include "actors/envelope.hpp"
+
+#include <cstdint>
+#include <expected>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cqrs {
+
+/// One event to append: its versioned type name (static storage) and the aggregate's event variant.
+struct new_event {
+  std::string_view type_name;
+  std::any payload;
+};
+
+/// A batch of events for one stream, appended atomically or not at all.
+struct append_request {
+  std::shared_ptr<const stream_id> stream;
+  /// The stream version the events were decided on; the append is refused if the stream has moved on.
+  stream_version expected_version = 0;
+  std::string command_id;
+  std::string correlation_id;
+  std::vector<new_event> events;
+};
+
+/// Where an accepted append landed.
+struct append_result {
+  log_position first_position = 0;
+  log_position last_position = 0;
+  /// Version of the stream after the append.
+  stream_version version = 0;
+};
+
+enum class store_errc {
+  /// The stream's version differs from the expected one: another writer got there first. Nothing was appended.
+  version_conflict,
+  /// The request itself is unusable (no events, no stream). Nothing was appended.
+  invalid_request,
+  /// The store could not write. Nothing was appended.
+  io_error,
+};
+
+struct store_error {
+  store_errc code;
+  std::string message;
+};
+
+/// Called with the new head position after events are appended. Runs on the appending thread: keep it short.
+using head_listener = std::function<void(log_position head)>;
+
+/// Receives events in order while the store reads; returning false stops the read early.
+using event_visitor = std::function<bool(const envelope&)>;
+
+/// The event log. Implementations are thread-safe: appends from many threads, reads concurrent with appends.
+class event_store {
+public:
+  virtual ~event_store() = default;
+
+  /// Appends all events of the request or none. Positions are gap-free and strictly increasing in commit order.
+  virtual std::expected<append_result, store_error> append(append_request request) = 0;
+
+  /// Visits the stream's events with version > after_version, in version order. Returns the stream's version.
+  virtual stream_version read_stream(const stream_id& stream, stream_version after_version,
+                                     const event_visitor& visit) const = 0;
+
+  /// Visits the log's events with after_position < position <= up_to, in position order.
+  virtual void read_all(log_position after_position, log_position up_to, const event_visitor& visit) const = 0;
+
+  /// Position of the last committed event (0 for an empty log).
+  virtual log_position head() const = 0;
+
+  /// Registers a listener for new heads; returns an id for unsubscribe().
+  virtual std::uint64_t subscribe(head_listener listener) = 0;
+  virtual void unsubscribe(std::uint64_t subscription) = 0;
+};
+
+/// The default store: an in-memory log, fast and thread-safe, gone when the process ends.
+std::shared_ptr<event_store> make_memory_event_store();
+
+} // namespace cqrs

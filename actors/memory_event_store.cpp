@@ -1,0 +1,138 @@
+// The in-memory event store: one log in a deque (stable addresses) plus a per-stream index of positions.
+#include "actors/event_store.hpp"
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+
+namespace cqrs {
+namespace {
+
+struct stream_id_hash {
+  std::size_t operator()(const stream_id& stream) const noexcept {
+    std::size_t seed = std::hash<std::string>{}(stream.type);
+    return seed ^ (std::hash<std::string>{}(stream.id) + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2));
+  }
+};
+
+class memory_event_store final : public event_store {
+public:
+  std::expected<append_result, store_error> append(append_request request) override {
+    if (!request.stream)
+      return std::unexpected(store_error{store_errc::invalid_request, "append without a stream"});
+    if (request.events.empty())
+      return std::unexpected(store_error{store_errc::invalid_request, "append without events"});
+    append_result result;
+    {
+      std::unique_lock lock{mutex_};
+      auto& positions = streams_[*request.stream];
+      if (positions.size() != request.expected_version)
+        return std::unexpected(store_error{
+          store_errc::version_conflict,
+          "stream " + request.stream->to_string() + " is at version " + std::to_string(positions.size())
+            + ", expected " + std::to_string(request.expected_version)});
+      auto now = std::chrono::system_clock::now();
+      result.first_position = log_.size() + 1;
+      for (auto& event : request.events) {
+        auto& stored = log_.emplace_back();
+        stored.stream = request.stream;
+        stored.position = log_.size();
+        positions.push_back(stored.position);
+        stored.version = positions.size();
+        stored.type_name = event.type_name;
+        stored.timestamp = now;
+        stored.command_id = request.command_id;
+        stored.correlation_id = request.correlation_id;
+        stored.payload = std::move(event.payload);
+      }
+      result.last_position = log_.size();
+      result.version = positions.size();
+      head_.store(result.last_position, std::memory_order_release);
+    }
+    notify(result.last_position);
+    return result;
+  }
+
+  stream_version read_stream(const stream_id& stream, stream_version after_version,
+                             const event_visitor& visit) const override {
+    std::vector<const envelope*> events;
+    stream_version version = 0;
+    {
+      std::shared_lock lock{mutex_};
+      auto found = streams_.find(stream);
+      if (found == streams_.end())
+        return 0;
+      const auto& positions = found->second;
+      version = positions.size();
+      for (auto index = after_version; index < positions.size(); ++index)
+        events.push_back(&log_[positions[index] - 1]);
+    }
+    // Envelopes never move or change once appended, so they are read without the lock.
+    for (const auto* event : events)
+      if (!visit(*event))
+        break;
+    return version;
+  }
+
+  void read_all(log_position after_position, log_position up_to, const event_visitor& visit) const override {
+    constexpr log_position chunk = 4096;
+    std::vector<const envelope*> events;
+    events.reserve(chunk);
+    auto next = after_position;
+    while (next < up_to) {
+      events.clear();
+      {
+        std::shared_lock lock{mutex_};
+        auto last = std::min<log_position>({up_to, log_.size(), next + chunk});
+        for (auto position = next + 1; position <= last; ++position)
+          events.push_back(&log_[position - 1]);
+      }
+      if (events.empty())
+        return;
+      for (const auto* event : events)
+        if (!visit(*event))
+          return;
+      next = events.back()->position;
+    }
+  }
+
+  log_position head() const override { return head_.load(std::memory_order_acquire); }
+
+  std::uint64_t subscribe(head_listener listener) override {
+    std::unique_lock lock{listeners_mutex_};
+    auto id = ++last_subscription_;
+    listeners_.emplace(id, std::move(listener));
+    return id;
+  }
+
+  void unsubscribe(std::uint64_t subscription) override {
+    std::unique_lock lock{listeners_mutex_};
+    listeners_.erase(subscription);
+  }
+
+private:
+  void notify(log_position head) {
+    std::shared_lock lock{listeners_mutex_};
+    for (auto& [id, listener] : listeners_)
+      listener(head);
+  }
+
+  mutable std::shared_mutex mutex_;
+  std::deque<envelope> log_;
+  std::unordered_map<stream_id, std::vector<log_position>, stream_id_hash> streams_;
+  std::atomic<log_position> head_{0};
+
+  std::shared_mutex listeners_mutex_;
+  std::unordered_map<std::uint64_t, head_listener> listeners_;
+  std::uint64_t last_subscription_ = 0;
+};
+
+} // namespace
+
+std::shared_ptr<event_store> make_memory_event_store() {
+  return std::make_shared<memory_event_store>();
+}
+
+} // namespace cqrs

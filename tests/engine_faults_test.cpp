@@ -1,0 +1,147 @@
+// User code that throws (decide, evolve, a projection) must not take the engine down or corrupt what it holds.
+#include "engine_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <boost/describe.hpp>
+
+#include <stdexcept>
+
+using namespace test_support;
+
+namespace fragile {
+
+enum class mode { normal, throw_in_decide, throw_in_evolve };
+
+struct poke {
+  std::string id;
+  int value = 0;
+  mode how = mode::normal;
+};
+using command = std::variant<poke>;
+
+struct poked {
+  static constexpr std::string_view type_name = "Poked.v1";
+  int value = 0;
+  bool explode = false;
+};
+using event = std::variant<poked>;
+
+struct thing {
+  using command = fragile::command;
+  using event = fragile::event;
+  static constexpr std::string_view type_name = "fragile";
+  int total = 0;
+  int pokes = 0;
+  bool operator==(const thing&) const = default;
+};
+
+inline std::string_view aggregate_id(const command& cmd) {
+  return std::get<poke>(cmd).id;
+}
+
+inline cqrs::decision<event> decide(const thing&, const command& cmd) {
+  const auto& request = std::get<poke>(cmd);
+  if (request.how == mode::throw_in_decide)
+    throw std::runtime_error("decide exploded");
+  return poked{request.value, request.how == mode::throw_in_evolve};
+}
+
+inline thing evolve(thing state, const event& evt) {
+  const auto& happened = std::get<poked>(evt);
+  if (happened.explode)
+    throw std::logic_error("evolve exploded");
+  state.total += happened.value;
+  ++state.pokes;
+  return state;
+}
+
+struct count_superstitious;
+
+/// A read model that cannot take a poke of 13.
+struct superstitious_view {
+  static constexpr std::string_view name = "superstitious";
+  using subscribes_to = cqrs::events_of<fragile::event>;
+  int total = 0;
+  void apply(const cqrs::envelope&, const fragile::event& evt) {
+    if (std::get<poked>(evt).value == 13)
+      throw std::runtime_error("unlucky number");
+    total += std::get<poked>(evt).value;
+  }
+  int answer(const count_superstitious&) const { return total; }
+  bool operator==(const superstitious_view&) const = default;
+};
+
+struct count_superstitious {
+  using projection = superstitious_view;
+};
+
+} // namespace fragile
+
+TEST_CASE("a decide that throws rejects the command as an internal error and leaves the aggregate as its log says") {
+  cqrs::engine engine{cqrs::options{.threads = 2}};
+  engine.add_aggregate<fragile::thing>();
+  REQUIRE(engine.send(fragile::poke{"x", 5}).get());
+  auto failed = engine.send(fragile::poke{"x", 7, fragile::mode::throw_in_decide}).get();
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().code == cqrs::errc::internal_error);
+  CHECK(failed.error().message.find("decide exploded") != std::string::npos);
+  CHECK(engine.head() == 1);
+  auto after = engine.send(fragile::poke{"x", 1}).get();
+  REQUIRE(after);
+  CHECK(after->version == 2);
+  CHECK(*engine.inspect<fragile::thing>("x").get() == fragile::thing{6, 2});
+}
+
+TEST_CASE("an evolve that throws rejects the command and nothing is appended") {
+  cqrs::engine engine{cqrs::options{.threads = 2}};
+  engine.add_aggregate<fragile::thing>();
+  REQUIRE(engine.send(fragile::poke{"x", 5}).get());
+  auto failed = engine.send(fragile::poke{"x", 7, fragile::mode::throw_in_evolve}).get();
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().code == cqrs::errc::internal_error);
+  CHECK(failed.error().message.find("evolve exploded") != std::string::npos);
+  CHECK(engine.head() == 1);
+  REQUIRE(engine.send(fragile::poke{"x", 2}).get());
+  CHECK(*engine.inspect<fragile::thing>("x").get() == fragile::thing{7, 2});
+  CHECK(cqrs::replay<fragile::thing>(*engine.store(), "x") == fragile::thing{7, 2});
+}
+
+TEST_CASE("a projection that throws stops at its checkpoint, reports the event and error, and answers no query") {
+  cqrs::engine engine{cqrs::options{.threads = 2}};
+  engine.add_aggregate<fragile::thing>();
+  engine.add_projection<fragile::superstitious_view>();
+  engine.add_projection<readmodels::bank_totals>(); // unaffected by the failure of another projection
+  REQUIRE(engine.send(fragile::poke{"x", 1}).get());
+  REQUIRE(engine.send(fragile::poke{"x", 2}).get());
+  auto unlucky = engine.send(fragile::poke{"y", 13}).get();
+  REQUIRE(unlucky);
+  auto later = engine.send(fragile::poke{"x", 4}).get();
+  REQUIRE(later);
+
+  auto waited = engine.query(fragile::count_superstitious{}, cqrs::at_least(later->position)).get();
+  REQUIRE_FALSE(waited);
+  CHECK(waited.error().code == cqrs::query_errc::projection_failed);
+  CHECK(waited.error().message.find("unlucky number") != std::string::npos);
+
+  auto caught_up = engine.wait_until_caught_up();
+  REQUIRE_FALSE(caught_up);
+  CHECK(caught_up.error().code == cqrs::query_errc::projection_failed);
+
+  auto status = engine.status("superstitious");
+  REQUIRE(status);
+  REQUIRE(status->failure);
+  CHECK(status->failure->position == unlucky->position);
+  CHECK(status->failure->type_name == "Poked.v1");
+  CHECK(status->failure->message == "unlucky number");
+  CHECK(status->checkpoint == unlucky->position - 1);
+  CHECK(status->lag == engine.head() - status->checkpoint);
+
+  auto now = engine.query(fragile::count_superstitious{}).get();
+  REQUIRE_FALSE(now);
+  CHECK(now.error().code == cqrs::query_errc::projection_failed);
+
+  auto other = engine.status("bank_totals");
+  REQUIRE(other);
+  CHECK_FALSE(other->failure);
+}
