@@ -94,10 +94,12 @@ aggregate_actor::behavior_type aggregate_behavior(aggregate_actor::stateful_poin
   self->state.stream = std::move(stream);
   return {
     [self](const command_message& message) {
+      received(self);
       auto& job = *message.job;
       job.reply(self->state.handle(job));
     },
     [self](const inspect_message& message) {
+      received(self);
       if (auto failure = self->state.recover())
         (*message.reply)(std::unexpected(std::move(*failure)));
       else

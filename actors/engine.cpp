@@ -68,12 +68,12 @@ aggregate_actor engine_core::actor_for(aggregate_slot& slot, std::string aggrega
 
 void engine_core::dispatch_query(std::shared_ptr<query_task> task) {
   auto index = next_query_actor.fetch_add(1, std::memory_order_relaxed) % query_actors.size();
-  caf::anon_send(query_actors[index], query_message{std::move(task)});
+  deliver(query_actors[index], query_message{std::move(task)});
 }
 
 void engine_core::wake(projection_slot& slot) {
   if (!slot.advance_pending.exchange(true))
-    caf::anon_send(slot.actor, advance_atom::value);
+    deliver(slot.actor, advance_atom::value);
 }
 
 void engine_core::operation_started() {
@@ -173,7 +173,7 @@ void engine::submit(std::type_index command_type, void* command, command_options
     job->reply(detail::refuse(errc::engine_stopped, "the engine is shut down"));
     return;
   }
-  caf::anon_send(core.actor_for(*slot, std::move(routed.aggregate_id)), detail::command_message{std::move(job)});
+  detail::deliver(core.actor_for(*slot, std::move(routed.aggregate_id)), detail::command_message{std::move(job)});
 }
 
 void engine::submit_query(std::type_index projection_type, std::shared_ptr<detail::query_task> task,
@@ -266,7 +266,7 @@ std::future<std::expected<void, query_error>> engine::rebuild(std::type_index pr
   }
   barrier->min_position = core.store->head();
   auto* slot = static_cast<detail::projection_slot*>(barrier->projection->slot);
-  caf::anon_send(slot->actor, detail::rebuild_message{std::move(barrier)});
+  detail::deliver(slot->actor, detail::rebuild_message{std::move(barrier)});
   return future;
 }
 
@@ -295,7 +295,7 @@ void engine::inspect(std::string type_name, std::string aggregate_id,
       rejection{std::string{errc::unknown_command}, "no registered aggregate type " + type_name}));
     return;
   }
-  caf::anon_send(core.actor_for(*slot, std::move(aggregate_id)), detail::inspect_message{std::move(reply)});
+  detail::deliver(core.actor_for(*slot, std::move(aggregate_id)), detail::inspect_message{std::move(reply)});
 }
 
 detail::projection_runtime* engine::find_projection(std::type_index type) const {

@@ -123,12 +123,14 @@ projection_actor::behavior_type projection_behavior(projection_actor::stateful_p
   self->state.core = core;
   return {
     [self](advance_atom) {
+      received(self);
       // Cleared before reading the head, so an append that lands after the read wakes this actor again.
       self->state.slot->advance_pending.store(false);
       if (self->state.advance())
         self->state.core->wake(*self->state.slot);
     },
     [self](const rebuild_message& message) {
+      received(self);
       auto& state = self->state;
       auto& model = *state.slot->runtime;
       {
@@ -156,6 +158,7 @@ void answer(query_task& task) {
 query_actor::behavior_type query_behavior(query_actor::pointer self) {
   return {
     [self](const query_message& message) {
+      received(self);
       auto& task = *message.task;
       auto& slot = *static_cast<projection_slot*>(task.projection->slot);
       std::uint64_t waiter = 0;
@@ -170,13 +173,15 @@ query_actor::behavior_type query_behavior(query_actor::pointer self) {
           if (task.deadline != std::chrono::steady_clock::time_point::max()) {
             auto delay = std::max(task.deadline - std::chrono::steady_clock::now(),
                                   std::chrono::steady_clock::duration{0});
+            // A message to itself: its own earlier handler already happens-before, no annotation needed.
             self->delayed_send(self, std::chrono::duration_cast<std::chrono::microseconds>(delay),
                                expire_message{&slot, waiter});
           }
           break;
       }
     },
-    [](const expire_message& message) {
+    [self](const expire_message& message) {
+      received(self);
       auto task = message.slot->take(message.waiter);
       if (!task)
         return; // answered in time
