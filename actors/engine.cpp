@@ -48,7 +48,7 @@ engine_core::engine_core(options chosen) : settings(std::move(chosen)) {
   system = std::make_unique<caf::actor_system>(config);
   auto query_actor_count = std::max<std::size_t>(1, settings.query_actors);
   for (std::size_t index = 0; index < query_actor_count; ++index)
-    query_actors.push_back(spawn_query_actor(*system));
+    query_actors.push_back(spawn_query_actor(*system, index));
 }
 
 engine_core::~engine_core() = default;

@@ -155,7 +155,9 @@ void answer(query_task& task) {
     task.run(model);
 }
 
-query_actor::behavior_type query_behavior(query_actor::pointer self) {
+// `index` only gives the function an argument: CAF 0.17 spawns an argument-less function through a null
+// std::shared_ptr<std::tuple<>> dereference, which UBSan rightly aborts on.
+query_actor::behavior_type query_behavior(query_actor::pointer self, std::size_t /* index */) {
   return {
     [self](const query_message& message) {
       received(self);
@@ -200,8 +202,8 @@ projection_actor spawn_projection(caf::actor_system& system, projection_slot* sl
   return system.spawn(projection_behavior, slot, store, core);
 }
 
-query_actor spawn_query_actor(caf::actor_system& system) {
-  return system.spawn(query_behavior);
+query_actor spawn_query_actor(caf::actor_system& system, std::size_t index) {
+  return system.spawn(query_behavior, index);
 }
 
 } // namespace cqrs::detail

@@ -172,7 +172,7 @@ aggregate_actor spawn_aggregate(caf::actor_system& system, const aggregate_model
 projection_actor spawn_projection(caf::actor_system& system, projection_slot* slot, event_store* store,
                                   engine_core* core);
 
-query_actor spawn_query_actor(caf::actor_system& system);
+query_actor spawn_query_actor(caf::actor_system& system, std::size_t index);
 
 /// Everything the engine owns. The public engine class is a thin handle to it.
 class engine_core {
