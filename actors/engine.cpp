@@ -220,23 +220,22 @@ std::future<std::expected<void, query_error>> barrier_future(
 
 } // namespace
 
-std::expected<void, query_error> engine::wait_until_caught_up(std::chrono::milliseconds timeout) {
-  auto& core = *core_;
-  if (!core.system)
-    return std::unexpected(query_error{query_errc::engine_stopped, "the engine is shut down"});
-  auto head = core.store->head();
+namespace detail {
+
+std::expected<void, query_error> engine_core::catch_up(std::chrono::milliseconds timeout) {
+  auto head = store->head();
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::vector<std::future<std::expected<void, query_error>>> pending;
   {
-    std::shared_lock lock{core.registry_mutex};
-    for (auto& slot : core.projections) {
+    std::shared_lock lock{registry_mutex};
+    for (auto& slot : projections) {
       std::function<void(query_result<std::monostate>)> on_done;
       pending.push_back(barrier_future(on_done));
       auto barrier = make_barrier(std::move(on_done));
       barrier->projection = slot->runtime.get();
       barrier->min_position = head;
       barrier->deadline = deadline;
-      core.dispatch_query(std::move(barrier));
+      dispatch_query(std::move(barrier));
     }
   }
   std::expected<void, query_error> outcome;
@@ -246,6 +245,19 @@ std::expected<void, query_error> engine::wait_until_caught_up(std::chrono::milli
       outcome = std::move(result);
   }
   return outcome;
+}
+
+} // namespace detail
+
+std::expected<void, query_error> engine::wait_until_caught_up(std::chrono::milliseconds timeout) {
+  auto& core = *core_;
+  {
+    // Counted only while the barriers are handed out: shutdown waits for that, then answers them itself.
+    detail::in_flight_token submitting{core};
+    if (core.closing.load())
+      return std::unexpected(query_error{query_errc::engine_stopped, "the engine is shut down"});
+  }
+  return core.catch_up(timeout);
 }
 
 std::future<std::expected<void, query_error>> engine::rebuild(std::type_index projection_type) {
@@ -355,7 +367,7 @@ void engine::shutdown() {
     }
     // Every accepted command is in the log now; let the read models apply it before the actors stop.
     // A projection that failed reports its error here instead of blocking shutdown.
-    (void)wait_until_caught_up(std::chrono::seconds{60});
+    (void)core.catch_up(std::chrono::seconds{60});
     std::unique_lock lock{core.registry_mutex};
     for (auto& slot : core.projections)
       core.store->unsubscribe(slot->subscription);

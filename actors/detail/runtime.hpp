@@ -180,6 +180,8 @@ public:
   explicit engine_core(options settings);
   ~engine_core();
 
+  /// Waits until every projection has applied the head as of the call (or failed, or the timeout passed).
+  std::expected<void, query_error> catch_up(std::chrono::milliseconds timeout);
   /// The live actor of an aggregate instance, spawned on first use.
   aggregate_actor actor_for(aggregate_slot& slot, std::string aggregate_id);
   /// Hands a query whose position is reached (or that wants none) to a query actor.
