@@ -6,6 +6,12 @@ namespace cqrs::detail {
 struct aggregate_state {
   static inline const char* name = "cqrs.aggregate";
 
+  aggregate_state() = default;
+  aggregate_state(const aggregate_state&) = delete;
+  aggregate_state& operator=(const aggregate_state&) = delete;
+  ~aggregate_state() { received(self); }
+
+  caf::abstract_actor* self = nullptr;
   const aggregate_model* model = nullptr;
   event_store* store = nullptr;
   std::shared_ptr<const stream_id> stream;
@@ -89,6 +95,7 @@ namespace {
 aggregate_actor::behavior_type aggregate_behavior(aggregate_actor::stateful_pointer<aggregate_state> self,
                                                   const aggregate_model* model, event_store* store,
                                                   std::shared_ptr<const stream_id> stream) {
+  self->state.self = self;
   self->state.model = model;
   self->state.store = store;
   self->state.stream = std::move(stream);

@@ -191,6 +191,11 @@ void engine::submit_query(std::type_index projection_type, std::shared_ptr<detai
     return;
   }
   task->min_position = wanted.min_position;
+  if (core.settings.queries == query_dispatch::caller_when_ready
+      && task->projection->checkpoint.load(std::memory_order_acquire) >= wanted.min_position) {
+    detail::answer(*task);
+    return;
+  }
   if (wanted.min_position > 0) {
     auto timeout = wanted.timeout.count() > 0 ? wanted.timeout : core.settings.query_timeout;
     task->deadline = std::chrono::steady_clock::now() + timeout;
@@ -372,14 +377,14 @@ void engine::shutdown() {
     for (auto& slot : core.projections)
       core.store->unsubscribe(slot->subscription);
     for (auto& slot : core.projections)
-      caf::anon_send_exit(slot->actor, caf::exit_reason::user_shutdown);
+      detail::stop(slot->actor);
     for (auto& actor : core.query_actors)
-      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+      detail::stop(actor);
     for (auto& slot : core.aggregates)
       for (auto& shard : slot->shards) {
         std::lock_guard shard_lock{shard.mutex};
         for (auto& [id, actor] : shard.actors)
-          caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+          detail::stop(actor);
         shard.actors.clear();
       }
     lock.unlock();

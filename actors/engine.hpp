@@ -33,6 +33,15 @@ enum class scheduler_policy {
   sharing,
 };
 
+/// Where a query whose read model is already at the wanted position is answered.
+enum class query_dispatch {
+  /// On the calling thread, under the read model's shared lock: no actor hop (the fastest; the default).
+  /// Queries that must wait for their position still park and are answered by the query actors.
+  caller_when_ready,
+  /// Always by one of the query actors (the caller's thread never reads a read model).
+  query_actors,
+};
+
 /// Engine settings; every field has a sensible default.
 struct options {
   /// CAF worker threads; 0 means one per hardware thread.
@@ -42,6 +51,7 @@ struct options {
   std::shared_ptr<event_store> store{};
   /// Number of query actors that answer queries in parallel.
   std::size_t query_actors = 2;
+  query_dispatch queries = query_dispatch::caller_when_ready;
   /// How long an `at_least` query waits for its read model when the query names no timeout.
   std::chrono::milliseconds query_timeout{5000};
 };
@@ -175,7 +185,8 @@ public:
     return future;
   }
 
-  /// Asks a read model; `on_answer` runs exactly once, on an engine thread: keep it short and never block in it.
+  /// Asks a read model; `on_answer` runs exactly once: on the calling thread when the answer is ready at once
+  /// (see query_dispatch), otherwise on an engine thread, where it must be short and never block.
   template <class Query>
   void query(Query question, std::function<void(query_result<answer_type<Query>>)> on_answer,
              consistency wanted = consistency::any()) {

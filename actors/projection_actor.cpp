@@ -66,9 +66,24 @@ std::vector<std::shared_ptr<query_task>> projection_slot::take_all() {
   return all;
 }
 
+void answer(query_task& task) {
+  auto& model = *task.projection;
+  std::shared_lock lock{model.mutex};
+  if (model.failed())
+    task.fail(failed_error(model));
+  else
+    task.run(model);
+}
+
 struct projection_state {
   static inline const char* name = "cqrs.projection";
 
+  projection_state() = default;
+  projection_state(const projection_state&) = delete;
+  projection_state& operator=(const projection_state&) = delete;
+  ~projection_state() { received(self); }
+
+  caf::abstract_actor* self = nullptr;
   projection_slot* slot = nullptr;
   event_store* store = nullptr;
   engine_core* core = nullptr;
@@ -118,6 +133,7 @@ namespace {
 
 projection_actor::behavior_type projection_behavior(projection_actor::stateful_pointer<projection_state> self,
                                                     projection_slot* slot, event_store* store, engine_core* core) {
+  self->state.self = self;
   self->state.slot = slot;
   self->state.store = store;
   self->state.core = core;
@@ -144,15 +160,6 @@ projection_actor::behavior_type projection_behavior(projection_actor::stateful_p
       state.core->wake(*state.slot);
     },
   };
-}
-
-void answer(query_task& task) {
-  auto& model = *task.projection;
-  std::shared_lock lock{model.mutex};
-  if (model.failed())
-    task.fail(failed_error(model));
-  else
-    task.run(model);
 }
 
 // `index` only gives the function an argument: CAF 0.17 spawns an argument-less function through a null

@@ -94,7 +94,8 @@ private:
 } // namespace
 
 TEST_CASE("read-your-writes: a query at the command's position always sees its effect (10,000 times, under load)") {
-  auto engine = bank_engine();
+  auto dispatch = GENERATE(cqrs::query_dispatch::caller_when_ready, cqrs::query_dispatch::query_actors);
+  auto engine = bank_engine(cqrs::options{.queries = dispatch});
   open(*engine, "mine");
   background_load load{*engine, 3};
   int violations = 0;
@@ -145,7 +146,8 @@ TEST_CASE("each read model equals a fold of the log, and a rebuild from position
 }
 
 TEST_CASE("lag is visible per projection, an at_least query waits for it without polling, and times out clearly") {
-  auto engine = bank_engine(cqrs::options{.threads = 3});
+  auto dispatch = GENERATE(cqrs::query_dispatch::caller_when_ready, cqrs::query_dispatch::query_actors);
+  auto engine = bank_engine(cqrs::options{.threads = 3, .queries = dispatch});
   engine->add_projection<gated_view>();
   open(*engine, "a");
   REQUIRE(engine->wait_until_caught_up());
@@ -177,7 +179,8 @@ TEST_CASE("lag is visible per projection, an at_least query waits for it without
 }
 
 TEST_CASE("queries answer through callbacks too, and a query for an unregistered projection is refused") {
-  auto engine = bank_engine();
+  auto dispatch = GENERATE(cqrs::query_dispatch::caller_when_ready, cqrs::query_dispatch::query_actors);
+  auto engine = bank_engine(cqrs::options{.queries = dispatch});
   auto ack = open(*engine, "a", "ann");
   std::promise<cqrs::query_result<std::optional<readmodels::account_balance>>> answered;
   engine->query(readmodels::get_balance{"a"},

@@ -44,6 +44,16 @@ inline void received([[maybe_unused]] caf::abstract_actor* self) {
 #endif
 }
 
+/// Stops an actor with an exit message, stating the edge to TSan like `deliver` (its state's destructor, which
+/// runs on whichever worker handles the exit, calls `received`).
+template <class Handle>
+void stop(const Handle& receiver) {
+#ifdef CQRS_THREAD_SANITIZER
+  __tsan_release(caf::actor_cast<caf::abstract_actor*>(receiver));
+#endif
+  caf::anon_send_exit(receiver, caf::exit_reason::user_shutdown);
+}
+
 /// Sends a message from outside or inside an actor (anon_send), stating the mailbox edge to TSan.
 template <class Handle, class... Message>
 void deliver(const Handle& receiver, Message&&... message) {
@@ -163,6 +173,9 @@ private:
   std::unordered_map<std::uint64_t, std::multimap<log_position, parked_task>::iterator> waiters_by_id_;
   std::uint64_t last_waiter_ = 0;
 };
+
+/// Answers a task from its read model now, under the shared lock (or fails it if the projection stopped).
+void answer(query_task& task);
 
 /// Spawns the actor of one aggregate instance; it recovers from its stream when its first message arrives.
 aggregate_actor spawn_aggregate(caf::actor_system& system, const aggregate_model* model, event_store* store,
