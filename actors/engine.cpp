@@ -96,7 +96,8 @@ engine::~engine() {
 }
 
 void engine::add_aggregate(std::unique_ptr<detail::aggregate_model> model,
-                           std::vector<std::pair<std::type_index, detail::command_router>> routes) {
+                           std::vector<std::pair<std::type_index, detail::command_router>> routes,
+                           std::vector<event_type_codec> codecs) {
   std::unique_lock lock{core_->registry_mutex};
   if (core_->aggregates_by_name.contains(model->type_name))
     throw std::invalid_argument("aggregate type " + model->type_name + " is already registered");
@@ -110,6 +111,7 @@ void engine::add_aggregate(std::unique_ptr<detail::aggregate_model> model,
     core_->routes.emplace(type, std::pair{slot.get(), router});
   core_->aggregates_by_name.emplace(slot->model->type_name, slot.get());
   core_->aggregates.push_back(std::move(slot));
+  core_->store->add_event_types(std::move(codecs));
 }
 
 void engine::add_projection(std::type_index type, std::unique_ptr<detail::projection_runtime> runtime) {

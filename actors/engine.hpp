@@ -4,6 +4,7 @@
 #include "actors/decision.hpp"
 #include "actors/detail/type_erasure.hpp"
 #include "actors/envelope.hpp"
+#include "actors/event_codec.hpp"
 #include "actors/event_store.hpp"
 
 #include <chrono>
@@ -138,7 +139,8 @@ public:
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
 
-  /// Registers an aggregate type: commands of any alternative of `Aggregate::command` are routed to it.
+  /// Registers an aggregate type: commands of any alternative of `Aggregate::command` are routed to it, and the
+  /// store learns its event types' JSON form (each event converts through Boost.JSON, see event_codec.hpp).
   /// Throws std::invalid_argument if the aggregate or one of its command types is already registered.
   template <class Aggregate>
   void add_aggregate() {
@@ -149,7 +151,7 @@ public:
     add_routes<Aggregate>(routes, static_cast<typename Aggregate::command*>(nullptr));
     routes.emplace_back(typeid(typename Aggregate::command),
                         &detail::route_command<Aggregate, typename Aggregate::command>);
-    add_aggregate(std::move(model), std::move(routes));
+    add_aggregate(std::move(model), std::move(routes), event_codecs<typename Aggregate::event>());
   }
 
   /// Registers a projection and starts it from position 0. Throws std::invalid_argument on a duplicate.
@@ -260,7 +262,8 @@ private:
   }
 
   void add_aggregate(std::unique_ptr<detail::aggregate_model> model,
-                     std::vector<std::pair<std::type_index, detail::command_router>> routes);
+                     std::vector<std::pair<std::type_index, detail::command_router>> routes,
+                     std::vector<event_type_codec> codecs);
   void add_projection(std::type_index type, std::unique_ptr<detail::projection_runtime> runtime);
   void submit(std::type_index command_type, void* command, command_options ids,
               std::function<void(command_result)> on_reply);

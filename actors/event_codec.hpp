@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace cqrs {
 
@@ -46,6 +47,37 @@ std::expected<Event, std::string> decode_event(std::string_view type_name, const
 template <class Event>
 std::expected<Event, std::string> event_from_json(std::string_view type_name, const boost::json::value& json) {
   return detail::decode_event<Event>(type_name, json, static_cast<Event*>(nullptr));
+}
+
+namespace detail {
+template <class Event, class Alternative>
+event_type_codec codec_for() {
+  return event_type_codec{
+    Alternative::type_name,
+    [](const std::any& payload) { return boost::json::serialize(event_to_json(*std::any_cast<Event>(&payload))); },
+    [](std::string_view text) -> std::expected<std::any, std::string> {
+      boost::system::error_code error;
+      auto json = boost::json::parse(text, error);
+      if (error)
+        return std::unexpected("malformed JSON payload of " + std::string{Alternative::type_name} + ": "
+                               + error.message());
+      auto decoded = event_from_json<Event>(Alternative::type_name, json);
+      if (!decoded)
+        return std::unexpected(std::move(decoded.error()));
+      return std::any{std::move(*decoded)};
+    }};
+}
+
+template <class Event, class... Alternatives>
+std::vector<event_type_codec> codecs_for(std::variant<Alternatives...>*) {
+  return {codec_for<Event, Alternatives>()...};
+}
+} // namespace detail
+
+/// One codec per alternative of an aggregate's event variant, for event_store::add_event_types.
+template <class Event>
+std::vector<event_type_codec> event_codecs() {
+  return detail::codecs_for<Event>(static_cast<Event*>(nullptr));
 }
 
 } // namespace cqrs

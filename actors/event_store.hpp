@@ -56,6 +56,17 @@ using head_listener = std::function<void(log_position head)>;
 /// Receives events in order while the store reads; returning false stops the read early.
 using event_visitor = std::function<bool(const envelope&)>;
 
+/// How a durable store turns one event type's payloads into JSON text and back. The engine registers one per
+/// event type of every aggregate it is given (see add_aggregate), so stores never see the host's C++ types.
+struct event_type_codec {
+  /// The event's versioned type name (static storage), as in the envelope.
+  std::string_view type_name;
+  /// The aggregate's event variant (in an any) as JSON text.
+  std::function<std::string(const std::any& payload)> encode;
+  /// JSON text back to the aggregate's event variant, or why it cannot be decoded.
+  std::function<std::expected<std::any, std::string>(std::string_view json)> decode;
+};
+
 /// The event log. Implementations are thread-safe: appends from many threads, reads concurrent with appends.
 class event_store {
 public:
@@ -73,6 +84,10 @@ public:
 
   /// Position of the last committed event (0 for an empty log).
   virtual log_position head() const = 0;
+
+  /// Learns how to encode and decode event types. The in-memory store keeps payloads as objects and ignores it;
+  /// a durable store needs a codec for every type it writes or reads back.
+  virtual void add_event_types(std::vector<event_type_codec> codecs) { (void)codecs; }
 
   /// Registers a listener for new heads; returns an id for unsubscribe().
   virtual std::uint64_t subscribe(head_listener listener) = 0;

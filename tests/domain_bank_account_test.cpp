@@ -85,3 +85,17 @@ TEST_CASE("decoding refuses an unknown type name or a payload of the wrong shape
   REQUIRE_FALSE(mistyped);
   CHECK(mistyped.error().find("MoneyDeposited.v1") != std::string::npos);
 }
+
+TEST_CASE("the codecs a durable store gets encode each event type to JSON text and decode it back") {
+  auto codecs = cqrs::event_codecs<bank::event>();
+  REQUIRE(codecs.size() == std::variant_size_v<bank::event>);
+  CHECK(codecs[1].type_name == "MoneyDeposited.v1");
+  auto text = codecs[1].encode(std::any{bank::event{bank::money_deposited{42}}});
+  CHECK(text == R"({"amount_cents":42})");
+  auto decoded = codecs[1].decode(text);
+  REQUIRE(decoded);
+  CHECK(std::any_cast<bank::event>(*decoded) == bank::event{bank::money_deposited{42}});
+  auto malformed = codecs[1].decode("{not json");
+  REQUIRE_FALSE(malformed);
+  CHECK(malformed.error().find("MoneyDeposited.v1") != std::string::npos);
+}

@@ -25,6 +25,7 @@ struct poked {
   int value = 0;
   bool explode = false;
 };
+BOOST_DESCRIBE_STRUCT(poked, (), (value, explode))
 using event = std::variant<poked>;
 
 struct thing {
