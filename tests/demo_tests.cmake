@@ -26,4 +26,4 @@ add_test(NAME "demo/cqrs-demo runs a script from stdin"
           "-Dexpected_output=\"line\":11,\"error\":\"line 11: " -P ${demo_run_check})
 set_tests_properties("demo/cqrs-demo runs a small simulation to a verified end"
   "demo/cqrs-demo exits 2 on a bad option value" "demo/cqrs-demo exits 2 on an unknown option"
-  "demo/cqrs-demo runs a script from stdin" PROPERTIES TIMEOUT 120)
+  "demo/cqrs-demo runs a script from stdin" PROPERTIES TIMEOUT 120 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
