@@ -390,7 +390,19 @@ void engine::shutdown() {
         shard.actors.clear();
       }
     lock.unlock();
-    // The actor system's destructor waits until every actor has stopped.
+    // Projections may run on threads of their own, which CAF ends only once no handle refers to their actor:
+    // wait until the projection and query actors are gone, then drop the engine's handles, then the system
+    // (whose destructor waits for every remaining actor).
+    {
+      caf::scoped_actor waiter{*core.system};
+      for (auto& slot : core.projections)
+        waiter->wait_for(slot->actor);
+      for (auto& actor : core.query_actors)
+        waiter->wait_for(actor);
+    }
+    for (auto& slot : core.projections)
+      slot->actor = nullptr;
+    core.query_actors.clear();
     core.system.reset();
   });
 }
