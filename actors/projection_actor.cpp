@@ -98,19 +98,25 @@ struct projection_state {
       auto applied = from;
       {
         std::unique_lock lock{model.mutex};
-        store->read_all(from, std::min(stop_at, from + batch_size), [&](const envelope& event) {
-          try {
-            model.apply(event);
-            applied = event.position;
-            return true;
-          } catch (const std::exception& error) {
-            model.record_failure(projection_failure{event.position, std::string{event.type_name}, error.what()});
-          } catch (...) {
-            model.record_failure(projection_failure{event.position, std::string{event.type_name},
-                                                    "non-standard exception"});
-          }
-          return false;
-        });
+        try {
+          store->read_all(from, std::min(stop_at, from + batch_size), [&](const envelope& event) {
+            try {
+              model.apply(event);
+              applied = event.position;
+              return true;
+            } catch (const std::exception& error) {
+              model.record_failure(projection_failure{event.position, std::string{event.type_name}, error.what()});
+            } catch (...) {
+              model.record_failure(projection_failure{event.position, std::string{event.type_name},
+                                                      "non-standard exception"});
+            }
+            return false;
+          });
+        } catch (const std::exception& error) {
+          // The store could not hand over the next event (a durable store that cannot decode it, say): stop
+          // there, as for an event the projection cannot apply, instead of skipping it.
+          model.record_failure(projection_failure{applied + 1, "", std::string{"reading the log: "} + error.what()});
+        }
         model.checkpoint.store(applied, std::memory_order_release);
       }
       for (auto& task : slot->take_reached())

@@ -1,0 +1,918 @@
+// The SQLite event store: schema and open checks, group commit by a leader among the appenders, pooled readers.
+#include "actors/sqlite_event_store.hpp"
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <shared_mutex>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace cqrs {
+namespace {
+
+using namespace std::string_view_literals;
+
+struct connection_closer {
+  void operator()(sqlite3* database) const noexcept { sqlite3_close_v2(database); }
+};
+using connection = std::unique_ptr<sqlite3, connection_closer>;
+
+struct statement_finalizer {
+  void operator()(sqlite3_stmt* statement) const noexcept { sqlite3_finalize(statement); }
+};
+using statement = std::unique_ptr<sqlite3_stmt, statement_finalizer>;
+
+/// Resets a statement when the scope ends, so that an early return or an exception never leaves a statement
+/// mid-way (which would keep a read transaction, and its WAL snapshot, open).
+class reset_on_exit {
+public:
+  explicit reset_on_exit(sqlite3_stmt* statement) : statement_(statement) {}
+  reset_on_exit(const reset_on_exit&) = delete;
+  reset_on_exit& operator=(const reset_on_exit&) = delete;
+  ~reset_on_exit() { sqlite3_reset(statement_); }
+
+private:
+  sqlite3_stmt* statement_;
+};
+
+/// SQLite's message for the connection's last error, with its extended code (which names the failing operation).
+std::string error_text(sqlite3* database) {
+  return std::string{sqlite3_errmsg(database)} + " (SQLite code " + std::to_string(sqlite3_extended_errcode(database))
+         + ")";
+}
+
+std::expected<statement, std::string> prepare(sqlite3* database, std::string_view sql) {
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v3(database, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &raw,
+                         nullptr)
+      != SQLITE_OK) {
+    sqlite3_finalize(raw);
+    return std::unexpected(error_text(database));
+  }
+  return statement{raw};
+}
+
+std::expected<void, std::string> execute(sqlite3* database, const char* sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(database, sql, nullptr, nullptr, &message) != SQLITE_OK) {
+    std::string text = message ? message : sqlite3_errmsg(database);
+    sqlite3_free(message);
+    return std::unexpected(text + " (SQLite code " + std::to_string(sqlite3_extended_errcode(database)) + ")");
+  }
+  return {};
+}
+
+/// The first column of the first row of a query (0 when it returns no row or NULL).
+std::expected<std::int64_t, std::string> query_integer(sqlite3* database, std::string_view sql) {
+  auto prepared = prepare(database, sql);
+  if (!prepared)
+    return std::unexpected(std::move(prepared.error()));
+  auto step = sqlite3_step(prepared->get());
+  if (step == SQLITE_ROW)
+    return sqlite3_column_int64(prepared->get(), 0);
+  if (step == SQLITE_DONE)
+    return 0;
+  return std::unexpected(error_text(database));
+}
+
+void bind_text(sqlite3_stmt* statement, int index, std::string_view text) {
+  // SQLITE_STATIC: every bound text outlives the statement's step and reset.
+  sqlite3_bind_text64(statement, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
+}
+
+std::string_view column_text(sqlite3_stmt* statement, int index) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement, index));
+  if (!text)
+    return {};
+  return {text, static_cast<std::size_t>(sqlite3_column_bytes(statement, index))};
+}
+
+std::int64_t to_microseconds(std::chrono::system_clock::time_point time) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch()).count();
+}
+
+std::chrono::system_clock::time_point from_microseconds(std::int64_t microseconds) {
+  return std::chrono::system_clock::time_point{
+    std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds{microseconds})};
+}
+
+struct stream_id_hash {
+  std::size_t operator()(const stream_id& stream) const noexcept {
+    std::size_t seed = std::hash<std::string>{}(stream.type);
+    return seed ^ (std::hash<std::string>{}(stream.id) + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2));
+  }
+};
+
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const noexcept { return std::hash<std::string_view>{}(text); }
+};
+
+using codec_map = std::unordered_map<std::string, event_type_codec, string_hash, std::equal_to<>>;
+
+constexpr std::string_view schema_sql = R"sql(
+CREATE TABLE events (
+  position INTEGER PRIMARY KEY,
+  stream_type TEXT NOT NULL,
+  stream_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  timestamp INTEGER NOT NULL,
+  command_id TEXT NOT NULL,
+  correlation_id TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  UNIQUE (stream_type, stream_id, version)
+);
+)sql";
+
+constexpr std::string_view insert_sql =
+  "INSERT INTO events (position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, "
+  "payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+constexpr std::string_view stream_version_sql =
+  "SELECT version FROM events WHERE stream_type = ?1 AND stream_id = ?2 ORDER BY version DESC LIMIT 1";
+constexpr std::string_view last_position_sql = "SELECT max(position) FROM events";
+constexpr std::string_view stream_events_sql =
+  "SELECT position, version, type, timestamp, command_id, correlation_id, payload FROM events "
+  "WHERE stream_type = ?1 AND stream_id = ?2 AND version > ?3 ORDER BY version";
+constexpr std::string_view log_events_sql =
+  "SELECT position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, payload "
+  "FROM events WHERE position > ?1 AND position <= ?2 ORDER BY position";
+
+/// A read fetches at most this many events (or bytes of payload) before it hands them to the visitor, so that
+/// its read transaction (which holds back WAL checkpoints) stays short and huge payloads are not all buffered.
+constexpr std::size_t chunk_events = 1024;
+constexpr std::size_t chunk_bytes = std::size_t{4} << 20;
+/// Idle read connections kept for reuse; more concurrent readers open (and later close) their own.
+constexpr std::size_t max_idle_readers = 8;
+/// Stream versions the writer remembers; beyond this the cache starts over (versions reload from the file).
+constexpr std::size_t max_cached_streams = std::size_t{1} << 20;
+
+/// A read connection and its prepared statements.
+struct reader {
+  connection database;
+  statement stream_events;
+  statement stream_version;
+  statement log_events;
+};
+
+/// The write connection and its prepared statements; used by one leader at a time.
+struct writer {
+  connection database;
+  statement begin;
+  statement commit;
+  statement rollback;
+  statement insert;
+  statement stream_version;
+  statement last_position;
+};
+
+std::expected<connection, std::string> open_connection(const std::string& path, int flags,
+                                                       const sqlite_options& options) {
+  sqlite3* raw = nullptr;
+  auto opened = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                                options.vfs.empty() ? nullptr : options.vfs.c_str());
+  connection database{raw};
+  if (opened != SQLITE_OK)
+    return std::unexpected(raw ? error_text(raw) : std::string{sqlite3_errstr(opened)});
+  sqlite3_busy_timeout(raw, static_cast<int>(options.busy_timeout.count()));
+  return database;
+}
+
+/// A read connection with its statements prepared.
+std::expected<std::unique_ptr<reader>, std::string> open_reader(const std::string& path,
+                                                                const sqlite_options& options) {
+  auto database = open_connection(path, SQLITE_OPEN_READONLY, options);
+  if (!database)
+    return std::unexpected(std::move(database.error()));
+  auto result = std::make_unique<reader>();
+  result->database = std::move(*database);
+  auto* raw = result->database.get();
+  for (auto [target, sql] : {std::pair{&result->stream_events, stream_events_sql},
+                             std::pair{&result->stream_version, stream_version_sql},
+                             std::pair{&result->log_events, log_events_sql}}) {
+    auto prepared = prepare(raw, sql);
+    if (!prepared)
+      return std::unexpected(std::move(prepared.error()));
+    *target = std::move(*prepared);
+  }
+  return result;
+}
+
+/// One append request waiting for a leader to commit it.
+struct pending_append {
+  append_request request;
+  /// The events' payloads as JSON text, encoded on the appender's thread before it queues.
+  std::vector<std::string> payloads;
+  std::expected<append_result, store_error> result = std::unexpected(store_error{store_errc::io_error, "not run"});
+  bool done = false;
+};
+
+/// The codecs a read decodes with, remembering the last type found: logs mostly repeat a few types.
+class codec_cursor {
+public:
+  explicit codec_cursor(std::shared_ptr<const codec_map> codecs) : codecs_(std::move(codecs)) {}
+
+  const event_type_codec* find(std::string_view type) {
+    if (last_ && type == last_type_)
+      return last_;
+    auto found = codecs_->find(type);
+    if (found == codecs_->end())
+      return nullptr;
+    last_type_ = found->first; // the snapshot, and with it this key, lives as long as the cursor
+    last_ = &found->second;
+    return last_;
+  }
+
+private:
+  std::shared_ptr<const codec_map> codecs_;
+  std::string_view last_type_;
+  const event_type_codec* last_ = nullptr;
+};
+
+/// Events a read fetched in one go, and whether the query ran out or failed after them.
+struct chunk {
+  std::vector<envelope> events;
+  bool exhausted = false;
+  std::optional<event_read_error> failure;
+
+  void clear() {
+    events.clear();
+    exhausted = false;
+    failure.reset();
+  }
+};
+
+class sqlite_store final : public sqlite_event_store {
+public:
+  sqlite_store(std::string path, sqlite_options options, writer write, std::unique_ptr<reader> first_reader,
+               log_position head)
+      : path_(std::move(path)), options_(std::move(options)), writer_(std::move(write)), head_(head) {
+    if (options_.max_batch_appends == 0)
+      options_.max_batch_appends = 1;
+    idle_readers_.push_back(std::move(first_reader));
+  }
+
+  std::expected<append_result, store_error> append(append_request request) override {
+    if (!request.stream)
+      return std::unexpected(store_error{store_errc::invalid_request, "append without a stream"});
+    if (request.events.empty())
+      return std::unexpected(store_error{store_errc::invalid_request, "append without events"});
+    if (!healthy_.load(std::memory_order_acquire))
+      return std::unexpected(unhealthy_error());
+
+    pending_append mine{std::move(request), {}};
+    auto encoded = encode_payloads(mine);
+    if (!encoded)
+      return std::unexpected(std::move(encoded.error()));
+
+    std::unique_lock lock{queue_mutex_};
+    queue_.push_back(&mine);
+    while (!mine.done) {
+      if (leader_busy_) {
+        queue_changed_.wait(lock);
+        continue;
+      }
+      // No leader: this appender commits everything queued so far (its own request included, unless the batch
+      // is full), while later arrivals queue up for the next transaction.
+      leader_busy_ = true;
+      std::vector<pending_append*> batch;
+      while (!queue_.empty() && batch.size() < options_.max_batch_appends) {
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      lock.unlock();
+      auto committed = commit(batch);
+      // The next batch may start while this one's listeners run (a listener may even append), but nobody in
+      // this batch returns before the listeners heard its head, as with the in-memory store.
+      lock.lock();
+      leader_busy_ = false;
+      queue_changed_.notify_all();
+      lock.unlock();
+      std::exception_ptr listener_error;
+      if (committed) {
+        try {
+          notify(*committed);
+        } catch (...) {
+          listener_error = std::current_exception();
+        }
+      }
+      lock.lock();
+      for (auto* pending : batch)
+        pending->done = true;
+      queue_changed_.notify_all();
+      if (listener_error) {
+        lock.unlock();
+        std::rethrow_exception(listener_error);
+      }
+    }
+    return std::move(mine.result);
+  }
+
+  stream_version read_stream(const stream_id& stream, stream_version after_version,
+                             const event_visitor& visit) const override {
+    auto shared_stream = std::make_shared<const stream_id>(stream);
+    codec_cursor codecs{codec_snapshot()};
+    chunk fetched;
+    auto from = after_version;
+    bool delivered = false;
+    while (true) {
+      fetched.clear();
+      {
+        auto lease = take_reader();
+        auto* query = lease.get()->stream_events.get();
+        reset_on_exit reset{query};
+        bind_text(query, 1, stream.type);
+        bind_text(query, 2, stream.id);
+        sqlite3_bind_int64(query, 3, static_cast<sqlite3_int64>(from));
+        fetch(query, lease.get()->database.get(), fetched, [&](sqlite3_stmt* row, envelope& event) {
+          event.stream = shared_stream;
+          event.position = static_cast<log_position>(sqlite3_column_int64(row, 0));
+          event.version = static_cast<stream_version>(sqlite3_column_int64(row, 1));
+          return decode_into(event, codecs, column_text(row, 2), sqlite3_column_int64(row, 3), column_text(row, 4),
+                             column_text(row, 5), column_text(row, 6));
+        });
+      }
+      for (auto& event : fetched.events)
+        if (!visit(event))
+          return current_stream_version(stream);
+      if (fetched.failure)
+        throw *fetched.failure;
+      if (!fetched.events.empty()) {
+        delivered = true;
+        from = fetched.events.back().version;
+      }
+      // The last chunk ended the stream as its snapshot saw it, so the last event's version is the stream's
+      // version consistent with what the visitor saw.
+      if (fetched.exhausted && delivered)
+        return from;
+      if (fetched.exhausted) {
+        // Nothing after `after_version` in that snapshot; if events arrived since, read them too rather than
+        // report a version whose events the visitor never saw.
+        auto version = current_stream_version(stream);
+        if (version <= from)
+          return version;
+      }
+    }
+  }
+
+  void read_all(log_position after_position, log_position up_to, const event_visitor& visit) const override {
+    codec_cursor codecs{codec_snapshot()};
+    chunk fetched;
+    auto next = after_position;
+    std::shared_ptr<const stream_id> last_stream;
+    while (next < up_to) {
+      fetched.clear();
+      {
+        auto lease = take_reader();
+        auto* query = lease.get()->log_events.get();
+        reset_on_exit reset{query};
+        sqlite3_bind_int64(query, 1, static_cast<sqlite3_int64>(next));
+        sqlite3_bind_int64(query, 2, static_cast<sqlite3_int64>(std::min<log_position>(up_to, INT64_MAX)));
+        fetch(query, lease.get()->database.get(), fetched, [&](sqlite3_stmt* row, envelope& event) {
+          event.position = static_cast<log_position>(sqlite3_column_int64(row, 0));
+          auto type = column_text(row, 1);
+          auto id = column_text(row, 2);
+          // Consecutive events of one stream share its id, as the engine's own envelopes do.
+          if (!last_stream || last_stream->type != type || last_stream->id != id)
+            last_stream = std::make_shared<const stream_id>(stream_id{std::string{type}, std::string{id}});
+          event.stream = last_stream;
+          event.version = static_cast<stream_version>(sqlite3_column_int64(row, 3));
+          return decode_into(event, codecs, column_text(row, 4), sqlite3_column_int64(row, 5), column_text(row, 6),
+                             column_text(row, 7), column_text(row, 8));
+        });
+      }
+      for (auto& event : fetched.events)
+        if (!visit(event))
+          return;
+      if (fetched.failure)
+        throw *fetched.failure;
+      if (fetched.events.empty())
+        return;
+      next = fetched.events.back().position;
+    }
+  }
+
+  log_position head() const override { return head_.load(std::memory_order_acquire); }
+
+  void add_event_types(std::vector<event_type_codec> codecs) override {
+    std::unique_lock lock{codecs_mutex_};
+    auto updated = std::make_shared<codec_map>(*codecs_);
+    // The first codec of a name stays: readers already decoding with it keep seeing the same types.
+    for (auto& codec : codecs)
+      updated->try_emplace(std::string{codec.type_name}, std::move(codec));
+    codecs_ = std::move(updated);
+  }
+
+  std::uint64_t subscribe(head_listener listener) override {
+    std::unique_lock lock{listeners_mutex_};
+    auto id = ++last_subscription_;
+    listeners_.emplace(id, std::move(listener));
+    return id;
+  }
+
+  void unsubscribe(std::uint64_t subscription) override {
+    std::unique_lock lock{listeners_mutex_};
+    listeners_.erase(subscription);
+  }
+
+  bool healthy() const override { return healthy_.load(std::memory_order_acquire); }
+
+  std::optional<std::string> failure() const override {
+    std::lock_guard lock{failure_mutex_};
+    return failure_;
+  }
+
+  sqlite_store_statistics statistics() const override {
+    sqlite_store_statistics result{transactions_.load(std::memory_order_relaxed),
+                                   appends_.load(std::memory_order_relaxed), events_.load(std::memory_order_relaxed),
+                                   conflicts_.load(std::memory_order_relaxed), 0};
+    std::lock_guard lock{queue_mutex_};
+    result.queued = queue_.size();
+    return result;
+  }
+
+  const std::string& path() const override { return path_; }
+
+private:
+  /// A read connection borrowed from the pool, given back when the lease ends.
+  class reader_lease {
+  public:
+    reader_lease(const sqlite_store& store, std::unique_ptr<reader> borrowed)
+        : store_(store), reader_(std::move(borrowed)) {}
+    reader_lease(const reader_lease&) = delete;
+    reader_lease& operator=(const reader_lease&) = delete;
+    ~reader_lease() { store_.give_back(std::move(reader_)); }
+    reader* get() const { return reader_.get(); }
+
+  private:
+    const sqlite_store& store_;
+    std::unique_ptr<reader> reader_;
+  };
+
+  reader_lease take_reader() const {
+    {
+      std::lock_guard lock{readers_mutex_};
+      if (!idle_readers_.empty()) {
+        auto borrowed = std::move(idle_readers_.back());
+        idle_readers_.pop_back();
+        return reader_lease{*this, std::move(borrowed)};
+      }
+    }
+    auto opened = open_reader(path_, options_);
+    if (!opened)
+      throw event_read_error("cannot open a read connection to " + path_ + ": " + opened.error(), 0, "");
+    return reader_lease{*this, std::move(*opened)};
+  }
+
+  void give_back(std::unique_ptr<reader> returned) const {
+    std::unique_lock lock{readers_mutex_};
+    if (idle_readers_.size() < max_idle_readers)
+      idle_readers_.push_back(std::move(returned));
+    // Otherwise the surplus connection closes when `returned` goes out of scope, after the lock is released.
+  }
+
+private:
+  /// Steps a bound query and decodes its rows until the chunk is full, the query runs out or a row fails. The
+  /// events before a failing row are kept: the visitor gets them before the failure is thrown.
+  template <class Decode>
+  void fetch(sqlite3_stmt* query, sqlite3* database, chunk& fetched, Decode decode) const {
+    std::size_t bytes = 0;
+    while (fetched.events.size() < chunk_events && bytes < chunk_bytes) {
+      auto step = sqlite3_step(query);
+      if (step == SQLITE_DONE) {
+        fetched.exhausted = true;
+        return;
+      }
+      if (step != SQLITE_ROW) {
+        fetched.failure.emplace("reading " + path_ + " failed: " + error_text(database), 0, "");
+        return;
+      }
+      auto& event = fetched.events.emplace_back();
+      try {
+        bytes += decode(query, event);
+      } catch (const event_read_error& failure) {
+        fetched.events.pop_back();
+        fetched.failure = failure;
+        return;
+      }
+    }
+  }
+
+  /// "event 12 (account/a-1 v3)", for read errors.
+  static std::string describe(const envelope& event) {
+    return "event " + std::to_string(event.position) + " (" + event.stream->to_string() + " v"
+           + std::to_string(event.version) + ")";
+  }
+
+  /// Fills the envelope's remaining fields from a row; throws event_read_error if the payload cannot be decoded.
+  /// Returns the payload's size, which bounds how much a read buffers.
+  static std::size_t decode_into(envelope& event, codec_cursor& codecs, std::string_view type,
+                                 std::int64_t timestamp, std::string_view command_id,
+                                 std::string_view correlation_id, std::string_view payload) {
+    const auto* codec = codecs.find(type);
+    if (!codec)
+      throw event_read_error(describe(event) + " has type \"" + std::string{type}
+                               + "\", which has no registered codec (add_event_types / add_aggregate); the read "
+                                 "stops before it",
+                             event.position, std::string{type});
+    std::expected<std::any, std::string> decoded;
+    try {
+      decoded = codec->decode(payload);
+    } catch (const std::exception& error) {
+      decoded = std::unexpected(std::string{"decode threw: "} + error.what());
+    }
+    if (!decoded)
+      throw event_read_error(describe(event) + " of type \"" + std::string{type} + "\" does not decode ("
+                               + decoded.error() + "); the read stops before it",
+                             event.position, std::string{type});
+    event.type_name = codec->type_name; // the codec's static storage, never the row's
+    event.timestamp = from_microseconds(timestamp);
+    event.command_id = command_id;
+    event.correlation_id = correlation_id;
+    event.payload = std::move(*decoded);
+    return payload.size();
+  }
+
+  stream_version current_stream_version(const stream_id& stream) const {
+    auto lease = take_reader();
+    auto* query = lease.get()->stream_version.get();
+    reset_on_exit reset{query};
+    bind_text(query, 1, stream.type);
+    bind_text(query, 2, stream.id);
+    auto step = sqlite3_step(query);
+    if (step == SQLITE_ROW)
+      return static_cast<stream_version>(sqlite3_column_int64(query, 0));
+    if (step == SQLITE_DONE)
+      return 0;
+    throw event_read_error("reading " + path_ + " failed: " + error_text(lease.get()->database.get()), 0, "");
+  }
+
+  std::shared_ptr<const codec_map> codec_snapshot() const {
+    std::shared_lock lock{codecs_mutex_};
+    return codecs_;
+  }
+
+  /// Encodes the request's payloads on the appender's thread, so that the leader only binds text.
+  std::expected<void, store_error> encode_payloads(pending_append& pending) const {
+    auto codecs = codec_snapshot();
+    pending.payloads.reserve(pending.request.events.size());
+    for (const auto& event : pending.request.events) {
+      auto found = codecs->find(event.type_name);
+      if (found == codecs->end())
+        return std::unexpected(store_error{
+          store_errc::invalid_request,
+          "no codec for event type \"" + std::string{event.type_name}
+            + "\": register the aggregate's event types (add_event_types) before appending; nothing was appended"});
+      if (!event.payload.has_value())
+        return std::unexpected(store_error{store_errc::invalid_request,
+                                           "event of type \"" + std::string{event.type_name} + "\" has no payload"});
+      try {
+        pending.payloads.push_back(found->second.encode(event.payload));
+      } catch (const std::exception& error) {
+        return std::unexpected(store_error{store_errc::invalid_request, "cannot encode an event of type \""
+                                                                          + std::string{event.type_name}
+                                                                          + "\": " + error.what()});
+      }
+    }
+    return {};
+  }
+
+  /// Runs one transaction for the batch and completes every request in it. Returns the new head if events were
+  /// committed. Runs on the leader only, so the writer connection and the version cache need no lock.
+  std::optional<log_position> commit(const std::vector<pending_append*>& batch) noexcept {
+    try {
+      return commit_or_throw(batch);
+    } catch (const std::exception& error) {
+      fail_batch(batch, std::string{"the batch failed: "} + error.what());
+    } catch (...) {
+      fail_batch(batch, "the batch failed with a non-standard exception");
+    }
+    return std::nullopt;
+  }
+
+  std::optional<log_position> commit_or_throw(const std::vector<pending_append*>& batch) {
+    if (!healthy_.load(std::memory_order_acquire)) {
+      for (auto* pending : batch)
+        pending->result = std::unexpected(unhealthy_error());
+      return std::nullopt;
+    }
+    auto* database = writer_.database.get();
+    auto run = [&](sqlite3_stmt* statement) {
+      reset_on_exit reset{statement};
+      return sqlite3_step(statement);
+    };
+    if (run(writer_.begin.get()) != SQLITE_DONE) {
+      fail_batch(batch, "cannot begin a transaction on " + path_ + ": " + error_text(database));
+      return std::nullopt;
+    }
+    // Another writer (a second store on this file, another process) would make the cached head and versions
+    // wrong: refuse to build on them.
+    log_position file_head = 0;
+    {
+      reset_on_exit reset{writer_.last_position.get()};
+      if (sqlite3_step(writer_.last_position.get()) != SQLITE_ROW) {
+        fail_batch(batch, "cannot read the last position of " + path_ + ": " + error_text(database));
+        return std::nullopt;
+      }
+      file_head = static_cast<log_position>(sqlite3_column_int64(writer_.last_position.get(), 0));
+    }
+    auto head = head_.load(std::memory_order_relaxed);
+    if (file_head != head) {
+      fail_batch(batch, path_ + " was changed by another writer (its last position is " + std::to_string(file_head)
+                          + ", this store wrote up to " + std::to_string(head) + ")");
+      return std::nullopt;
+    }
+
+    auto timestamp = to_microseconds(std::chrono::system_clock::now());
+    auto next_position = head + 1;
+    std::unordered_map<stream_id, stream_version, stream_id_hash> batch_versions;
+    std::uint64_t accepted = 0;
+    std::uint64_t accepted_events = 0;
+    std::uint64_t refused = 0;
+    for (auto* pending : batch) {
+      auto& request = pending->request;
+      stream_version current = 0;
+      if (auto found = batch_versions.find(*request.stream); found != batch_versions.end()) {
+        current = found->second;
+      } else {
+        auto loaded = cached_version(*request.stream);
+        if (!loaded) {
+          fail_batch(batch, std::move(loaded.error()));
+          return std::nullopt;
+        }
+        current = *loaded;
+      }
+      if (current != request.expected_version) {
+        pending->result = std::unexpected(store_error{
+          store_errc::version_conflict, "stream " + request.stream->to_string() + " is at version "
+                                          + std::to_string(current) + ", expected "
+                                          + std::to_string(request.expected_version)});
+        ++refused;
+        continue;
+      }
+      append_result result;
+      result.first_position = next_position;
+      auto* insert = writer_.insert.get();
+      for (std::size_t index = 0; index < request.events.size(); ++index) {
+        reset_on_exit reset{insert};
+        sqlite3_bind_int64(insert, 1, static_cast<sqlite3_int64>(next_position));
+        bind_text(insert, 2, request.stream->type);
+        bind_text(insert, 3, request.stream->id);
+        sqlite3_bind_int64(insert, 4, static_cast<sqlite3_int64>(current + index + 1));
+        bind_text(insert, 5, request.events[index].type_name);
+        sqlite3_bind_int64(insert, 6, timestamp);
+        bind_text(insert, 7, request.command_id);
+        bind_text(insert, 8, request.correlation_id);
+        bind_text(insert, 9, pending->payloads[index]);
+        if (sqlite3_step(insert) != SQLITE_DONE) {
+          fail_batch(batch, "writing to " + path_ + " failed: " + error_text(database));
+          return std::nullopt;
+        }
+        ++next_position;
+      }
+      result.last_position = next_position - 1;
+      result.version = current + request.events.size();
+      batch_versions[*request.stream] = result.version;
+      pending->result = result;
+      ++accepted;
+      accepted_events += request.events.size();
+    }
+    if (run(writer_.commit.get()) != SQLITE_DONE) {
+      fail_batch(batch, "the commit to " + path_ + " failed: " + error_text(database));
+      return std::nullopt;
+    }
+    conflicts_.fetch_add(refused, std::memory_order_relaxed);
+    if (accepted == 0)
+      return std::nullopt;
+    if (versions_.size() + batch_versions.size() > max_cached_streams)
+      versions_.clear();
+    for (auto& [stream, version] : batch_versions)
+      versions_.insert_or_assign(stream, version);
+    transactions_.fetch_add(1, std::memory_order_relaxed);
+    appends_.fetch_add(accepted, std::memory_order_relaxed);
+    events_.fetch_add(accepted_events, std::memory_order_relaxed);
+    head_.store(next_position - 1, std::memory_order_release);
+    return next_position - 1;
+  }
+
+  /// The stream's committed version: from the cache, or from the file the first time the stream is appended to.
+  std::expected<stream_version, std::string> cached_version(const stream_id& stream) {
+    if (auto found = versions_.find(stream); found != versions_.end())
+      return found->second;
+    auto* query = writer_.stream_version.get();
+    reset_on_exit reset{query};
+    bind_text(query, 1, stream.type);
+    bind_text(query, 2, stream.id);
+    stream_version version = 0;
+    auto step = sqlite3_step(query);
+    if (step == SQLITE_ROW)
+      version = static_cast<stream_version>(sqlite3_column_int64(query, 0));
+    else if (step != SQLITE_DONE)
+      return std::unexpected("reading the version of " + stream.to_string() + " from " + path_
+                             + " failed: " + error_text(writer_.database.get()));
+    if (versions_.size() >= max_cached_streams)
+      versions_.clear();
+    versions_.emplace(stream, version);
+    return version;
+  }
+
+  /// Rolls back, marks the store unhealthy and fails every request of the batch: nothing is acknowledged.
+  void fail_batch(const std::vector<pending_append*>& batch, std::string reason) {
+    auto* database = writer_.database.get();
+    if (!sqlite3_get_autocommit(database)) {
+      // Some errors already rolled the transaction back; a second rollback is then harmless.
+      reset_on_exit reset{writer_.rollback.get()};
+      sqlite3_step(writer_.rollback.get());
+    }
+    {
+      std::lock_guard lock{failure_mutex_};
+      if (!failure_)
+        failure_ = reason;
+    }
+    healthy_.store(false, std::memory_order_release);
+    for (auto* pending : batch)
+      pending->result = std::unexpected(store_error{
+        store_errc::io_error, reason + "; nothing of this append was acknowledged and the store refuses further "
+                                       "appends until it is reopened"});
+  }
+
+  store_error unhealthy_error() const {
+    return store_error{store_errc::io_error, "store " + path_ + " is unhealthy after " + failure().value_or("a failure")
+                                               + "; reopen it to continue"};
+  }
+
+  void notify(log_position head) {
+    std::shared_lock lock{listeners_mutex_};
+    for (auto& [id, listener] : listeners_)
+      listener(head);
+  }
+
+  const std::string path_;
+  sqlite_options options_;
+
+  // The writer's state: touched only by the current leader (leader_busy_ hands it from one to the next).
+  writer writer_;
+  std::unordered_map<stream_id, stream_version, stream_id_hash> versions_;
+
+  mutable std::mutex queue_mutex_;
+  std::condition_variable queue_changed_;
+  std::deque<pending_append*> queue_;
+  bool leader_busy_ = false;
+
+  std::atomic<log_position> head_;
+  std::atomic<bool> healthy_{true};
+  mutable std::mutex failure_mutex_;
+  std::optional<std::string> failure_;
+  std::atomic<std::uint64_t> transactions_{0};
+  std::atomic<std::uint64_t> appends_{0};
+  std::atomic<std::uint64_t> events_{0};
+  std::atomic<std::uint64_t> conflicts_{0};
+
+  mutable std::mutex readers_mutex_;
+  mutable std::vector<std::unique_ptr<reader>> idle_readers_;
+
+  mutable std::shared_mutex codecs_mutex_;
+  std::shared_ptr<const codec_map> codecs_ = std::make_shared<codec_map>();
+
+  std::shared_mutex listeners_mutex_;
+  std::unordered_map<std::uint64_t, head_listener> listeners_;
+  std::uint64_t last_subscription_ = 0;
+};
+
+std::string hex(std::int64_t value) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%#x", static_cast<unsigned>(static_cast<std::uint32_t>(value)));
+  return text;
+}
+
+/// Checks an existing file's header, schema and pages, or creates the schema in a new one.
+std::expected<void, std::string> check_or_create(sqlite3* database, const std::string& path,
+                                                 const sqlite_options& options) {
+  // Reading the header is the first real read: a file that is not SQLite at all fails here.
+  auto application_id = query_integer(database, "PRAGMA application_id");
+  std::expected<std::int64_t, std::string> schema_version = 0;
+  std::expected<std::int64_t, std::string> tables = 0;
+  if (application_id)
+    schema_version = query_integer(database, "PRAGMA user_version");
+  if (application_id && schema_version)
+    tables = query_integer(database, "SELECT count(*) FROM sqlite_schema");
+  if (!application_id || !schema_version || !tables) {
+    auto why = !application_id ? application_id.error() : !schema_version ? schema_version.error() : tables.error();
+    if ((sqlite3_errcode(database) & 0xff) == SQLITE_CORRUPT)
+      return std::unexpected(path + " is damaged: " + why);
+    return std::unexpected(path + " is not a readable SQLite database: " + why);
+  }
+
+  if (*application_id == 0 && *tables == 0 && *schema_version == 0) {
+    // A new (or empty) file. WAL is switched on only here and for our own files: never in a foreign one.
+    if (auto wal = execute(database, "PRAGMA journal_mode = WAL"); !wal)
+      return std::unexpected("cannot switch " + path + " to WAL mode: " + wal.error());
+    auto create = "BEGIN IMMEDIATE; " + std::string{schema_sql} + " PRAGMA application_id = "
+                  + std::to_string(sqlite_application_id)
+                  + "; PRAGMA user_version = " + std::to_string(sqlite_schema_version) + "; COMMIT;";
+    if (auto created = execute(database, create.c_str()); !created) {
+      (void)execute(database, "ROLLBACK");
+      return std::unexpected("cannot create the event log schema in " + path + ": " + created.error());
+    }
+    return {};
+  }
+  if (*application_id != sqlite_application_id)
+    return std::unexpected(
+      *application_id == 0
+        ? path + " is not a cqrs event log: it is a SQLite database of another application (no application id)"
+        : path + " is not a cqrs event log: its application id is " + hex(*application_id) + ", expected "
+            + hex(sqlite_application_id));
+  if (*schema_version > sqlite_schema_version)
+    return std::unexpected(path + " has event log schema version " + std::to_string(*schema_version)
+                           + ", newer than the version " + std::to_string(sqlite_schema_version)
+                           + " this program understands: open it with a newer cqrs-engine");
+  if (*schema_version < sqlite_schema_version)
+    return std::unexpected(path + " has event log schema version " + std::to_string(*schema_version)
+                           + ", which this program cannot read (it writes version "
+                           + std::to_string(sqlite_schema_version) + ")");
+  auto events_table = query_integer(database, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+                                              "name = 'events'");
+  if (!events_table || *events_table != 1)
+    return std::unexpected(path + " is damaged: it is marked as a cqrs event log but has no events table");
+  if (options.open_check == sqlite_open_check::quick_check) {
+    auto check = prepare(database, "PRAGMA quick_check(5)");
+    if (!check)
+      return std::unexpected(path + " is damaged: " + check.error());
+    std::string problems;
+    int step = SQLITE_ROW;
+    while ((step = sqlite3_step(check->get())) == SQLITE_ROW) {
+      auto line = column_text(check->get(), 0);
+      if (line != "ok")
+        problems += (problems.empty() ? "" : "; ") + std::string{line};
+    }
+    if (step != SQLITE_DONE)
+      return std::unexpected(path + " is damaged: " + error_text(database));
+    if (!problems.empty())
+      return std::unexpected(path + " is damaged: " + problems);
+  }
+  if (auto wal = execute(database, "PRAGMA journal_mode = WAL"); !wal)
+    return std::unexpected("cannot switch " + path + " to WAL mode: " + wal.error());
+  return {};
+}
+
+std::expected<writer, std::string> open_writer(const std::string& path, const sqlite_options& options) {
+  auto database = open_connection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options);
+  if (!database)
+    return std::unexpected("cannot open " + path + ": " + database.error());
+  auto* raw = database->get();
+  if (sqlite3_db_readonly(raw, "main") == 1)
+    return std::unexpected("cannot open " + path + " for writing (read-only file or folder)");
+  if (auto checked = check_or_create(raw, path, options); !checked)
+    return std::unexpected(std::move(checked.error()));
+  auto mode = options.synchronous == sqlite_synchronous::full ? "PRAGMA synchronous = FULL"
+                                                              : "PRAGMA synchronous = NORMAL";
+  if (auto synchronous = execute(raw, mode); !synchronous)
+    return std::unexpected("cannot set the synchronous mode of " + path + ": " + synchronous.error());
+  // After a burst the write-ahead log is cut back to this size at the next checkpoint instead of keeping its peak.
+  if (auto limit = execute(raw, "PRAGMA journal_size_limit = 67108864"); !limit)
+    return std::unexpected("cannot limit the write-ahead log of " + path + ": " + limit.error());
+  writer result;
+  result.database = std::move(*database);
+  for (auto [target, sql] : {std::pair{&result.begin, "BEGIN IMMEDIATE"sv}, std::pair{&result.commit, "COMMIT"sv},
+                             std::pair{&result.rollback, "ROLLBACK"sv}, std::pair{&result.insert, insert_sql},
+                             std::pair{&result.stream_version, stream_version_sql},
+                             std::pair{&result.last_position, last_position_sql}}) {
+    auto prepared = prepare(raw, sql);
+    if (!prepared)
+      return std::unexpected(path + " does not have the event log's schema: " + prepared.error());
+    *target = std::move(*prepared);
+  }
+  return result;
+}
+
+} // namespace
+
+std::expected<std::shared_ptr<sqlite_event_store>, store_error> open_sqlite_event_store(const std::string& path,
+                                                                                       sqlite_options options) {
+  auto refuse = [](std::string message) {
+    return std::unexpected(store_error{store_errc::io_error, std::move(message)});
+  };
+  if (sqlite3_threadsafe() == 0)
+    return refuse("the SQLite library was built without thread support");
+  auto write = open_writer(path, options);
+  if (!write)
+    return refuse(std::move(write.error()));
+  auto head = query_integer(write->database.get(), last_position_sql);
+  if (!head)
+    return refuse("cannot read the last position of " + path + ": " + head.error());
+  auto first_reader = open_reader(path, options);
+  if (!first_reader)
+    return refuse("cannot open a read connection to " + path + ": " + first_reader.error());
+  return std::make_shared<sqlite_store>(path, std::move(options), std::move(*write), std::move(*first_reader),
+                                        static_cast<log_position>(*head));
+}
+
+} // namespace cqrs

@@ -1,0 +1,114 @@
+// The durable event store: one SQLite file (WAL mode) holds the log; appends from many threads share commits.
+#pragma once
+
+#include "actors/event_store.hpp"
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace cqrs {
+
+/// When a commit counts as done.
+enum class sqlite_synchronous {
+  /// Each commit is fsynced before append() returns: neither a crash nor a power loss loses an acknowledged event.
+  full,
+  /// Commits reach the operating system but are fsynced only at checkpoints: an application crash loses nothing,
+  /// but a power loss or kernel crash may lose the last acknowledged commits (never corrupts the file).
+  normal,
+};
+
+/// How much an existing file is checked when it is opened.
+enum class sqlite_open_check {
+  /// PRAGMA quick_check: reads every page (about 2 s per GB measured here), finds a damaged or truncated file.
+  quick_check,
+  /// Only the header, the schema and the last position: instant, damage shows up later as read errors.
+  header_only,
+};
+
+/// Settings of a SQLite store; every field has a sensible default.
+struct sqlite_options {
+  sqlite_synchronous synchronous = sqlite_synchronous::full;
+  /// How long a connection waits for a lock held by another connection before it reports the file as busy.
+  std::chrono::milliseconds busy_timeout{5000};
+  /// Most append requests that share one transaction (group commit); the rest wait for the next one.
+  std::size_t max_batch_appends = 512;
+  sqlite_open_check open_check = sqlite_open_check::quick_check;
+  /// The SQLite VFS to open the file through; empty means SQLite's default. Tests inject I/O faults this way.
+  std::string vfs{};
+};
+
+/// What a store has committed since it was opened: group commit shows as fewer transactions than appends.
+struct sqlite_store_statistics {
+  /// Committed transactions.
+  std::uint64_t transactions = 0;
+  /// Accepted append requests.
+  std::uint64_t appends = 0;
+  /// Events in the accepted appends.
+  std::uint64_t events = 0;
+  /// Append requests refused for a version conflict.
+  std::uint64_t conflicts = 0;
+  /// Append requests waiting for a commit right now (queued behind the one being committed).
+  std::uint64_t queued = 0;
+};
+
+/// Thrown by read_stream and read_all when the file cannot be read, or an event in it has no registered codec or
+/// does not decode. The read stops before that event: visitors never see an event without its payload.
+class event_read_error : public std::runtime_error {
+public:
+  event_read_error(std::string message, log_position position, std::string type_name)
+      : std::runtime_error(std::move(message)), position_(position), type_name_(std::move(type_name)) {}
+
+  /// Position of the event that could not be read (0 when the failure is not about one event).
+  log_position position() const noexcept { return position_; }
+  /// The stored type name of that event (empty when the failure is not about one event).
+  const std::string& type_name() const noexcept { return type_name_; }
+
+private:
+  log_position position_;
+  std::string type_name_;
+};
+
+/// The event log in a SQLite file (table `events`, one row per event; see the schema in the .cpp).
+///
+/// Appends are durable (per `synchronous`) before they return. Appends that arrive together from many threads
+/// share one transaction: the first appender to find no commit running commits everything queued (up to
+/// max_batch_appends), the others wait for it; a request refused for its version does not affect the others.
+/// After a failed write or commit the store is unhealthy: it refuses every later append at once (reads go on),
+/// because it no longer knows what the file holds; reopen it to continue. Requests of the failed batch were not
+/// acknowledged; if the failure was a failed fsync and the process dies before the store is closed, their events
+/// may still reappear at the next open (a failed fsync leaves the data's fate to the operating system).
+///
+/// Reads run on pooled read connections concurrently with appends and with each other. They decode payloads
+/// with the codecs given to add_event_types; an event they cannot decode ends the read with event_read_error.
+/// Listeners are called after each commit on the committing thread, outside the store's locks; they may append.
+/// One store per file: a second writer (another store or process) is detected and makes the store unhealthy.
+class sqlite_event_store : public event_store {
+public:
+  /// False once a commit failed; append() then fails at once with store_errc::io_error.
+  virtual bool healthy() const = 0;
+  /// Why the store became unhealthy, or nothing while it is healthy.
+  virtual std::optional<std::string> failure() const = 0;
+  virtual sqlite_store_statistics statistics() const = 0;
+  /// The file holding the log.
+  virtual const std::string& path() const = 0;
+};
+
+/// The application id in the file's header ("CQRS"): marks the file as an event log of this engine.
+inline constexpr std::int32_t sqlite_application_id = 0x43515253;
+/// The schema version this program writes and understands; files with a newer one are refused at open.
+inline constexpr std::int32_t sqlite_schema_version = 1;
+
+/// Opens the event log at `path`, creating it (and its schema) when the file does not exist. A file that is not
+/// an event log, has a newer schema, or is damaged is refused with store_errc::io_error and a message saying why.
+/// The store converts to std::shared_ptr<event_store> for cqrs::options::store.
+std::expected<std::shared_ptr<sqlite_event_store>, store_error> open_sqlite_event_store(const std::string& path,
+                                                                                       sqlite_options options = {});
+
+} // namespace cqrs

@@ -1,0 +1,394 @@
+// The SQLite store beyond the common contract: restart, refusing foreign or damaged files, failed commits, batching.
+#include "actors/engine.hpp"
+#include "actors/sqlite_event_store.hpp"
+#include "readmodels/bank_views.hpp"
+#include "sqlite_fault_vfs.hpp"
+#include "store_test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <barrier>
+#include <fstream>
+#include <random>
+#include <thread>
+#include <type_traits>
+
+namespace {
+
+using test_support::account_stream;
+using test_support::amount_of;
+using test_support::deposits;
+
+std::shared_ptr<cqrs::sqlite_event_store> open_store(const std::string& path, cqrs::sqlite_options options = {}) {
+  auto opened = cqrs::open_sqlite_event_store(path, std::move(options));
+  if (!opened)
+    throw std::runtime_error("cannot open the store: " + opened.error().message);
+  test_support::register_test_event_types(**opened);
+  return *opened;
+}
+
+std::vector<std::int64_t> all_amounts(const cqrs::event_store& store) {
+  std::vector<std::int64_t> amounts;
+  store.read_all(0, store.head(), [&](const cqrs::envelope& event) {
+    amounts.push_back(amount_of(event));
+    return true;
+  });
+  return amounts;
+}
+
+/// Byte 18 of a SQLite header: 1 for a rollback journal, 2 for WAL.
+int journal_format_of(const std::string& path) {
+  std::ifstream file{path, std::ios::binary};
+  file.seekg(18);
+  return file.get();
+}
+
+// The opened store goes wherever an event_store is expected (cqrs::options::store), without a cast.
+static_assert(std::is_convertible_v<decltype(cqrs::open_sqlite_event_store("")),
+                                    std::expected<std::shared_ptr<cqrs::event_store>, cqrs::store_error>>);
+
+} // namespace
+
+TEST_CASE("a reopened SQLite store resumes at its last position and stream versions", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2, 3})));
+    REQUIRE(store->append(deposits(account_stream("b"), 0, {4})));
+    REQUIRE(store->append(deposits(account_stream("a"), 3, {5})));
+  }
+  auto store = open_store(path);
+  CHECK(store->head() == 5); // right away, before any read or append
+  CHECK(store->read_stream(cqrs::stream_id{"account", "a"}, 0, [](const cqrs::envelope&) { return true; }) == 4);
+
+  auto stale = store->append(deposits(account_stream("a"), 3, {6}));
+  REQUIRE_FALSE(stale);
+  CHECK(stale.error().code == cqrs::store_errc::version_conflict);
+  auto next = store->append(deposits(account_stream("a"), 4, {6}));
+  REQUIRE(next);
+  CHECK(next->first_position == 6);
+  CHECK(next->version == 5);
+  auto other = store->append(deposits(account_stream("b"), 1, {7}));
+  REQUIRE(other);
+  CHECK(other->first_position == 7);
+  CHECK(other->version == 2);
+  CHECK(all_amounts(*store) == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7});
+
+  store.reset();
+  auto again = open_store(path);
+  CHECK(again->head() == 7);
+  CHECK(all_amounts(*again) == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6, 7});
+}
+
+TEST_CASE("a file that is not an event log of this engine is refused at open with a clear error", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  std::string expected_message;
+
+  SECTION("a database of another application") {
+    test_support::raw_database{path}.execute("CREATE TABLE customers (name TEXT); INSERT INTO customers VALUES ('x')");
+    expected_message = "is not a cqrs event log: it is a SQLite database of another application";
+  }
+  SECTION("a database with another application id") {
+    test_support::raw_database{path}.execute("PRAGMA application_id = 1234; CREATE TABLE events (x)");
+    expected_message = "its application id is 0x4d2, expected 0x43515253";
+  }
+  SECTION("an event log with a newer schema version") {
+    REQUIRE(cqrs::open_sqlite_event_store(path));
+    test_support::raw_database{path}.execute("PRAGMA user_version = 2");
+    expected_message = "has event log schema version 2, newer than the version 1";
+  }
+  SECTION("a file of random bytes") {
+    std::ofstream file{path, std::ios::binary};
+    std::mt19937 random{42};
+    for (int index = 0; index < 65536; ++index)
+      file.put(static_cast<char>(random()));
+    expected_message = "is not a readable SQLite database: file is not a database";
+  }
+  SECTION("a truncated event log") {
+    {
+      auto store = open_store(path);
+      for (int index = 0; index < 200; ++index)
+        REQUIRE(store->append(deposits(account_stream("a" + std::to_string(index)), 0, {1, 2, 3, 4, 5})));
+    }
+    std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
+    expected_message = "is damaged";
+  }
+  SECTION("a marked event log without its table") {
+    test_support::raw_database{path}.execute("PRAGMA application_id = 1129402963; PRAGMA user_version = 1; "
+                                             "CREATE TABLE other (x)");
+    expected_message = "has no events table";
+  }
+
+  auto size_before = std::filesystem::file_size(path);
+  auto journal_before = journal_format_of(path);
+  auto opened = cqrs::open_sqlite_event_store(path);
+  REQUIRE_FALSE(opened);
+  CHECK(opened.error().code == cqrs::store_errc::io_error);
+  CHECK_THAT(opened.error().message, Catch::Contains(path) && Catch::Contains(expected_message));
+  // A refused file is left as it was: the store never switches a foreign file to WAL or writes to it.
+  CHECK(std::filesystem::file_size(path) == size_before);
+  CHECK(journal_format_of(path) == journal_before);
+}
+
+TEST_CASE("a store in a missing folder is refused at open", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto opened = cqrs::open_sqlite_event_store(folder.file("missing/events.db"));
+  REQUIRE_FALSE(opened);
+  CHECK(opened.error().code == cqrs::store_errc::io_error);
+  CHECK_THAT(opened.error().message, Catch::Contains("cannot open"));
+}
+
+TEST_CASE("a failed commit makes the store unhealthy and nothing unacknowledged survives a reopen",
+          "[store][sqlite]") {
+  auto& faults = test_support::sqlite_fault_vfs();
+  faults.clear();
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  auto store = open_store(path, cqrs::sqlite_options{.vfs = test_support::fault_vfs_name});
+  REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2})));
+  REQUIRE(store->append(deposits(account_stream("b"), 0, {3})));
+  REQUIRE(store->healthy());
+  REQUIRE_FALSE(store->failure());
+
+  std::string expected_reason;
+  SECTION("the disk is full") {
+    faults.failing_writes = SQLITE_FULL;
+    expected_reason = "database or disk is full";
+  }
+  SECTION("fsync fails") {
+    faults.failing_syncs = SQLITE_IOERR_FSYNC;
+    expected_reason = "disk I/O error";
+  }
+  auto failed = store->append(deposits(account_stream("a"), 2, {100, 101}));
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().code == cqrs::store_errc::io_error);
+  CHECK_THAT(failed.error().message, Catch::Contains(expected_reason) && Catch::Contains("nothing of this append"));
+  CHECK_FALSE(store->healthy());
+  REQUIRE(store->failure());
+  CHECK_THAT(*store->failure(), Catch::Contains(expected_reason));
+  CHECK(store->head() == 3);
+
+  // The disk recovers, but the store does not know what the file holds: it refuses at once, even new streams.
+  faults.clear();
+  auto refused = store->append(deposits(account_stream("c"), 0, {200}));
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == cqrs::store_errc::io_error);
+  CHECK_THAT(refused.error().message, Catch::Contains("is unhealthy after") && Catch::Contains(expected_reason));
+  // Reads of what was acknowledged go on.
+  CHECK(all_amounts(*store) == std::vector<std::int64_t>{1, 2, 3});
+
+  store.reset();
+  auto reopened = open_store(path);
+  CHECK(reopened->healthy());
+  CHECK(reopened->head() == 3);
+  CHECK(all_amounts(*reopened) == std::vector<std::int64_t>{1, 2, 3});
+  auto resumed = reopened->append(deposits(account_stream("a"), 2, {4}));
+  REQUIRE(resumed);
+  CHECK(resumed->first_position == 4);
+}
+
+TEST_CASE("appends from 16 threads share transactions (group commit)", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto store = open_store(folder.file("events.db"));
+  constexpr int threads = 16;
+  constexpr int appends = 50;
+  std::atomic<int> refused{0};
+  std::barrier start{threads};
+  {
+    std::vector<std::jthread> writers;
+    for (int writer = 0; writer < threads; ++writer)
+      writers.emplace_back([&, writer] {
+        auto own = account_stream("w" + std::to_string(writer));
+        start.arrive_and_wait();
+        for (int index = 0; index < appends; ++index)
+          if (!store->append(deposits(own, index, {index})))
+            ++refused;
+      });
+  }
+  auto statistics = store->statistics();
+  INFO("transactions: " << statistics.transactions << ", appends: " << statistics.appends);
+  CHECK(refused.load() == 0);
+  CHECK(statistics.appends == threads * appends);
+  CHECK(statistics.events == threads * appends);
+  CHECK(statistics.transactions < statistics.appends);
+  CHECK(store->head() == threads * appends);
+}
+
+TEST_CASE("a refused request in a batch does not affect the others in it", "[store][sqlite]") {
+  auto& faults = test_support::sqlite_fault_vfs();
+  faults.clear();
+  test_support::temporary_folder folder;
+  auto store = open_store(folder.file("events.db"), cqrs::sqlite_options{.vfs = test_support::fault_vfs_name});
+  REQUIRE(store->append(deposits(account_stream("taken"), 0, {1})));
+
+  // The disk stalls in the next commit's fsync, so the appends that arrive meanwhile queue up for one batch.
+  faults.holding_syncs = true;
+  std::jthread stalled{[&] { (void)store->append(deposits(account_stream("first"), 0, {2})); }};
+  while (faults.held_syncs.load() == 0)
+    std::this_thread::yield();
+  std::expected<cqrs::append_result, cqrs::store_error> good = std::unexpected(cqrs::store_error{});
+  std::expected<cqrs::append_result, cqrs::store_error> conflicting = std::unexpected(cqrs::store_error{});
+  std::expected<cqrs::append_result, cqrs::store_error> also_good = std::unexpected(cqrs::store_error{});
+  {
+    std::jthread first{[&] { good = store->append(deposits(account_stream("fresh"), 0, {3})); }};
+    std::jthread second{[&] { conflicting = store->append(deposits(account_stream("taken"), 0, {4})); }};
+    std::jthread third{[&] { also_good = store->append(deposits(account_stream("taken"), 1, {5})); }};
+    while (store->statistics().queued < 3)
+      std::this_thread::yield();
+    faults.holding_syncs = false;
+  }
+  stalled.join();
+
+  REQUIRE(good);
+  REQUIRE(also_good);
+  REQUIRE_FALSE(conflicting);
+  CHECK(conflicting.error().code == cqrs::store_errc::version_conflict);
+  CHECK(also_good->version == 2);
+  auto statistics = store->statistics();
+  CHECK(statistics.transactions == 3); // "taken", "first", then one for the batch of three
+  CHECK(statistics.appends == 4);
+  CHECK(statistics.conflicts == 1);
+  CHECK(store->head() == 4);
+  auto fresh_first = good->first_position == 3;
+  CHECK(all_amounts(*store) == std::vector<std::int64_t>{1, 2, fresh_first ? 3 : 5, fresh_first ? 5 : 3});
+}
+
+TEST_CASE("a listener may append to the store it listens to", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto store = open_store(folder.file("events.db"));
+  std::atomic<int> heard{0};
+  std::expected<cqrs::append_result, cqrs::store_error> follow_up = std::unexpected(cqrs::store_error{});
+  store->subscribe([&](cqrs::log_position) {
+    if (++heard == 1)
+      follow_up = store->append(deposits(account_stream("follow-up"), 0, {2}));
+  });
+  REQUIRE(store->append(deposits(account_stream("a"), 0, {1})));
+  REQUIRE(follow_up);
+  CHECK(heard.load() == 2);
+  CHECK(store->head() == 2);
+}
+
+TEST_CASE("an event that cannot be decoded stops the read with an event_read_error", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2, 3})));
+  }
+  std::vector<std::int64_t> seen;
+  auto collect = [&](const cqrs::envelope& event) {
+    seen.push_back(amount_of(event));
+    return true;
+  };
+
+  SECTION("its type has no codec") {
+    auto opened = cqrs::open_sqlite_event_store(path);
+    REQUIRE(opened);
+    auto& store = **opened;
+    try {
+      store.read_all(0, store.head(), collect);
+      FAIL("read_all did not throw");
+    } catch (const cqrs::event_read_error& error) {
+      CHECK(error.position() == 1);
+      CHECK(error.type_name() == "MoneyDeposited.v1");
+      CHECK_THAT(error.what(), Catch::Contains("no registered codec") && Catch::Contains("account/a"));
+    }
+    CHECK_THROWS_AS(store.read_stream(cqrs::stream_id{"account", "a"}, 0, collect), cqrs::event_read_error);
+    CHECK(seen.empty());
+    // Appending a type the store cannot encode is refused before anything is written.
+    auto refused = store.append(deposits(account_stream("b"), 0, {9}));
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == cqrs::store_errc::invalid_request);
+    CHECK(store.head() == 3);
+    CHECK(store.healthy());
+  }
+  SECTION("its payload does not decode") {
+    test_support::raw_database{path}.execute("UPDATE events SET payload = '{\"amount_cents\":\"many\"}' "
+                                             "WHERE position = 2");
+    auto store = open_store(path);
+    try {
+      store->read_all(0, store->head(), collect);
+      FAIL("read_all did not throw");
+    } catch (const cqrs::event_read_error& error) {
+      CHECK(error.position() == 2);
+      CHECK_THAT(error.what(), Catch::Contains("does not decode"));
+    }
+    CHECK(seen == std::vector<std::int64_t>{1}); // everything before the bad event, nothing after
+    seen.clear();
+    CHECK_THROWS_AS(store->read_stream(cqrs::stream_id{"account", "a"}, 0, collect), cqrs::event_read_error);
+    CHECK(seen == std::vector<std::int64_t>{1});
+    seen.clear();
+    store->read_all(2, store->head(), collect); // reads that do not touch it are fine
+    CHECK(seen == std::vector<std::int64_t>{3});
+  }
+}
+
+TEST_CASE("a second writer on the same file makes the store refuse to build on its cached state",
+          "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  auto first = open_store(path);
+  auto second = open_store(path);
+  REQUIRE(first->append(deposits(account_stream("a"), 0, {1})));
+  auto clashing = second->append(deposits(account_stream("b"), 0, {2}));
+  REQUIRE_FALSE(clashing);
+  CHECK(clashing.error().code == cqrs::store_errc::io_error);
+  CHECK_THAT(clashing.error().message, Catch::Contains("changed by another writer"));
+  CHECK_FALSE(second->healthy());
+  CHECK(first->head() == 1);
+  // Its reads still show what the file holds (its own head stays where it last wrote).
+  std::vector<std::int64_t> seen;
+  second->read_all(0, 10, [&](const cqrs::envelope& event) {
+    seen.push_back(amount_of(event));
+    return true;
+  });
+  CHECK(seen == std::vector<std::int64_t>{1});
+}
+
+TEST_CASE("the relaxed synchronous mode keeps the same log", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path, cqrs::sqlite_options{.synchronous = cqrs::sqlite_synchronous::normal,
+                                                       .open_check = cqrs::sqlite_open_check::header_only});
+    for (int index = 0; index < 100; ++index)
+      REQUIRE(store->append(deposits(account_stream("a"), index, {index})));
+  }
+  auto store = open_store(path);
+  CHECK(store->head() == 100);
+  CHECK(all_amounts(*store).size() == 100);
+}
+
+TEST_CASE("an engine on a store with an undecodable event stops its projection there and still shuts down",
+          "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    test_support::register_test_event_types(*store);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2, 3})));
+  }
+  test_support::raw_database{path}.execute("UPDATE events SET payload = '{\"amount_cents\":\"many\"}' "
+                                           "WHERE position = 2");
+  cqrs::engine engine{cqrs::options{.threads = 2, .store = open_store(path)}};
+  engine.add_aggregate<bank::account>();
+  engine.add_projection<readmodels::bank_totals>();
+
+  auto caught_up = engine.wait_until_caught_up(std::chrono::seconds{30});
+  REQUIRE_FALSE(caught_up);
+  CHECK(caught_up.error().code == cqrs::query_errc::projection_failed);
+  auto status = engine.status("bank_totals");
+  REQUIRE(status);
+  REQUIRE(status->failure);
+  CHECK(status->failure->position == 2);
+  CHECK(status->checkpoint == 1);
+  CHECK_THAT(status->failure->message, Catch::Contains("does not decode"));
+  // The aggregate cannot be recovered either: its commands are refused, nothing is appended.
+  auto refused = engine.send(bank::deposit{"a", 5}).get();
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == cqrs::errc::internal_error);
+  CHECK(engine.head() == 3);
+}

@@ -1,0 +1,176 @@
+// The cqrs-store tool on files the SQLite store wrote, then damaged behind its back: exit codes and findings.
+#include "actors/sqlite_event_store.hpp"
+#include "store_test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace {
+
+using test_support::account_stream;
+using test_support::deposits;
+
+/// The tool: named by the build (CQRS_STORE_TOOL), or else found beside this test binary (both go to bin/).
+std::string tool_path() {
+#ifdef CQRS_STORE_TOOL
+  return CQRS_STORE_TOOL;
+#else
+  return (std::filesystem::read_symlink("/proc/self/exe").parent_path() / "cqrs-store").string();
+#endif
+}
+
+struct tool_run {
+  int exit_code = -1;
+  std::string output;
+};
+
+/// Runs the tool with the arguments (already shell-quoted where needed) and collects its output.
+tool_run run_tool(const test_support::temporary_folder& folder, const std::string& arguments) {
+  auto tool = tool_path();
+  if (!std::filesystem::exists(tool))
+    throw std::runtime_error(tool + " does not exist: build the cqrs-store target first");
+  auto output_file = folder.file("tool-output.txt");
+  auto command = "'" + tool + "' " + arguments + " > '" + output_file + "' 2>&1";
+  auto status = std::system(command.c_str());
+  tool_run result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream output{output_file};
+  std::stringstream text;
+  text << output.rdbuf();
+  result.output = text.str();
+  return result;
+}
+
+std::string shell_quoted(const std::string& path) { return "'" + path + "'"; }
+
+/// A log of 3 streams and 6 events, its acknowledgements written to `ack_log` as the engine's host would.
+void write_log(const std::string& path, const std::string& ack_log) {
+  auto opened = cqrs::open_sqlite_event_store(path);
+  REQUIRE(opened);
+  auto& store = **opened;
+  test_support::register_test_event_types(store);
+  std::ofstream acks{ack_log};
+  auto append = [&](cqrs::append_request request) {
+    auto command_id = request.command_id;
+    auto appended = store.append(std::move(request));
+    REQUIRE(appended);
+    acks << command_id << ' ' << appended->last_position << '\n';
+  };
+  append(deposits(account_stream("a"), 0, {1, 2}, "cmd-1"));
+  append(deposits(account_stream("b"), 0, {3}, "cmd-2"));
+  append(deposits(account_stream("a"), 2, {4}, "cmd-3"));
+  append(deposits(account_stream("c/with/slashes"), 0, {5, 6}, "cmd-4"));
+}
+
+} // namespace
+
+TEST_CASE("cqrs-store verifies, counts and dumps a good log", "[store][tool]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  auto acks = folder.file("acks.txt");
+  write_log(path, acks);
+
+  auto verified = run_tool(folder, "verify " + shell_quoted(path) + " --ack-log " + shell_quoted(acks));
+  INFO(verified.output);
+  CHECK(verified.exit_code == 0);
+  CHECK_THAT(verified.output, Catch::Contains("6 events, 3 streams, 4 acknowledgements: ok"));
+
+  auto stats = run_tool(folder, "stats " + shell_quoted(path));
+  INFO(stats.output);
+  CHECK(stats.exit_code == 0);
+  CHECK_THAT(stats.output, Catch::Contains("events: 6") && Catch::Contains("streams: 3")
+                             && Catch::Contains("last position: 6"));
+
+  auto dumped = run_tool(folder, "dump " + shell_quoted(path) + " --stream account/a --from 2");
+  INFO(dumped.output);
+  CHECK(dumped.exit_code == 0);
+  std::istringstream lines{dumped.output};
+  std::vector<boost::json::value> events;
+  for (std::string line; std::getline(lines, line);)
+    events.push_back(boost::json::parse(line));
+  REQUIRE(events.size() == 2); // positions 2 and 4 of account/a
+  CHECK(events[0].at("position").as_int64() == 2);
+  CHECK(events[1].at("position").as_int64() == 4);
+  CHECK(events[1].at("version").as_int64() == 3);
+  CHECK(events[1].at("type").as_string() == "MoneyDeposited.v1");
+  CHECK(events[1].at("command_id").as_string() == "cmd-3");
+  CHECK(events[1].at("payload").at("amount_cents").as_int64() == 4);
+
+  auto slashed = run_tool(folder, "dump " + shell_quoted(path) + " --stream account/c/with/slashes");
+  CHECK(slashed.exit_code == 0);
+  CHECK(std::count(slashed.output.begin(), slashed.output.end(), '\n') == 2);
+}
+
+TEST_CASE("cqrs-store verify fails on a damaged log or a wrong acknowledgement", "[store][tool]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  auto acks = folder.file("acks.txt");
+  write_log(path, acks);
+  std::string ack_arguments;
+  std::string expected_finding;
+
+  SECTION("an event is missing from the middle of the log") {
+    test_support::raw_database{path}.execute("DELETE FROM events WHERE position = 3");
+    expected_finding = "positions 3 to 3 are missing";
+  }
+  SECTION("a stream skips a version") {
+    test_support::raw_database{path}.execute("UPDATE events SET version = 5 WHERE position = 4");
+    expected_finding = "stream account/a has version 5 where version 3 should be";
+  }
+  SECTION("a payload is not JSON") {
+    test_support::raw_database{path}.execute("UPDATE events SET payload = '{\"amount_cents\":' WHERE position = 5");
+    expected_finding = "event 5 (MoneyDeposited.v1) has a payload that is not valid JSON";
+  }
+  SECTION("an acknowledged command is not at its position") {
+    std::ofstream{acks, std::ios::app} << "cmd-9 4\n";
+    ack_arguments = " --ack-log " + shell_quoted(acks);
+    expected_finding = "acknowledged command cmd-9 at position 4 (line 5), but that event belongs to command cmd-3";
+  }
+  SECTION("an acknowledged position does not exist") {
+    std::ofstream{acks, std::ios::app} << "cmd-5 7\n";
+    ack_arguments = " --ack-log " + shell_quoted(acks);
+    expected_finding = "but the log has no event there";
+  }
+  SECTION("the file is not a SQLite database") {
+    std::ofstream{path, std::ios::trunc} << std::string(8192, 'z');
+    std::filesystem::remove(path + "-wal");
+    std::filesystem::remove(path + "-shm");
+    expected_finding = "is not a readable SQLite database";
+  }
+
+  auto verified = run_tool(folder, "verify " + shell_quoted(path) + ack_arguments);
+  INFO(verified.output);
+  CHECK(verified.exit_code == 1);
+  CHECK_THAT(verified.output, Catch::Contains(expected_finding));
+}
+
+TEST_CASE("cqrs-store answers a wrong command line with exit code 2", "[store][tool]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  auto acks = folder.file("acks.txt");
+  write_log(path, acks);
+  auto file = shell_quoted(path);
+  std::vector<std::string> wrong_command_lines{
+    "",                                                   // no subcommand
+    "frobnicate " + file,                                 // an unknown one
+    "verify",                                             // no file
+    "verify " + shell_quoted(folder.file("missing.db")), // a file that does not exist
+    "stats " + file + " --bogus",                         // an unknown option
+    "dump " + file + " --stream no-slash",                // a stream that is not TYPE/ID
+    "dump " + file + " --from x",                         // a position that is not a number
+    "verify " + file + " --ack-log " + shell_quoted(folder.file("missing.txt")),
+  };
+  for (const auto& arguments : wrong_command_lines) {
+    auto ran = run_tool(folder, arguments);
+    INFO("arguments: " << arguments << "\noutput: " << ran.output);
+    CHECK(ran.exit_code == 2);
+  }
+  CHECK(run_tool(folder, "--help").exit_code == 0);
+}

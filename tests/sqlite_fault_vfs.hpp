@@ -1,0 +1,212 @@
+// A SQLite VFS for tests: the default "unix" VFS, except that writes and syncs fail or slow down on demand.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+namespace test_support {
+
+/// What the fault VFS does to files opened through it; 0 means "pass through".
+struct sqlite_faults {
+  /// SQLite result code every xWrite and xTruncate returns instead of writing (e.g. SQLITE_FULL).
+  std::atomic<int> failing_writes{0};
+  /// SQLite result code every xSync returns instead of syncing (e.g. SQLITE_IOERR_FSYNC).
+  std::atomic<int> failing_syncs{0};
+  /// Extra time every xSync takes: a slow disk.
+  std::atomic<int> sync_delay_microseconds{0};
+  /// While set, every xSync waits until it is cleared: a disk that stalls.
+  std::atomic<bool> holding_syncs{false};
+  /// Syncs waiting for holding_syncs to clear right now.
+  std::atomic<int> held_syncs{0};
+
+  void clear() {
+    failing_writes = 0;
+    failing_syncs = 0;
+    sync_delay_microseconds = 0;
+    holding_syncs = false;
+  }
+};
+
+/// The name to pass as sqlite_options::vfs.
+inline constexpr const char* fault_vfs_name = "cqrs-test-faults";
+
+namespace detail {
+
+inline sqlite_faults& fault_state() {
+  static sqlite_faults faults;
+  return faults;
+}
+
+inline sqlite3_vfs*& real_vfs() {
+  static sqlite3_vfs* vfs = nullptr;
+  return vfs;
+}
+
+/// Our file: SQLite allocates szOsFile bytes; the real VFS's file lives right after this header.
+struct fault_file {
+  sqlite3_file base;
+  sqlite3_file* real;
+};
+
+inline sqlite3_file* real_of(sqlite3_file* file) { return reinterpret_cast<fault_file*>(file)->real; }
+
+inline int fault_close(sqlite3_file* file) { return real_of(file)->pMethods->xClose(real_of(file)); }
+inline int fault_read(sqlite3_file* file, void* buffer, int amount, sqlite3_int64 offset) {
+  return real_of(file)->pMethods->xRead(real_of(file), buffer, amount, offset);
+}
+inline int fault_write(sqlite3_file* file, const void* buffer, int amount, sqlite3_int64 offset) {
+  if (int failure = fault_state().failing_writes.load())
+    return failure;
+  return real_of(file)->pMethods->xWrite(real_of(file), buffer, amount, offset);
+}
+inline int fault_truncate(sqlite3_file* file, sqlite3_int64 size) {
+  if (int failure = fault_state().failing_writes.load())
+    return failure;
+  return real_of(file)->pMethods->xTruncate(real_of(file), size);
+}
+inline int fault_sync(sqlite3_file* file, int flags) {
+  if (int delay = fault_state().sync_delay_microseconds.load())
+    std::this_thread::sleep_for(std::chrono::microseconds{delay});
+  if (fault_state().holding_syncs.load()) {
+    ++fault_state().held_syncs;
+    while (fault_state().holding_syncs.load())
+      std::this_thread::sleep_for(std::chrono::microseconds{100});
+    --fault_state().held_syncs;
+  }
+  if (int failure = fault_state().failing_syncs.load())
+    return failure;
+  return real_of(file)->pMethods->xSync(real_of(file), flags);
+}
+inline int fault_file_size(sqlite3_file* file, sqlite3_int64* size) {
+  return real_of(file)->pMethods->xFileSize(real_of(file), size);
+}
+inline int fault_lock(sqlite3_file* file, int level) { return real_of(file)->pMethods->xLock(real_of(file), level); }
+inline int fault_unlock(sqlite3_file* file, int level) {
+  return real_of(file)->pMethods->xUnlock(real_of(file), level);
+}
+inline int fault_check_reserved_lock(sqlite3_file* file, int* result) {
+  return real_of(file)->pMethods->xCheckReservedLock(real_of(file), result);
+}
+inline int fault_file_control(sqlite3_file* file, int operation, void* argument) {
+  return real_of(file)->pMethods->xFileControl(real_of(file), operation, argument);
+}
+inline int fault_sector_size(sqlite3_file* file) { return real_of(file)->pMethods->xSectorSize(real_of(file)); }
+inline int fault_device_characteristics(sqlite3_file* file) {
+  return real_of(file)->pMethods->xDeviceCharacteristics(real_of(file));
+}
+inline int fault_shm_map(sqlite3_file* file, int region, int size, int extend, void volatile** memory) {
+  return real_of(file)->pMethods->xShmMap(real_of(file), region, size, extend, memory);
+}
+inline int fault_shm_lock(sqlite3_file* file, int offset, int count, int flags) {
+  return real_of(file)->pMethods->xShmLock(real_of(file), offset, count, flags);
+}
+inline void fault_shm_barrier(sqlite3_file* file) { real_of(file)->pMethods->xShmBarrier(real_of(file)); }
+inline int fault_shm_unmap(sqlite3_file* file, int delete_flag) {
+  return real_of(file)->pMethods->xShmUnmap(real_of(file), delete_flag);
+}
+inline int fault_fetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** pointer) {
+  return real_of(file)->pMethods->xFetch(real_of(file), offset, amount, pointer);
+}
+inline int fault_unfetch(sqlite3_file* file, sqlite3_int64 offset, void* pointer) {
+  return real_of(file)->pMethods->xUnfetch(real_of(file), offset, pointer);
+}
+
+inline const sqlite3_io_methods fault_methods = {
+  3,
+  fault_close,
+  fault_read,
+  fault_write,
+  fault_truncate,
+  fault_sync,
+  fault_file_size,
+  fault_lock,
+  fault_unlock,
+  fault_check_reserved_lock,
+  fault_file_control,
+  fault_sector_size,
+  fault_device_characteristics,
+  fault_shm_map,
+  fault_shm_lock,
+  fault_shm_barrier,
+  fault_shm_unmap,
+  fault_fetch,
+  fault_unfetch,
+};
+
+inline int fault_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
+  auto* ours = reinterpret_cast<fault_file*>(file);
+  ours->real = reinterpret_cast<sqlite3_file*>(ours + 1);
+  int opened = real_vfs()->xOpen(real_vfs(), name, ours->real, flags, out_flags);
+  // SQLite calls xClose only on files whose pMethods is set, so a failed open leaves it null.
+  ours->base.pMethods = ours->real->pMethods ? &fault_methods : nullptr;
+  return opened;
+}
+
+// The remaining VFS methods reach the real VFS with the real VFS as their first argument.
+inline int fault_delete(sqlite3_vfs*, const char* name, int sync_folder) {
+  return real_vfs()->xDelete(real_vfs(), name, sync_folder);
+}
+inline int fault_access(sqlite3_vfs*, const char* name, int flags, int* result) {
+  return real_vfs()->xAccess(real_vfs(), name, flags, result);
+}
+inline int fault_full_pathname(sqlite3_vfs*, const char* name, int size, char* out) {
+  return real_vfs()->xFullPathname(real_vfs(), name, size, out);
+}
+inline void* fault_dl_open(sqlite3_vfs*, const char* name) { return real_vfs()->xDlOpen(real_vfs(), name); }
+inline void fault_dl_error(sqlite3_vfs*, int size, char* out) { real_vfs()->xDlError(real_vfs(), size, out); }
+inline void (*fault_dl_sym(sqlite3_vfs*, void* handle, const char* symbol))(void) {
+  return real_vfs()->xDlSym(real_vfs(), handle, symbol);
+}
+inline void fault_dl_close(sqlite3_vfs*, void* handle) { real_vfs()->xDlClose(real_vfs(), handle); }
+inline int fault_randomness(sqlite3_vfs*, int size, char* out) {
+  return real_vfs()->xRandomness(real_vfs(), size, out);
+}
+inline int fault_sleep(sqlite3_vfs*, int microseconds) { return real_vfs()->xSleep(real_vfs(), microseconds); }
+inline int fault_current_time(sqlite3_vfs*, double* now) { return real_vfs()->xCurrentTime(real_vfs(), now); }
+inline int fault_last_error(sqlite3_vfs*, int size, char* out) {
+  return real_vfs()->xGetLastError(real_vfs(), size, out);
+}
+inline int fault_current_time_int64(sqlite3_vfs*, sqlite3_int64* now) {
+  return real_vfs()->xCurrentTimeInt64(real_vfs(), now);
+}
+
+} // namespace detail
+
+/// Registers the fault VFS once (under fault_vfs_name, not as the default) and returns its switches.
+inline sqlite_faults& sqlite_fault_vfs() {
+  static std::once_flag registered;
+  std::call_once(registered, [] {
+    auto* real = sqlite3_vfs_find("unix");
+    if (!real)
+      throw std::runtime_error("SQLite has no unix VFS to wrap");
+    detail::real_vfs() = real;
+    static sqlite3_vfs vfs{};
+    vfs.iVersion = 2;
+    vfs.szOsFile = static_cast<int>(sizeof(detail::fault_file)) + real->szOsFile;
+    vfs.mxPathname = real->mxPathname;
+    vfs.zName = fault_vfs_name;
+    vfs.xOpen = detail::fault_open;
+    vfs.xDelete = detail::fault_delete;
+    vfs.xAccess = detail::fault_access;
+    vfs.xFullPathname = detail::fault_full_pathname;
+    vfs.xDlOpen = detail::fault_dl_open;
+    vfs.xDlError = detail::fault_dl_error;
+    vfs.xDlSym = detail::fault_dl_sym;
+    vfs.xDlClose = detail::fault_dl_close;
+    vfs.xRandomness = detail::fault_randomness;
+    vfs.xSleep = detail::fault_sleep;
+    vfs.xCurrentTime = detail::fault_current_time;
+    vfs.xGetLastError = detail::fault_last_error;
+    vfs.xCurrentTimeInt64 = detail::fault_current_time_int64;
+    if (sqlite3_vfs_register(&vfs, 0) != SQLITE_OK)
+      throw std::runtime_error("cannot register the fault VFS");
+  });
+  return detail::fault_state();
+}
+
+} // namespace test_support

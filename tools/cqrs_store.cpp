@@ -1,0 +1,454 @@
+// cqrs-store: shows the statistics of an event log file, dumps its events as JSON lines, or verifies its invariants.
+// It opens the file read-only through SQLite directly, never through the store, so that it can examine a damaged
+// file; it has no codecs, so a payload "decodes" when it is valid JSON.
+#include "actors/sqlite_event_store.hpp"
+
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+/// Exit codes: everything holds, something does not (or the file cannot be read), the command line is wrong.
+constexpr int exit_ok = 0;
+constexpr int exit_problems = 1;
+constexpr int exit_usage = 2;
+
+/// A read-only connection and the statements run on it; failures come back as messages.
+class log_file {
+public:
+  explicit log_file(const std::string& path) : path_(path) {
+    if (sqlite3_open_v2(path.c_str(), &database_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
+      error_ = "cannot open " + path + ": " + (database_ ? sqlite3_errmsg(database_) : "out of memory");
+  }
+  log_file(const log_file&) = delete;
+  log_file& operator=(const log_file&) = delete;
+  ~log_file() { sqlite3_close_v2(database_); }
+
+  /// Why the file could not be opened, if it could not.
+  const std::optional<std::string>& open_error() const { return error_; }
+  const std::string& path() const { return path_; }
+
+  /// A prepared statement that finalizes itself; steps it row by row.
+  class query {
+  public:
+    query(sqlite3* database, std::string_view sql) : database_(database) {
+      if (sqlite3_prepare_v2(database, sql.data(), static_cast<int>(sql.size()), &statement_, nullptr) != SQLITE_OK)
+        error_ = sqlite3_errmsg(database);
+    }
+    query(const query&) = delete;
+    query& operator=(const query&) = delete;
+    ~query() { sqlite3_finalize(statement_); }
+
+    query& bind(int index, std::int64_t value) {
+      if (statement_)
+        sqlite3_bind_int64(statement_, index, value);
+      return *this;
+    }
+    query& bind(int index, const std::string& text) {
+      if (statement_)
+        sqlite3_bind_text(statement_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+      return *this;
+    }
+
+    /// True while there is a row; after it returns false, error() says whether the query failed.
+    bool next() {
+      if (!statement_)
+        return false;
+      auto step = sqlite3_step(statement_);
+      if (step == SQLITE_ROW)
+        return true;
+      if (step != SQLITE_DONE)
+        error_ = sqlite3_errmsg(database_);
+      return false;
+    }
+    const std::optional<std::string>& error() const { return error_; }
+
+    std::int64_t integer(int column) const { return sqlite3_column_int64(statement_, column); }
+    std::string_view text(int column) const {
+      const auto* value = reinterpret_cast<const char*>(sqlite3_column_text(statement_, column));
+      return value ? std::string_view{value, static_cast<std::size_t>(sqlite3_column_bytes(statement_, column))}
+                   : std::string_view{};
+    }
+
+  private:
+    sqlite3* database_;
+    sqlite3_stmt* statement_ = nullptr;
+    std::optional<std::string> error_;
+  };
+
+  query run(std::string_view sql) const { return query{database_, sql}; }
+
+  /// The first column of the first row, or why it could not be read.
+  std::pair<std::int64_t, std::optional<std::string>> integer(std::string_view sql) const {
+    auto result = run(sql);
+    std::int64_t value = result.next() ? result.integer(0) : 0;
+    return {value, result.error()};
+  }
+
+private:
+  std::string path_;
+  sqlite3* database_ = nullptr;
+  std::optional<std::string> error_;
+};
+
+/// Problems found by verify, printed as they are found (the first few of each kind) and counted.
+class problem_list {
+public:
+  void add(const std::string& kind, const std::string& message) {
+    auto& count = counts_[kind];
+    if (++count <= shown_per_kind)
+      std::cout << "problem: " << message << '\n';
+    else if (count == shown_per_kind + 1)
+      std::cout << "problem: (further " << kind << " problems are counted, not shown)\n";
+    ++total_;
+  }
+  std::uint64_t total() const { return total_; }
+
+private:
+  static constexpr std::uint64_t shown_per_kind = 20;
+  std::map<std::string, std::uint64_t> counts_;
+  std::uint64_t total_ = 0;
+};
+
+std::string hex(std::int64_t value) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%#x", static_cast<unsigned>(static_cast<std::uint32_t>(value)));
+  return text;
+}
+
+/// Checks that the file is an event log this tool understands; prints why not and returns false otherwise.
+bool check_header(const log_file& file, problem_list* problems) {
+  auto report = [&](const std::string& message) {
+    if (problems)
+      problems->add("header", message);
+    else
+      std::cerr << "cqrs-store: " << message << '\n';
+  };
+  auto [application_id, application_error] = file.integer("PRAGMA application_id");
+  if (application_error) {
+    report(file.path() + " is not a readable SQLite database: " + *application_error);
+    return false;
+  }
+  if (application_id != cqrs::sqlite_application_id) {
+    report(file.path() + " is not a cqrs event log (application id " + hex(application_id) + ", expected "
+           + hex(cqrs::sqlite_application_id) + ")");
+    return false;
+  }
+  auto [schema_version, schema_error] = file.integer("PRAGMA user_version");
+  if (schema_error || schema_version != cqrs::sqlite_schema_version) {
+    report(file.path() + " has event log schema version " + std::to_string(schema_version) + "; this tool reads "
+           + std::to_string(cqrs::sqlite_schema_version));
+    return false;
+  }
+  auto [tables, table_error] =
+    file.integer("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'events'");
+  if (table_error || tables != 1) {
+    report(file.path() + " has no events table" + (table_error ? ": " + *table_error : std::string{}));
+    return false;
+  }
+  return true;
+}
+
+int run_stats(const log_file& file) {
+  if (!check_header(file, nullptr))
+    return exit_problems;
+  auto [events, events_error] = file.integer("SELECT count(*) FROM events");
+  auto [streams, streams_error] =
+    file.integer("SELECT count(*) FROM (SELECT DISTINCT stream_type, stream_id FROM events)");
+  auto [last, last_error] = file.integer("SELECT coalesce(max(position), 0) FROM events");
+  for (const auto& error : {events_error, streams_error, last_error})
+    if (error) {
+      std::cerr << "cqrs-store: reading " << file.path() << " failed: " << *error << '\n';
+      return exit_problems;
+    }
+  std::error_code ignored;
+  auto size = std::filesystem::file_size(file.path(), ignored);
+  auto wal_size = std::filesystem::file_size(file.path() + "-wal", ignored);
+  if (wal_size == static_cast<std::uintmax_t>(-1))
+    wal_size = 0;
+  std::cout << "file: " << file.path() << '\n'
+            << "file size: " << size << " bytes (write-ahead log: " << wal_size << " bytes)\n"
+            << "schema version: " << cqrs::sqlite_schema_version << '\n'
+            << "events: " << events << '\n'
+            << "streams: " << streams << '\n'
+            << "last position: " << last << '\n';
+  return exit_ok;
+}
+
+/// "2024-05-01T12:00:00.123456Z" from microseconds since the epoch.
+std::string utc_time(std::int64_t microseconds) {
+  std::time_t seconds = static_cast<std::time_t>(microseconds / 1000000);
+  auto fraction = microseconds % 1000000;
+  if (fraction < 0) {
+    fraction += 1000000;
+    --seconds;
+  }
+  std::tm parts{};
+  gmtime_r(&seconds, &parts);
+  char text[96]; // room for any int the compiler thinks tm's fields may hold
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", parts.tm_year + 1900, parts.tm_mon + 1,
+                parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, static_cast<long long>(fraction));
+  return text;
+}
+
+std::string json_string(std::string_view text) { return boost::json::serialize(boost::json::string_view{text}); }
+
+/// TYPE/ID split at the first '/' (ids may contain more).
+std::optional<std::pair<std::string, std::string>> split_stream(const std::string& stream) {
+  auto slash = stream.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == stream.size())
+    return std::nullopt;
+  return std::pair{stream.substr(0, slash), stream.substr(slash + 1)};
+}
+
+int run_dump(const log_file& file, const std::string& stream, std::int64_t from) {
+  if (!check_header(file, nullptr))
+    return exit_problems;
+  std::string sql = "SELECT position, stream_type, stream_id, version, type, timestamp, command_id, "
+                    "correlation_id, payload FROM events WHERE position >= ?1";
+  std::optional<std::pair<std::string, std::string>> only;
+  if (!stream.empty()) {
+    only = split_stream(stream);
+    sql += " AND stream_type = ?2 AND stream_id = ?3";
+  }
+  sql += " ORDER BY position";
+  auto rows = file.run(sql);
+  rows.bind(1, from);
+  if (only)
+    rows.bind(2, only->first).bind(3, only->second);
+  boost::json::parser parser;
+  std::string line;
+  while (rows.next()) {
+    line.clear();
+    line += "{\"position\":" + std::to_string(rows.integer(0));
+    line += ",\"stream_type\":" + json_string(rows.text(1));
+    line += ",\"stream_id\":" + json_string(rows.text(2));
+    line += ",\"version\":" + std::to_string(rows.integer(3));
+    line += ",\"type\":" + json_string(rows.text(4));
+    line += ",\"timestamp\":" + std::to_string(rows.integer(5));
+    line += ",\"time\":\"" + utc_time(rows.integer(5)) + "\"";
+    line += ",\"command_id\":" + json_string(rows.text(6));
+    line += ",\"correlation_id\":" + json_string(rows.text(7));
+    auto payload = rows.text(8);
+    boost::system::error_code error;
+    parser.reset();
+    parser.write(payload.data(), payload.size(), error); // the whole text: trailing garbage is an error too
+    if (!error) {
+      // The stored text as it is; JSON allows raw line breaks only as whitespace, which a JSON line cannot hold.
+      std::string text{payload};
+      for (auto& character : text)
+        if (character == '\n' || character == '\r')
+          character = ' ';
+      line += ",\"payload\":" + text + "}";
+    } else {
+      line += ",\"payload\":null,\"payload_text\":" + json_string(payload)
+              + ",\"payload_error\":" + json_string(error.message()) + "}";
+    }
+    std::cout << line << '\n';
+  }
+  if (rows.error()) {
+    std::cerr << "cqrs-store: reading " << file.path() << " failed: " << *rows.error() << '\n';
+    return exit_problems;
+  }
+  return exit_ok;
+}
+
+/// Positions gap-free from 1 and every payload valid JSON, in one pass in position order.
+std::int64_t verify_positions_and_payloads(const log_file& file, problem_list& problems) {
+  auto rows = file.run("SELECT position, type, payload FROM events ORDER BY position");
+  std::int64_t expected = 1;
+  std::int64_t count = 0;
+  boost::json::parser parser;
+  while (rows.next()) {
+    ++count;
+    auto position = rows.integer(0);
+    if (position != expected)
+      problems.add("position", position > expected
+                                 ? "positions " + std::to_string(expected) + " to " + std::to_string(position - 1)
+                                     + " are missing (gap before position " + std::to_string(position) + ")"
+                                 : "position " + std::to_string(position) + " out of order");
+    expected = position + 1;
+    if (rows.text(1).empty())
+      problems.add("type", "event " + std::to_string(position) + " has no type name");
+    auto payload = rows.text(2);
+    boost::system::error_code error;
+    parser.reset();
+    parser.write(payload.data(), payload.size(), error); // the whole text: trailing garbage is an error too
+    if (error)
+      problems.add("payload", "event " + std::to_string(position) + " (" + std::string{rows.text(1)}
+                                + ") has a payload that is not valid JSON: " + error.message());
+  }
+  if (rows.error())
+    problems.add("read", "reading the events of " + file.path() + " failed: " + *rows.error());
+  return count;
+}
+
+/// Every stream's versions contiguous from 1, in the order of their positions.
+std::int64_t verify_stream_versions(const log_file& file, problem_list& problems) {
+  auto rows = file.run("SELECT stream_type, stream_id, version, position FROM events "
+                       "ORDER BY stream_type, stream_id, version");
+  std::string current_type;
+  std::string current_id;
+  std::int64_t expected = 1;
+  std::int64_t last_position = 0;
+  std::int64_t streams = 0;
+  while (rows.next()) {
+    auto type = rows.text(0);
+    auto id = rows.text(1);
+    if (streams == 0 || type != current_type || id != current_id) {
+      current_type = type;
+      current_id = id;
+      expected = 1;
+      last_position = 0;
+      ++streams;
+    }
+    auto name = current_type + "/" + current_id;
+    auto version = rows.integer(2);
+    auto position = rows.integer(3);
+    if (version != expected)
+      problems.add("version", "stream " + name + " has version " + std::to_string(version) + " where version "
+                                + std::to_string(expected) + " should be (event " + std::to_string(position) + ")");
+    if (position <= last_position)
+      problems.add("version", "stream " + name + " version " + std::to_string(version) + " is at position "
+                                + std::to_string(position) + ", before its previous version's position "
+                                + std::to_string(last_position));
+    expected = version + 1;
+    last_position = position;
+  }
+  if (rows.error())
+    problems.add("read", "reading the streams of " + file.path() + " failed: " + *rows.error());
+  return streams;
+}
+
+/// Each line "command_id position": the event at that position exists and has that command id.
+std::int64_t verify_acknowledgements(const log_file& file, const std::string& ack_log, problem_list& problems) {
+  std::ifstream lines{ack_log};
+  if (!lines) {
+    problems.add("ack", "cannot read the acknowledgement log " + ack_log);
+    return 0;
+  }
+  auto lookup = [&](std::int64_t position) {
+    auto row = file.run("SELECT command_id FROM events WHERE position = ?1");
+    row.bind(1, position);
+    std::optional<std::string> command_id;
+    if (row.next())
+      command_id = std::string{row.text(0)};
+    return std::pair{command_id, row.error()};
+  };
+  std::string line;
+  std::int64_t number = 0;
+  std::int64_t acknowledged = 0;
+  while (std::getline(lines, line)) {
+    ++number;
+    if (line.find_first_not_of(" \t\r") == std::string::npos)
+      continue;
+    std::istringstream fields{line};
+    std::string command_id;
+    std::int64_t position = 0;
+    std::string rest;
+    if (!(fields >> command_id >> position) || (fields >> rest) || position <= 0) {
+      problems.add("ack", ack_log + " line " + std::to_string(number) + " is not \"command_id position\": " + line);
+      continue;
+    }
+    ++acknowledged;
+    auto [stored, error] = lookup(position);
+    if (error)
+      problems.add("read", "reading event " + std::to_string(position) + " failed: " + *error);
+    else if (!stored)
+      problems.add("ack", "acknowledged command " + command_id + " at position " + std::to_string(position)
+                            + " (line " + std::to_string(number) + "), but the log has no event there");
+    else if (*stored != command_id)
+      problems.add("ack", "acknowledged command " + command_id + " at position " + std::to_string(position)
+                            + " (line " + std::to_string(number) + "), but that event belongs to command " + *stored);
+  }
+  return acknowledged;
+}
+
+int run_verify(const log_file& file, const std::string& ack_log) {
+  problem_list problems;
+  if (!check_header(file, &problems)) {
+    std::cout << file.path() << ": FAILED (" << problems.total() << " problem)\n";
+    return exit_problems;
+  }
+  auto check = file.run("PRAGMA quick_check(20)");
+  while (check.next())
+    if (check.text(0) != "ok")
+      problems.add("integrity", "SQLite integrity check: " + std::string{check.text(0)});
+  if (check.error())
+    problems.add("integrity", "SQLite integrity check failed: " + *check.error());
+  auto events = verify_positions_and_payloads(file, problems);
+  auto streams = verify_stream_versions(file, problems);
+  std::int64_t acknowledged = 0;
+  if (!ack_log.empty())
+    acknowledged = verify_acknowledgements(file, ack_log, problems);
+
+  std::cout << file.path() << ": " << events << " events, " << streams << " streams";
+  if (!ack_log.empty())
+    std::cout << ", " << acknowledged << " acknowledgements";
+  if (problems.total() == 0) {
+    std::cout << ": ok\n";
+    return exit_ok;
+  }
+  std::cout << ": FAILED (" << problems.total() << " problems)\n";
+  return exit_problems;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Shows, dumps and verifies a cqrs-engine event log (a SQLite file), read-only."};
+  app.require_subcommand(1);
+  std::string path;
+  std::string stream;
+  std::int64_t from = 1;
+  std::string ack_log;
+
+  auto* stats = app.add_subcommand("stats", "Number of events and streams, last position, file size.");
+  stats->add_option("file", path, "The event log file")->required()->check(CLI::ExistingFile);
+
+  auto* dump = app.add_subcommand("dump", "The events as JSON lines, payloads as stored.");
+  dump->add_option("file", path, "The event log file")->required()->check(CLI::ExistingFile);
+  dump->add_option("--stream", stream, "Only this stream, as TYPE/ID")->check([](const std::string& value) {
+    return split_stream(value) ? std::string{} : std::string{"expected TYPE/ID, got " + value};
+  });
+  dump->add_option("--from", from, "First position to print")->check(CLI::PositiveNumber);
+
+  auto* verify = app.add_subcommand("verify", "Checks positions, stream versions, payloads (and acknowledgements); "
+                                              "exit code 0 when all hold, 1 otherwise.");
+  verify->add_option("file", path, "The event log file")->required()->check(CLI::ExistingFile);
+  verify->add_option("--ack-log", ack_log, "Lines \"command_id position\": each event must exist with that command")
+    ->check(CLI::ExistingFile);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help and --version are "errors" with exit code 0; everything else is a usage error.
+    auto code = app.exit(error);
+    return code == 0 ? exit_ok : exit_usage;
+  }
+
+  log_file file{path};
+  if (file.open_error()) {
+    std::cerr << "cqrs-store: " << *file.open_error() << '\n';
+    return exit_problems;
+  }
+  if (*stats)
+    return run_stats(file);
+  if (*dump)
+    return run_dump(file, stream, from);
+  return run_verify(file, ack_log);
+}
