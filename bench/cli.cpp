@@ -1,0 +1,211 @@
+// cqrs-load's options through CLI11; every bad value or combination is a usage error (exit 2).
+#include "bench/cli.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <map>
+#include <sstream>
+
+namespace bench {
+namespace {
+
+constexpr const char* description =
+  "cqrs-load: the load tester of the CQRS engine. Clients send order commands in a closed loop (each waits for\n"
+  "every reply; clients are callback-driven state machines, not threads) or, with --rate, in an open loop paced\n"
+  "from intended send times (latency counted from the intended time: no coordinated omission). It measures\n"
+  "commands/s, latency percentiles, visibility latency (ack -> each read model answers at_least(position)),\n"
+  "catch-up after the last command, queries/s on warm read models, mean commands in flight and peak RSS, then\n"
+  "verifies every read model against a fold of the log and that every invalid command (about 1%) was rejected.";
+
+constexpr const char* footer =
+  R"(Workloads:
+  orders  per order: PlaceOrder, K x AddItem, ShipOrder (--orders N --items K); every order is a new aggregate
+  hot     AddItem/RemoveItem pairs on --aggregates long-lived orders (placed first, not measured): contention
+          on a few serial aggregates; --commands (default 500000) or --duration-s bounds it
+--baseline also runs, in the same invocation and on the same workload, a hand-written raw-CAF program (client
+actors doing request/response; and again with callback clients, the engine's shape) and a one-mutex CRUD loop,
+and prints the engine's ratio to each (closed loop only).
+--sweep measures the hot shape over aggregates x clients (--sweep-aggregates, --sweep-clients), each cell for
+--duration-s (default 1) or --commands, and writes --csv (default sweep.csv).
+
+Exit status: 0 verified, 1 not verified (a read model differs from the log, a count is off), 2 bad options.)";
+
+template <class Value>
+CLI::Option* add_count(CLI::App& app, const std::string& name, Value& value, const std::string& text, Value lowest,
+                       Value highest) {
+  return app.add_option(name, value, text)
+    ->type_name("N")
+    ->capture_default_str()
+    ->check(CLI::Range(lowest, highest).description(""));
+}
+
+} // namespace
+
+parse_outcome parse_command_line(int argc, const char* const* argv) {
+  command_line parsed;
+  auto& load = parsed.load;
+  double duration = 0;
+  std::string workload = "orders";
+  std::string policy = "stealing";
+  std::string consistency = "any";
+  std::string progress = "auto";
+  std::string query_dispatch = "caller";
+  bool baseline = false;
+
+  CLI::App app{description, "cqrs-load"};
+  app.footer(footer);
+  app.get_formatter()->column_width(32);
+  app.add_option("--workload", workload, "orders or hot")
+    ->type_name("NAME")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"orders", "hot"}));
+  add_count(app, "--orders", load.orders, "Orders workload: orders to send", std::uint64_t{1},
+            std::uint64_t{100'000'000});
+  add_count(app, "--items", load.items, "Orders workload: AddItem commands per order", std::uint64_t{1},
+            std::uint64_t{1000});
+  add_count(app, "--aggregates", load.aggregates, "Hot workload: orders the clients contend on", std::uint64_t{1},
+            std::uint64_t{10'000'000});
+  add_count(app, "--clients", load.clients, "Concurrent clients (callback-driven, not threads)", std::uint64_t{1},
+            std::uint64_t{100'000});
+  add_count(app, "--commands", load.commands, "Measured commands instead of the workload's default (0: default)",
+            std::uint64_t{0}, std::uint64_t{10'000'000'000});
+  auto* duration_option = app.add_option("--duration-s", duration, "Measure for this long instead (sweep: per cell)")
+                            ->type_name("SECONDS")
+                            ->check(CLI::Range(0.001, 86'400.0).description(""));
+  add_count(app, "--threads", load.threads, "Engine worker threads", std::size_t{1}, std::size_t{256});
+  app.add_option("--policy", policy, "CAF scheduler: stealing or sharing")
+    ->type_name("NAME")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"stealing", "sharing"}));
+  app
+    .add_option("--consistency", consistency,
+                "any, or ryw: every --ryw-every accepted commands a client reads its write back at_least(position)")
+    ->type_name("NAME")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"any", "ryw"}));
+  add_count(app, "--ryw-every", load.ryw_every, "Accepted commands per read-your-writes query", std::uint64_t{1},
+            std::uint64_t{1'000'000});
+  app.add_option("--seed", load.seed, "Seed of the workload's random generators")
+    ->type_name("N")
+    ->capture_default_str();
+  app.add_option("--warmup-s", load.warmup_seconds, "Unmeasured load before the measurement")
+    ->type_name("SECONDS")
+    ->capture_default_str()
+    ->check(CLI::Range(0.0, 3600.0).description(""));
+  app.add_option("--rate", load.rate, "Open loop: commands per second in all (0: closed loop)")
+    ->type_name("PER_S")
+    ->check(CLI::Range(0.0, 100'000'000.0).description(""));
+  add_count(app, "--pacers", load.pacers, "Open loop: pacer threads", std::size_t{1}, std::size_t{64});
+  add_count(app, "--max-in-flight", load.max_in_flight, "Open loop: pacers wait while this many are outstanding",
+            std::uint64_t{1}, std::uint64_t{100'000'000});
+  add_count(app, "--drivers", load.drivers, "Host threads that start clients and continue those answered on the spot",
+            std::size_t{1}, std::size_t{256});
+  app
+    .add_option("--query-dispatch", query_dispatch,
+                "Ready queries answered on the caller's thread (caller) or by the engine's query actors (actors)")
+    ->type_name("NAME")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"caller", "actors"}));
+  add_count(app, "--visibility-every", load.visibility_every,
+            "Sample visibility on one accepted command in N, asking one read model in turn (0: none)", std::uint64_t{0},
+            std::uint64_t{1'000'000'000});
+  app.add_flag("--visibility-every-model", load.visibility_every_model,
+               "Ask every read model at each sampled acknowledgement");
+  app.add_option("--query-s", load.query_seconds, "Length of the query phase (0: none)")
+    ->type_name("SECONDS")
+    ->capture_default_str()
+    ->check(CLI::Range(0.0, 3600.0).description(""));
+  app.add_option("--invalid-percent", load.invalid_percent, "Share of commands that must be rejected")
+    ->type_name("PERCENT")
+    ->capture_default_str()
+    ->check(CLI::Range(0.0, 50.0).description(""));
+  std::vector<std::string> read_models;
+  app
+    .add_option("--read-models", read_models,
+                "Read models to register: none, or some of order_summaries,customer_stats,orders_by_status,"
+                "top_products (default: all four)")
+    ->type_name("NAME,...")
+    ->delimiter(',')
+    ->check(CLI::IsMember({"none", "order_summaries", "customer_stats", "orders_by_status", "top_products"}));
+  app.add_flag("--baseline", baseline,
+               "Also run the raw-CAF (actor and callback clients) and CRUD baselines; print ratios");
+  app.add_flag("--sweep", parsed.sweep, "Sweep aggregates x clients (hot shape) instead of one run");
+  app.add_option("--csv", parsed.csv, "Sweep: CSV file to write")->type_name("FILE")->capture_default_str();
+  app.add_option("--sweep-aggregates", parsed.sweep_settings.aggregates, "Sweep: aggregate counts")
+    ->type_name("N,...")
+    ->delimiter(',')
+    ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{10'000'000}).description(""));
+  app.add_option("--sweep-clients", parsed.sweep_settings.clients, "Sweep: client counts")
+    ->type_name("N,...")
+    ->delimiter(',')
+    ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{100'000}).description(""));
+  app.add_flag("--json", parsed.json, "Print one JSON object as the last line of stdout");
+  app.add_option("--progress", progress, "auto (a bar on a terminal, lines otherwise), bar, lines or none")
+    ->type_name("STYLE")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"auto", "bar", "lines", "none"}));
+
+  parse_outcome outcome;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    std::ostringstream out;
+    std::ostringstream err;
+    auto code = app.exit(error, out, err);
+    outcome.exit_code = code == 0 ? exit_verified : exit_usage;
+    outcome.output = code == 0 ? out.str() : "cqrs-load: " + err.str();
+    return outcome;
+  }
+
+  auto usage_error = [&](const std::string& message) {
+    outcome.exit_code = exit_usage;
+    outcome.output = "cqrs-load: " + message + "\nRun with --help for more information.\n";
+    return outcome;
+  };
+  load.workload = workload == "hot" ? workload_kind::hot : workload_kind::orders;
+  load.policy = policy == "sharing" ? cqrs::scheduler_policy::sharing : cqrs::scheduler_policy::stealing;
+  load.query_dispatch =
+    query_dispatch == "actors" ? cqrs::query_dispatch::query_actors : cqrs::query_dispatch::caller_when_ready;
+  load.consistency = consistency == "ryw" ? read_consistency::read_your_writes : read_consistency::any;
+  static const std::map<std::string, progress_style> styles{{"auto", progress_style::automatic},
+                                                            {"bar", progress_style::bar},
+                                                            {"lines", progress_style::lines},
+                                                            {"none", progress_style::none}};
+  load.progress = styles.at(progress);
+  load.baselines = baseline;
+  if (std::find(read_models.begin(), read_models.end(), "none") != read_models.end()) {
+    if (read_models.size() > 1)
+      return usage_error("--read-models none cannot be combined with read model names");
+    load.read_models = {"none"};
+  } else {
+    load.read_models = read_models;
+  }
+  if (load.consistency == read_consistency::read_your_writes && !load.read_models.empty()
+      && std::find(load.read_models.begin(), load.read_models.end(), "order_summaries") == load.read_models.end())
+    return usage_error("--consistency ryw reads order_summaries back: add it to --read-models");
+  if (parsed.sweep && !load.read_models.empty())
+    return usage_error("--sweep registers all four read models; drop --read-models");
+  if (parsed.sweep) {
+    if (baseline)
+      return usage_error("--sweep and --baseline cannot be combined: run the baseline on one configuration");
+    if (load.rate > 0)
+      return usage_error("--sweep runs closed loops; drop --rate");
+    if (parsed.sweep_settings.aggregates.empty() || parsed.sweep_settings.clients.empty())
+      return usage_error("--sweep-aggregates and --sweep-clients need at least one value each");
+    parsed.sweep_settings.cell_seconds = duration_option->count() > 0 ? duration : 1.0;
+    parsed.sweep_settings.commands_per_cell = load.commands;
+    if (duration_option->count() > 0 && load.commands > 0)
+      return usage_error("--sweep cells last --duration-s or --commands, not both");
+  } else {
+    load.duration_seconds = duration;
+    if (baseline && load.rate > 0)
+      return usage_error("--baseline compares closed loops; drop --rate or --baseline");
+    if (load.rate > 0 && load.rate < 1)
+      return usage_error("--rate must be at least 1 command per second (or 0 for a closed loop)");
+  }
+  outcome.options = std::move(parsed);
+  return outcome;
+}
+
+} // namespace bench

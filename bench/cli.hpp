@@ -1,0 +1,37 @@
+// cqrs-load's command line: options into a load_options (or a sweep), or the help text, or a usage error.
+#pragma once
+
+#include "bench/load.hpp"
+
+#include <optional>
+#include <string>
+
+namespace bench {
+
+/// What the command line asks for.
+struct command_line {
+  load_options load;
+  bool sweep = false;
+  sweep_options sweep_settings;
+  /// Where the sweep's CSV goes.
+  std::string csv = "sweep.csv";
+  /// Print one JSON object as the last line of stdout.
+  bool json = false;
+};
+
+/// Exit codes: what a script calling cqrs-load can rely on.
+inline constexpr int exit_verified = 0;
+inline constexpr int exit_not_verified = 1;
+inline constexpr int exit_usage = 2;
+
+/// The parsed options, or, when `options` is empty, text to print and the exit code to leave with: the help
+/// (exit 0, on stdout) or a usage error naming the bad option (exit 2, on stderr).
+struct parse_outcome {
+  std::optional<command_line> options;
+  int exit_code = 0;
+  std::string output;
+};
+
+parse_outcome parse_command_line(int argc, const char* const* argv);
+
+} // namespace bench

@@ -1,0 +1,41 @@
+// cqrs-load: the command line of the load tester; the logic lives in cqrs_bench (bench/load.hpp).
+#include "bench/cli.hpp"
+#include "bench/report.hpp"
+
+#include <exception>
+#include <fstream>
+#include <iostream>
+
+int main(int argc, char** argv) {
+  auto parsed = bench::parse_command_line(argc, argv);
+  if (!parsed.options) {
+    (parsed.exit_code == bench::exit_verified ? std::cout : std::cerr) << parsed.output;
+    return parsed.exit_code;
+  }
+  const auto& request = *parsed.options;
+  try {
+    if (request.sweep) {
+      auto rows = bench::run_sweep(request.load, request.sweep_settings);
+      bench::print_sweep_table(std::cout, rows);
+      std::ofstream csv{request.csv};
+      if (!csv) {
+        std::cerr << "cqrs-load: cannot write " << request.csv << '\n';
+        return bench::exit_usage;
+      }
+      bench::write_sweep_csv(csv, rows);
+      std::cout << "sweep written to " << request.csv << '\n';
+      auto json = bench::sweep_to_json(request.load, rows);
+      if (request.json)
+        std::cout << bench::json_line(json) << std::endl;
+      return json["verified"].as_bool() ? bench::exit_verified : bench::exit_not_verified;
+    }
+    auto report = bench::run_load(request.load);
+    bench::print_table(std::cout, report);
+    if (request.json)
+      std::cout << bench::json_line(bench::to_json(report)) << std::endl;
+    return report.verified ? bench::exit_verified : bench::exit_not_verified;
+  } catch (const std::exception& error) {
+    std::cerr << "cqrs-load: " << error.what() << '\n';
+    return bench::exit_not_verified;
+  }
+}

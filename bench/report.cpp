@@ -1,0 +1,338 @@
+// Formatting a load report and a sweep.
+#include "bench/report.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+namespace bench {
+namespace {
+
+std::string format(const char* pattern, double value) {
+  char text[64];
+  std::snprintf(text, sizeof text, pattern, value);
+  return text;
+}
+
+/// 1234567.8 -> "1,234,568".
+std::string grouped(double value) {
+  auto digits = std::to_string(static_cast<long long>(std::llround(value)));
+  std::string result;
+  auto start = digits[0] == '-' ? std::size_t{1} : std::size_t{0};
+  for (std::size_t index = 0; index < digits.size(); ++index) {
+    if (index > start && (digits.size() - index) % 3 == 0)
+      result += ',';
+    result += digits[index];
+  }
+  return result;
+}
+
+/// Microseconds as the most readable unit: "850 us", "12.3 ms".
+std::string duration_text(double microseconds) {
+  if (microseconds >= 10'000)
+    return format("%.1f ms", microseconds / 1000);
+  if (microseconds >= 1000)
+    return format("%.2f ms", microseconds / 1000);
+  if (microseconds >= 10)
+    return format("%.0f us", microseconds);
+  return format("%.1f us", microseconds);
+}
+
+std::string latency_line(const latency_summary& latency) {
+  return "p50 " + duration_text(latency.p50_us) + "  p90 " + duration_text(latency.p90_us) + "  p99 "
+         + duration_text(latency.p99_us) + "  p99.9 " + duration_text(latency.p999_us) + "  max "
+         + duration_text(latency.max_us) + "  (mean " + duration_text(latency.mean_us) + ")";
+}
+
+void row(std::ostream& out, const std::string& name, const std::string& value) {
+  out << "  " << name << std::string(name.size() < 24 ? 24 - name.size() : 1, ' ') << value << '\n';
+}
+
+std::string_view policy_name(cqrs::scheduler_policy policy) {
+  return policy == cqrs::scheduler_policy::sharing ? "sharing" : "stealing";
+}
+
+double round_to(double value, int decimals) {
+  auto scale = std::pow(10.0, decimals);
+  return std::round(value * scale) / scale;
+}
+
+void put_latency(boost::json::object& object, const std::string& prefix, const latency_summary& latency) {
+  object[prefix + "p50_us"] = round_to(latency.p50_us, 2);
+  object[prefix + "p90_us"] = round_to(latency.p90_us, 2);
+  object[prefix + "p99_us"] = round_to(latency.p99_us, 2);
+  object[prefix + "p999_us"] = round_to(latency.p999_us, 2);
+  object[prefix + "max_us"] = round_to(latency.max_us, 2);
+  object[prefix + "mean_us"] = round_to(latency.mean_us, 2);
+}
+
+} // namespace
+
+void print_table(std::ostream& out, const load_report& report) {
+  const auto& options = report.options;
+  out << "cqrs-load: " << to_string(options.workload) << " workload, " << options.clients << " clients, "
+      << (options.rate > 0 ? "open loop at " + grouped(options.rate) + " commands/s" : std::string{"closed loop"})
+      << ", " << options.threads << " engine threads (" << policy_name(options.policy) << "), consistency "
+      << (options.consistency == read_consistency::read_your_writes ? "ryw" : "any") << ", seed " << options.seed
+      << '\n';
+  if (options.workload == workload_kind::orders)
+    row(out, "shape", std::to_string(options.items) + " items per order");
+  else
+    row(out, "shape",
+        std::to_string(options.aggregates) + " orders, add/remove pairs (setup "
+          + format("%.2f s", report.setup_seconds) + ")");
+  row(out, "commands",
+      grouped(static_cast<double>(report.commands)) + " (" + grouped(static_cast<double>(report.accepted))
+        + " accepted, " + grouped(static_cast<double>(report.rejected)) + " rejected; "
+        + grouped(static_cast<double>(report.invalid_commands)) + " invalid, "
+        + grouped(static_cast<double>(report.invalid_rejected)) + " of them rejected)");
+  row(out, "throughput", grouped(report.commands_per_s) + " commands/s over " + format("%.2f s", report.seconds));
+  row(out, "latency", latency_line(report.latency));
+  auto in_flight = format("%.1f", report.mean_in_flight) + " (Little's law: throughput x mean latency)";
+  if (options.rate > 0)
+    in_flight += ", " + format("%.1f", report.sampled_in_flight) + " sampled"
+                 + (report.pacer_waits ? ", pacers waited " + std::to_string(report.pacer_waits) + " times" : "");
+  row(out, "in flight", in_flight);
+  if (report.visibility.count > 0) {
+    row(out, "visibility",
+        "p50 " + duration_text(report.visibility.p50_us) + "  p99 " + duration_text(report.visibility.p99_us) + "  max "
+          + duration_text(report.visibility.max_us) + "  (" + grouped(static_cast<double>(report.visibility.count))
+          + " samples, ack -> at_least answer)");
+    for (const auto& [name, latency] : report.visibility_by_model)
+      row(out, "  " + name,
+          "p50 " + duration_text(latency.p50_us) + "  p99 " + duration_text(latency.p99_us) + "  max "
+            + duration_text(latency.max_us));
+  }
+  if (report.read_your_writes.count > 0)
+    row(out, "read-your-writes",
+        latency_line(report.read_your_writes) + ", " + std::to_string(report.ryw_failures) + " stale");
+  row(out, "catch-up",
+      report.catchup_ms >= 0 ? format("%.2f ms", report.catchup_ms) + " (last reply -> caught up)"
+                             : std::string{"failed"});
+  if (report.queries > 0) {
+    row(out, "queries",
+        grouped(report.queries_per_s) + " queries/s (" + std::to_string(options.clients) + " clients on "
+          + std::to_string(options.drivers) + " driver threads, any, answered by "
+          + (options.query_dispatch == cqrs::query_dispatch::query_actors ? "query actors" : "the calling thread")
+          + ")");
+    row(out, "query latency", latency_line(report.query_latency));
+  }
+  row(out, "peak RSS", format("%.0f MiB", report.peak_rss_mb));
+  std::string checks;
+  for (const auto& check : report.checks)
+    checks += (checks.empty() ? "" : ", ") + check.name + (check.difference ? " DIFFERS" : " ok");
+  row(out, "read models", checks.empty() ? "none" : checks);
+  row(out, "verified", report.verified ? "yes" : "NO");
+  auto baseline_line = [&](const baseline_figures& baseline) {
+    auto ratio = baseline.commands_per_s > 0 ? report.commands_per_s / baseline.commands_per_s : 0;
+    row(out, baseline.name,
+        grouped(baseline.commands_per_s) + " commands/s, p99 " + duration_text(baseline.latency.p99_us) + ", in flight "
+          + format("%.1f", baseline.mean_in_flight) + " -> engine " + format("%.2fx", ratio)
+          + (baseline.verified ? "" : "  (NOT verified)"));
+  };
+  if (report.raw_caf || report.raw_caf_callbacks || report.crud)
+    out << "baselines (same workload, same invocation):\n";
+  if (report.raw_caf)
+    baseline_line(*report.raw_caf);
+  if (report.raw_caf_callbacks)
+    baseline_line(*report.raw_caf_callbacks);
+  if (report.crud)
+    baseline_line(*report.crud);
+  auto print_problems = [&](const std::vector<std::string>& problems) {
+    for (const auto& problem : problems)
+      out << "  problem: " << problem << '\n';
+  };
+  print_problems(report.problems);
+  if (report.raw_caf)
+    print_problems(report.raw_caf->problems);
+  if (report.raw_caf_callbacks)
+    print_problems(report.raw_caf_callbacks->problems);
+  if (report.crud)
+    print_problems(report.crud->problems);
+}
+
+boost::json::object to_json(const load_report& report) {
+  const auto& options = report.options;
+  boost::json::object object;
+  object["workload"] = std::string{to_string(options.workload)};
+  object["clients"] = options.clients;
+  object["threads"] = options.threads;
+  object["policy"] = std::string{policy_name(options.policy)};
+  object["drivers"] = options.drivers;
+  object["query_dispatch"] = options.query_dispatch == cqrs::query_dispatch::query_actors ? "actors" : "caller";
+  object["consistency"] = options.consistency == read_consistency::read_your_writes ? "ryw" : "any";
+  object["loop"] = options.rate > 0 ? "open" : "closed";
+  object["rate"] = options.rate;
+  object["seed"] = options.seed;
+  if (options.workload == workload_kind::orders)
+    object["items"] = options.items;
+  else
+    object["aggregates"] = options.aggregates;
+  object["commands"] = report.commands;
+  object["accepted"] = report.accepted;
+  object["rejected"] = report.rejected;
+  object["invalid_commands"] = report.invalid_commands;
+  object["invalid_rejected"] = report.invalid_rejected;
+  object["valid_rejected"] = report.valid_rejected;
+  object["seconds"] = round_to(report.seconds, 4);
+  object["commands_per_s"] = round_to(report.commands_per_s, 0);
+  put_latency(object, "", report.latency);
+  object["mean_in_flight"] = round_to(report.mean_in_flight, 2);
+  if (options.rate > 0)
+    object["sampled_in_flight"] = round_to(report.sampled_in_flight, 2);
+  object["visibility_every"] = options.visibility_every;
+  object["visibility_samples"] = report.visibility.count;
+  object["visibility_p50_us"] = round_to(report.visibility.p50_us, 2);
+  object["visibility_p99_us"] = round_to(report.visibility.p99_us, 2);
+  object["visibility_max_us"] = round_to(report.visibility.max_us, 2);
+  if (report.read_your_writes.count > 0) {
+    object["ryw_queries"] = report.read_your_writes.count;
+    object["ryw_p99_us"] = round_to(report.read_your_writes.p99_us, 2);
+    object["ryw_stale"] = report.ryw_failures;
+  }
+  object["catchup_ms"] = round_to(report.catchup_ms, 3);
+  object["queries"] = report.queries;
+  object["queries_per_s"] = round_to(report.queries_per_s, 0);
+  object["query_p99_us"] = round_to(report.query_latency.p99_us, 2);
+  object["peak_rss_mb"] = round_to(report.peak_rss_mb, 1);
+  object["verified"] = report.verified;
+  boost::json::array problems;
+  for (const auto& problem : report.problems)
+    problems.emplace_back(problem);
+  object["problems"] = std::move(problems);
+  if (report.raw_caf) {
+    object["raw_caf_commands_per_s"] = round_to(report.raw_caf->commands_per_s, 0);
+    object["raw_caf_p99_us"] = round_to(report.raw_caf->latency.p99_us, 2);
+    object["raw_caf_mean_in_flight"] = round_to(report.raw_caf->mean_in_flight, 2);
+    object["raw_caf_verified"] = report.raw_caf->verified;
+    object["ratio_raw_caf"] =
+      report.raw_caf->commands_per_s > 0 ? round_to(report.commands_per_s / report.raw_caf->commands_per_s, 3) : 0.0;
+  }
+  if (report.raw_caf_callbacks) {
+    const auto& callbacks = *report.raw_caf_callbacks;
+    object["raw_caf_callbacks_commands_per_s"] = round_to(callbacks.commands_per_s, 0);
+    object["raw_caf_callbacks_p99_us"] = round_to(callbacks.latency.p99_us, 2);
+    object["raw_caf_callbacks_mean_in_flight"] = round_to(callbacks.mean_in_flight, 2);
+    object["raw_caf_callbacks_verified"] = callbacks.verified;
+    object["ratio_raw_caf_callbacks"] =
+      callbacks.commands_per_s > 0 ? round_to(report.commands_per_s / callbacks.commands_per_s, 3) : 0.0;
+  }
+  if (report.crud) {
+    object["crud_commands_per_s"] = round_to(report.crud->commands_per_s, 0);
+    object["crud_p99_us"] = round_to(report.crud->latency.p99_us, 2);
+    object["crud_mean_in_flight"] = round_to(report.crud->mean_in_flight, 2);
+    object["crud_verified"] = report.crud->verified;
+    object["ratio_crud"] =
+      report.crud->commands_per_s > 0 ? round_to(report.commands_per_s / report.crud->commands_per_s, 3) : 0.0;
+  }
+  return object;
+}
+
+std::string json_line(const boost::json::value& value) {
+  switch (value.kind()) {
+  case boost::json::kind::object: {
+    std::string text = "{";
+    for (const auto& member : value.get_object()) {
+      if (text.size() > 1)
+        text += ',';
+      text += boost::json::serialize(boost::json::string(member.key())) + ":" + json_line(member.value());
+    }
+    return text + "}";
+  }
+  case boost::json::kind::array: {
+    std::string text = "[";
+    for (const auto& element : value.get_array()) {
+      if (text.size() > 1)
+        text += ',';
+      text += json_line(element);
+    }
+    return text + "]";
+  }
+  case boost::json::kind::double_: {
+    auto number = value.get_double();
+    if (!std::isfinite(number))
+      return "null";
+    char text[64];
+    std::snprintf(text, sizeof text, "%.15g", number);
+    return text;
+  }
+  default:
+    return boost::json::serialize(value);
+  }
+}
+
+void print_sweep_table(std::ostream& out, const std::vector<sweep_row>& rows) {
+  if (rows.empty())
+    return;
+  out << "sweep: commands/s and p99 per aggregates (rows) x clients (columns); setup = placing the orders\n";
+  char cell[64];
+  std::snprintf(cell, sizeof cell, "%12s", "aggregates");
+  out << cell;
+  for (const auto& one : rows.front().cells) {
+    std::snprintf(cell, sizeof cell, " | %22s", (std::to_string(one.clients) + " clients").c_str());
+    out << cell;
+  }
+  std::snprintf(cell, sizeof cell, " | %11s | %8s | verified\n", "setup", "peak RSS");
+  out << cell;
+  for (const auto& current : rows) {
+    std::snprintf(cell, sizeof cell, "%12s", grouped(static_cast<double>(current.aggregates)).c_str());
+    out << cell;
+    for (const auto& one : current.cells) {
+      auto text = grouped(one.commands_per_s) + "/s " + duration_text(one.latency.p99_us);
+      std::snprintf(cell, sizeof cell, " | %22s", text.c_str());
+      out << cell;
+    }
+    std::snprintf(cell, sizeof cell, " | %9s/s", grouped(current.setup_commands_per_s).c_str());
+    out << cell;
+    std::snprintf(cell, sizeof cell, " | %4.0f MiB", current.peak_rss_mb);
+    out << cell << " | " << (current.verified ? "yes" : "NO") << '\n';
+  }
+  for (const auto& current : rows)
+    for (const auto& problem : current.problems)
+      out << "  problem (" << current.aggregates << " aggregates): " << problem << '\n';
+}
+
+void write_sweep_csv(std::ostream& out, const std::vector<sweep_row>& rows) {
+  out << "aggregates,clients,commands,seconds,commands_per_s,p50_us,p99_us,p999_us,max_us,mean_in_flight,"
+         "setup_commands_per_s,peak_rss_mb,cell_correct,row_verified\n";
+  for (const auto& current : rows)
+    for (const auto& one : current.cells) {
+      char line[512];
+      std::snprintf(line, sizeof line, "%llu,%llu,%llu,%.4f,%.0f,%.2f,%.2f,%.2f,%.2f,%.2f,%.0f,%.1f,%s,%s\n",
+                    static_cast<unsigned long long>(one.aggregates), static_cast<unsigned long long>(one.clients),
+                    static_cast<unsigned long long>(one.commands), one.seconds, one.commands_per_s, one.latency.p50_us,
+                    one.latency.p99_us, one.latency.p999_us, one.latency.max_us, one.mean_in_flight,
+                    current.setup_commands_per_s, current.peak_rss_mb, one.correct ? "true" : "false",
+                    current.verified ? "true" : "false");
+      out << line;
+    }
+}
+
+boost::json::object sweep_to_json(const load_options& options, const std::vector<sweep_row>& rows) {
+  boost::json::object object;
+  object["workload"] = "sweep";
+  object["threads"] = options.threads;
+  object["policy"] = std::string{policy_name(options.policy)};
+  boost::json::array cells;
+  bool verified = !rows.empty();
+  for (const auto& current : rows) {
+    verified = verified && current.verified;
+    for (const auto& one : current.cells) {
+      boost::json::object cell;
+      cell["aggregates"] = one.aggregates;
+      cell["clients"] = one.clients;
+      cell["commands"] = one.commands;
+      cell["commands_per_s"] = round_to(one.commands_per_s, 0);
+      put_latency(cell, "", one.latency);
+      cell["mean_in_flight"] = round_to(one.mean_in_flight, 2);
+      cell["setup_commands_per_s"] = round_to(current.setup_commands_per_s, 0);
+      cell["peak_rss_mb"] = round_to(current.peak_rss_mb, 1);
+      cells.emplace_back(std::move(cell));
+    }
+  }
+  object["cells"] = std::move(cells);
+  object["verified"] = verified;
+  return object;
+}
+
+} // namespace bench

@@ -1,0 +1,264 @@
+// Short load runs through the load tester's library: they assert correctness (counts, verification, the checks
+// catching a broken read model), never speed.
+#include "bench/baselines.hpp"
+#include "bench/load.hpp"
+#include "bench/report.hpp"
+#include "readmodels/order_views.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <sstream>
+#include <string>
+
+namespace {
+
+/// A small, quick run: few orders and clients, a short query phase, dense visibility sampling.
+bench::load_options small_run() {
+  bench::load_options options;
+  options.orders = 300;
+  options.items = 4;
+  options.clients = 8;
+  options.threads = 2;
+  options.visibility_every = 4;
+  options.query_seconds = 0.1;
+  return options;
+}
+
+bool mentions(const std::vector<std::string>& problems, const std::string& text) {
+  return std::any_of(problems.begin(), problems.end(),
+                     [&](const std::string& problem) { return problem.find(text) != std::string::npos; });
+}
+
+/// A deliberately broken read model: order summaries that skip every 100th event they are given.
+struct dropping_summaries {
+  static constexpr std::string_view name = "dropping_summaries";
+  using subscribes_to = cqrs::events_of<orders::event>;
+
+  readmodels::order_summaries inner;
+  std::uint64_t seen = 0;
+
+  void apply(const cqrs::envelope& meta, const orders::event& event) {
+    if (++seen % 100 != 0)
+      inner.apply(meta, event);
+  }
+  bool operator==(const dropping_summaries&) const = default;
+};
+
+/// Registers the broken model and verifies what it holds against true order summaries folded from the log.
+bench::read_model_probe dropping_probe() {
+  bench::read_model_probe probe;
+  probe.name = std::string{dropping_summaries::name};
+  probe.add = [](cqrs::engine& engine) { engine.add_projection<dropping_summaries>(); };
+  probe.verify = [](const cqrs::engine& engine) {
+    return bench::verify_against_log<dropping_summaries, readmodels::order_summaries>(
+      engine, [](const dropping_summaries& live) -> const readmodels::order_summaries& { return live.inner; });
+  };
+  return probe;
+}
+
+} // namespace
+
+TEST_CASE("a short orders run in a closed loop ends verified with every invalid command rejected") {
+  auto report = bench::run_load(small_run());
+  INFO(report.problems.size() << " problems, first: " << (report.problems.empty() ? "" : report.problems.front()));
+  CHECK(report.verified);
+  CHECK(report.problems.empty());
+  CHECK(report.accepted == 300 * 6);
+  CHECK(report.accepted + report.rejected == report.commands);
+  CHECK(report.invalid_commands > 0);
+  CHECK(report.invalid_rejected == report.invalid_commands);
+  CHECK(report.rejected == report.invalid_commands);
+  CHECK(report.valid_rejected == 0);
+  REQUIRE(report.checks.size() == 4);
+  for (const auto& check : report.checks) {
+    INFO(check.name);
+    CHECK_FALSE(check.difference.has_value());
+    CHECK(check.checkpoint > 0);
+  }
+  CHECK(report.latency.count == report.commands);
+  CHECK(report.visibility.count > 0);
+  REQUIRE(report.visibility_by_model.size() == 4);
+  for (const auto& [name, latency] : report.visibility_by_model) {
+    INFO(name);
+    CHECK(latency.count > 0);
+  }
+  CHECK(report.visibility_failures == 0);
+  CHECK(report.catchup_ms >= 0);
+  CHECK(report.queries > 0);
+  CHECK(report.query_failures == 0);
+  CHECK(report.peak_rss_mb > 0);
+}
+
+TEST_CASE("a hot run with read-your-writes reads every write back") {
+  auto options = small_run();
+  options.workload = bench::workload_kind::hot;
+  options.aggregates = 4;
+  options.clients = 16;
+  options.commands = 3000;
+  options.consistency = bench::read_consistency::read_your_writes;
+  options.ryw_every = 2;
+  options.visibility_every_model = true;
+  auto report = bench::run_load(options);
+  INFO((report.problems.empty() ? "" : report.problems.front()));
+  CHECK(report.verified);
+  CHECK(report.commands >= 3000);
+  CHECK(report.read_your_writes.count > 0);
+  CHECK(report.ryw_failures == 0);
+  CHECK(report.valid_rejected == 0);
+  // Every sampled acknowledgement asked every read model.
+  REQUIRE(report.visibility_by_model.size() == 4);
+  for (const auto& [name, latency] : report.visibility_by_model)
+    CHECK(latency.count * 4 == report.visibility.count);
+}
+
+TEST_CASE("an open-loop run sends at its rate, never ahead of the intended times, and ends verified") {
+  auto options = small_run();
+  options.rate = 20'000;
+  options.commands = 2000;
+  options.pacers = 2;
+  auto report = bench::run_load(options);
+  INFO((report.problems.empty() ? "" : report.problems.front()));
+  CHECK(report.verified);
+  // Orders of 6 commands are claimed until 2000 commands are: 334 orders, plus the invalid commands.
+  CHECK(report.accepted == 334 * 6);
+  CHECK(report.commands == report.accepted + report.invalid_commands);
+  CHECK(report.latency.count == report.commands);
+  // Each pacer sends one command per 100 us of intended time: the last one is not due before ~0.1 s.
+  CHECK(report.seconds >= 0.09);
+}
+
+TEST_CASE("a warm-up sends its own orders and leaves the measured count as asked") {
+  auto options = small_run();
+  options.warmup_seconds = 0.1;
+  options.query_seconds = 0;
+  auto report = bench::run_load(options);
+  CHECK(report.verified);
+  CHECK(report.accepted == 300 * 6);
+  CHECK(report.commands == 300 * 6 + report.invalid_commands);
+  CHECK(report.queries == 0);
+}
+
+TEST_CASE("a read model that drops every 100th event is reported as not verified") {
+  auto probes = bench::order_read_model_probes();
+  probes.push_back(dropping_probe());
+  auto options = small_run();
+  options.query_seconds = 0;
+  auto report = bench::run_load(options, probes);
+  CHECK_FALSE(report.verified);
+  REQUIRE(report.checks.size() == 5);
+  for (const auto& check : report.checks) {
+    INFO(check.name);
+    CHECK(check.difference.has_value() == (check.name == "dropping_summaries"));
+  }
+  CHECK(mentions(report.problems, "dropping_summaries differs from the log"));
+  // The commands themselves were all answered correctly: only the read model is wrong.
+  CHECK(report.valid_rejected == 0);
+  CHECK(report.invalid_rejected == report.invalid_commands);
+}
+
+// Tagged [raw-caf]: left out of ThreadSanitizer runs (see tests/bench_tests.cmake).
+TEST_CASE("both baselines run the same commands as the engine and check themselves", "[raw-caf]") {
+  auto options = small_run();
+  options.baselines = true;
+  options.query_seconds = 0;
+  auto report = bench::run_load(options);
+  CHECK(report.verified);
+  REQUIRE(report.raw_caf.has_value());
+  REQUIRE(report.raw_caf_callbacks.has_value());
+  REQUIRE(report.crud.has_value());
+  for (const auto* baseline : {&*report.raw_caf, &*report.raw_caf_callbacks, &*report.crud}) {
+    INFO(baseline->name << ": " << (baseline->problems.empty() ? "" : baseline->problems.front()));
+    CHECK(baseline->verified);
+    CHECK(baseline->commands == report.commands);
+    CHECK(baseline->rejected == report.rejected);
+    CHECK(baseline->commands_per_s > 0);
+  }
+  auto json = bench::to_json(report);
+  for (const char* field : {"workload",
+                            "clients",
+                            "commands",
+                            "rejected",
+                            "commands_per_s",
+                            "p50_us",
+                            "p99_us",
+                            "p999_us",
+                            "visibility_p99_us",
+                            "catchup_ms",
+                            "queries_per_s",
+                            "peak_rss_mb",
+                            "verified",
+                            "mean_in_flight",
+                            "raw_caf_commands_per_s",
+                            "crud_commands_per_s",
+                            "ratio_raw_caf",
+                            "ratio_crud",
+                            "raw_caf_callbacks_commands_per_s",
+                            "ratio_raw_caf_callbacks"}) {
+    INFO(field);
+    CHECK(json.contains(field));
+  }
+  CHECK(json.at("verified").as_bool());
+  auto line = bench::json_line(json);
+  CHECK(line.find('\n') == std::string::npos);
+  CHECK(boost::json::parse(line).as_object().at("commands").to_number<std::uint64_t>() == report.commands);
+}
+
+namespace {
+
+/// A small hot run: 2000 commands of add/remove pairs on 5 orders.
+bench::load_options small_hot_run() {
+  auto options = small_run();
+  options.workload = bench::workload_kind::hot;
+  options.aggregates = 5;
+  options.commands = 2000;
+  return options;
+}
+
+} // namespace
+
+TEST_CASE("the CRUD baseline places the hot orders before the measured pairs and checks itself") {
+  auto crud = bench::run_crud_baseline(small_hot_run());
+  INFO((crud.problems.empty() ? "" : crud.problems.front()));
+  CHECK(crud.verified);
+  CHECK(crud.commands >= 2000);
+  CHECK(crud.latency.count == crud.commands);
+}
+
+TEST_CASE("the raw-CAF baseline places the hot orders before the measured pairs and checks itself", "[raw-caf]") {
+  auto raw = bench::run_raw_caf_baseline(small_hot_run());
+  auto callbacks = bench::run_raw_caf_callback_baseline(small_hot_run());
+  auto crud = bench::run_crud_baseline(small_hot_run());
+  INFO((raw.problems.empty() ? "" : raw.problems.front())
+       << (callbacks.problems.empty() ? "" : callbacks.problems.front()));
+  CHECK(raw.verified);
+  CHECK(callbacks.verified);
+  CHECK(raw.commands == crud.commands);
+  CHECK(raw.rejected == crud.rejected);
+  CHECK(callbacks.commands == crud.commands);
+}
+
+TEST_CASE("a small sweep measures every cell and verifies each row") {
+  auto options = small_run();
+  bench::sweep_options sweep;
+  sweep.aggregates = {50, 200};
+  sweep.clients = {1, 4};
+  sweep.commands_per_cell = 400;
+  auto rows = bench::run_sweep(options, sweep);
+  REQUIRE(rows.size() == 2);
+  for (const auto& row : rows) {
+    INFO(row.aggregates << " aggregates: " << (row.problems.empty() ? "" : row.problems.front()));
+    CHECK(row.verified);
+    REQUIRE(row.cells.size() == 2);
+    for (const auto& cell : row.cells) {
+      CHECK(cell.correct);
+      CHECK(cell.commands >= 400);
+      CHECK(cell.latency.count == cell.commands);
+    }
+  }
+  std::ostringstream csv;
+  bench::write_sweep_csv(csv, rows);
+  auto text = csv.str();
+  CHECK(std::count(text.begin(), text.end(), '\n') == 1 + 4);
+  CHECK(bench::sweep_to_json(options, rows).at("verified").as_bool());
+}
