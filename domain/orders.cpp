@@ -42,12 +42,13 @@ cqrs::decision<event> decide_add(const order& state, const add_item& add) {
     return *refusal;
   if (add.sku.empty())
     return cqrs::reject(codes::missing_sku, "an item of order " + add.order_id + " needs a sku");
-  auto item = quoted(add.sku) + " in order " + add.order_id;
+  // Built only for a rejection: an accepted AddItem pays for no message.
+  auto item = [&add] { return quoted(add.sku) + " in order " + add.order_id; };
   if (add.qty < 1 || add.qty > max_quantity)
-    return cqrs::reject(codes::invalid_quantity, "qty of " + item + " must be 1.." + std::to_string(max_quantity)
+    return cqrs::reject(codes::invalid_quantity, "qty of " + item() + " must be 1.." + std::to_string(max_quantity)
                                                    + ", got " + std::to_string(add.qty));
   if (add.unit_price_cents < 1 || add.unit_price_cents > max_unit_price_cents)
-    return cqrs::reject(codes::invalid_unit_price, "unit price of " + item + " must be 1.."
+    return cqrs::reject(codes::invalid_unit_price, "unit price of " + item() + " must be 1.."
                                                      + std::to_string(max_unit_price_cents) + " cents, got "
                                                      + std::to_string(add.unit_price_cents));
   auto line = state.lines.find(add.sku);
