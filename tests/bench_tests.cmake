@@ -18,8 +18,8 @@ else()
                        PROPERTIES TIMEOUT 300 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
 endif()
 
-# The command line: each test runs cqrs-load through bench/run_check.cmake, which checks the exit code exactly.
-set(bench_run_check ${CMAKE_SOURCE_DIR}/bench/run_check.cmake)
+# The command line: each test runs cqrs-load through tests/run_check.cmake, which checks the exit code exactly.
+set(bench_run_check ${CMAKE_CURRENT_SOURCE_DIR}/run_check.cmake)
 add_test(NAME "bench/cqrs-load runs a small orders run to a verified end"
   COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-load>"
           "-Darguments=--orders 200 --items 3 --clients 8 --query-s 0.1 --progress lines --json"

@@ -7,9 +7,9 @@ add_executable(cqrs-demo-tests ${demo_test_sources})
 target_link_libraries(cqrs-demo-tests PRIVATE cqrs_catch_main cqrs_demo_lib Catch2::Catch2)
 catch_discover_tests(cqrs-demo-tests TEST_PREFIX "demo/" PROPERTIES TIMEOUT 300 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
 
-# The command line: each test runs cqrs-demo through demo_run_check.cmake, which checks the exit code exactly
+# The command line: each test runs cqrs-demo through run_check.cmake, which checks the exit code exactly
 # (WILL_FAIL or a PASS_REGULAR_EXPRESSION alone would not).
-set(demo_run_check ${CMAKE_CURRENT_SOURCE_DIR}/demo_run_check.cmake)
+set(demo_run_check ${CMAKE_CURRENT_SOURCE_DIR}/run_check.cmake)
 add_test(NAME "demo/cqrs-demo runs a small simulation to a verified end"
   COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-demo>"
           "-Darguments=--seed 7 --customers 24 --orders 240 --clients 3 --threads 2 --json"

@@ -1,9 +1,15 @@
-# Runs cqrs-load and checks its exit code exactly, and optionally its output (cmake -P, for the load tester's ctests).
+# Runs a program and checks its exit code exactly, and optionally its output (cmake -P, for command-line ctests).
 #   -Dprogram=PATH -Darguments="a b c" -Dexpected_exit=N          required
+#   -Dinput=FILE                  feed FILE to the program's stdin
 #   -Djson_true=FIELD             the last line of stdout is a JSON object whose FIELD is true
+#   -Dexpected_output=TEXT        stdout contains TEXT (plain text, not a regular expression)
 #   -Dexpected_error=TEXT         stderr contains TEXT
 separate_arguments(argument_list UNIX_COMMAND "${arguments}")
-execute_process(COMMAND ${program} ${argument_list}
+set(input_option)
+if(DEFINED input)
+  set(input_option INPUT_FILE ${input})
+endif()
+execute_process(COMMAND ${program} ${argument_list} ${input_option}
   RESULT_VARIABLE exit_code OUTPUT_VARIABLE output ERROR_VARIABLE error_output)
 
 if(NOT exit_code STREQUAL expected_exit)
@@ -21,6 +27,12 @@ if(DEFINED json_true)
   endif()
   if(NOT value STREQUAL "ON")
     message(FATAL_ERROR "\"${json_true}\" is ${value}, expected true\nstdout:\n${output}")
+  endif()
+endif()
+if(DEFINED expected_output)
+  string(FIND "${output}" "${expected_output}" found)
+  if(found EQUAL -1)
+    message(FATAL_ERROR "stdout lacks: ${expected_output}\nstdout:\n${output}\nstderr:\n${error_output}")
   endif()
 endif()
 if(DEFINED expected_error)
