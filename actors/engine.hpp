@@ -55,6 +55,51 @@ struct options {
   query_dispatch queries = query_dispatch::caller_when_ready;
   /// How long an `at_least` query waits for its read model when the query names no timeout.
   std::chrono::milliseconds query_timeout{5000};
+  /// Aggregate actors that received no command for this long stop and rehydrate on their next command;
+  /// zero keeps idle actors alive.
+  std::chrono::milliseconds passivate_after{std::chrono::minutes{10}};
+  /// Most aggregate actors alive at once: beyond it, the least recently used idle ones stop. 0 means no limit.
+  std::size_t max_live_aggregates = 100000;
+  /// How long a command id given by its sender is remembered: re-sent within this window after it was accepted,
+  /// the command gets its original outcome and appends nothing (across passivation and, with a durable store,
+  /// across restarts). Measured from the time its events were stored.
+  std::chrono::milliseconds idempotency_window{std::chrono::hours{24}};
+};
+
+/// Per aggregate type settings for add_aggregate.
+struct aggregate_options {
+  /// Store a snapshot of the state every this many events of a stream (0: never). Needs the aggregate state to
+  /// convert to and from JSON through Boost.JSON (BOOST_DESCRIBE_STRUCT or tag_invoke); recovery then starts
+  /// from the latest snapshot and replays only the later events.
+  std::uint64_t snapshot_every = 0;
+};
+
+/// Counters of the engine's write side since it started.
+struct engine_statistics {
+  /// Aggregate actors alive now.
+  std::size_t live_aggregates = 0;
+  /// Most aggregate actors alive at once so far.
+  std::size_t peak_live_aggregates = 0;
+  /// Aggregate actors started (a passivated aggregate that comes back counts again).
+  std::uint64_t aggregates_started = 0;
+  /// Aggregate actors stopped for idleness or for the live maximum.
+  std::uint64_t aggregates_passivated = 0;
+  /// Aggregate recoveries that started from a snapshot.
+  std::uint64_t snapshots_used = 0;
+  /// Snapshots that could not be read (unknown format, undecodable): those recoveries replayed the whole stream.
+  std::uint64_t snapshots_rejected = 0;
+  std::uint64_t snapshots_saved = 0;
+  /// Events folded into aggregate states while recovering them.
+  std::uint64_t events_replayed = 0;
+  /// Re-sent commands answered with their original outcome.
+  std::uint64_t duplicate_commands = 0;
+};
+
+/// Whether the engine accepts writes: it stops when its store fails to commit and no longer knows what it holds.
+struct engine_health {
+  bool healthy = true;
+  /// Why the engine refuses writes; empty while healthy.
+  std::string reason{};
 };
 
 /// Rejection codes the engine itself produces (domain rules use their own codes).
@@ -143,10 +188,12 @@ public:
   /// store learns its event types' JSON form (each event converts through Boost.JSON, see event_codec.hpp).
   /// Throws std::invalid_argument if the aggregate or one of its command types is already registered.
   template <class Aggregate>
-  void add_aggregate() {
+  void add_aggregate(aggregate_options settings = {}) {
     auto model = std::make_unique<detail::aggregate_model>();
     model->type_name = std::string{Aggregate::type_name};
     model->make_instance = [] { return std::make_unique<detail::aggregate_instance_for<Aggregate>>(); };
+    if (settings.snapshot_every > 0)
+      detail::enable_snapshots<Aggregate>(*model, settings.snapshot_every);
     std::vector<std::pair<std::type_index, detail::command_router>> routes;
     add_routes<Aggregate>(routes, static_cast<typename Aggregate::command*>(nullptr));
     routes.emplace_back(typeid(typename Aggregate::command),
@@ -247,6 +294,9 @@ public:
 
   /// Position of the last event in the log.
   log_position head() const;
+  /// Healthy, or why the engine refuses writes.
+  engine_health health() const;
+  engine_statistics statistics() const;
   /// The write store (for reading the log, or sharing it with another engine).
   const std::shared_ptr<event_store>& store() const;
 

@@ -81,3 +81,40 @@ std::vector<event_type_codec> event_codecs() {
 }
 
 } // namespace cqrs
+
+namespace cqrs::detail {
+
+/// The engine's part of a snapshot's format version; the aggregate's own part is `Aggregate::snapshot_version`
+/// (1 when it declares none). Bump the aggregate's when its state's JSON form changes: older snapshots are then
+/// ignored and those aggregates recover by full replay.
+inline constexpr std::uint32_t engine_snapshot_format = 1;
+
+template <class Aggregate>
+constexpr std::uint32_t snapshot_format_of() {
+  if constexpr (requires { Aggregate::snapshot_version; })
+    return engine_snapshot_format << 16 | static_cast<std::uint32_t>(Aggregate::snapshot_version);
+  else
+    return engine_snapshot_format << 16 | 1u;
+}
+
+template <class Aggregate>
+void enable_snapshots(aggregate_model& model, std::uint64_t every) {
+  model.snapshot_every = every;
+  model.snapshot_format = snapshot_format_of<Aggregate>();
+  model.encode_state = [](const aggregate_instance& instance) {
+    return boost::json::serialize(
+      boost::json::value_from(static_cast<const aggregate_instance_for<Aggregate>&>(instance).value()));
+  };
+  model.decode_state = [](std::string_view text) -> std::expected<std::unique_ptr<aggregate_instance>, std::string> {
+    boost::system::error_code error;
+    auto json = boost::json::parse(text, error);
+    if (error)
+      return std::unexpected("malformed snapshot JSON: " + error.message());
+    auto state = boost::json::try_value_to<Aggregate>(json);
+    if (!state)
+      return std::unexpected("snapshot does not decode: " + state.error().message());
+    return std::make_unique<aggregate_instance_for<Aggregate>>(std::move(*state));
+  };
+}
+
+} // namespace cqrs::detail

@@ -7,6 +7,7 @@
 #include <expected>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct append_request {
   std::string command_id;
   std::string correlation_id;
   std::vector<new_event> events;
+  /// The sender chose the command id (a retry may re-send it): find_command must be able to find it.
+  /// Durable stores index every command id anyway; the in-memory store indexes only these.
+  bool remember_command_id = false;
 };
 
 /// Where an accepted append landed.
@@ -48,6 +52,29 @@ enum class store_errc {
 struct store_error {
   store_errc code;
   std::string message;
+};
+
+/// Called exactly once with the outcome of an append_async.
+using append_callback = std::function<void(std::expected<append_result, store_error>)>;
+
+/// Where the events of one command were appended: what a re-sent command with the same id is answered with.
+struct recorded_command {
+  stream_id stream;
+  log_position first_position = 0;
+  log_position last_position = 0;
+  /// The stream's version after the command's last event.
+  stream_version version = 0;
+  std::size_t events = 0;
+  std::chrono::system_clock::time_point timestamp;
+};
+
+/// An aggregate's state at one stream version, encoded by the engine (the store keeps the text as it is).
+struct snapshot {
+  stream_id stream;
+  stream_version version = 0;
+  /// The engine's and the aggregate's format, so that a state written by an older program is not misread.
+  std::uint32_t format_version = 0;
+  std::string state;
 };
 
 /// Called with the new head position after events are appended. Runs on the appending thread: keep it short.
@@ -84,6 +111,34 @@ public:
 
   /// Position of the last committed event (0 for an empty log).
   virtual log_position head() const = 0;
+
+  /// True when append_async returns before the append is committed (a durable store committing in the
+  /// background). The engine then lets the appending actor's worker thread go on while the commit runs.
+  virtual bool appends_in_background() const { return false; }
+
+  /// Appends like append(); `done` runs exactly once with the outcome, on any thread (possibly before
+  /// append_async returns). The default appends synchronously.
+  virtual void append_async(append_request request, append_callback done) { done(append(std::move(request))); }
+
+  /// Where the command with this id was appended, if its events are in the log (for the in-memory store: only
+  /// commands appended with remember_command_id). Commands that appended no events are never found.
+  virtual std::optional<recorded_command> find_command(const std::string& command_id) const {
+    (void)command_id;
+    return std::nullopt;
+  }
+
+  /// Keeps the stream's latest snapshot (replacing an older one). Snapshots are a cache: a store may write them
+  /// lazily, and one that is lost only makes the next recovery replay more events. The default keeps none.
+  virtual void save_snapshot(snapshot taken) { (void)taken; }
+  /// The stream's latest snapshot, if the store has one.
+  virtual std::optional<snapshot> load_snapshot(const stream_id& stream) const {
+    (void)stream;
+    return std::nullopt;
+  }
+
+  /// Why the store can no longer append (it failed to commit and no longer knows what the log holds), or
+  /// nothing while it can.
+  virtual std::optional<std::string> failure() const { return std::nullopt; }
 
   /// Learns how to encode and decode event types. The in-memory store keeps payloads as objects and ignores it;
   /// a durable store needs a codec for every type it writes or reads back.

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <expected>
 #include <functional>
 #include <memory>
@@ -122,6 +123,13 @@ struct routed_command {
 struct aggregate_model {
   std::string type_name;
   std::function<std::unique_ptr<aggregate_instance>()> make_instance;
+  /// Snapshot every this many events of a stream; 0 disables snapshots (and the two functions below are empty).
+  std::uint64_t snapshot_every = 0;
+  std::uint32_t snapshot_format = 0;
+  /// The instance's state as JSON text.
+  std::function<std::string(const aggregate_instance&)> encode_state;
+  /// JSON text back to an instance, or why it cannot be read.
+  std::function<std::expected<std::unique_ptr<aggregate_instance>, std::string>(std::string_view)> decode_state;
 };
 
 /// Turns a command of one concrete type (passed as void*, moved from) into its aggregate's command variant.
@@ -132,6 +140,11 @@ class aggregate_instance_for final : public aggregate_instance {
 public:
   using command = typename Aggregate::command;
   using event = typename Aggregate::event;
+
+  aggregate_instance_for() = default;
+  explicit aggregate_instance_for(Aggregate state) : state_(std::move(state)) {}
+
+  const Aggregate& value() const noexcept { return state_; }
 
   void apply(const std::any& payload) override {
     state_ = call_evolve(std::move(state_), *std::any_cast<event>(&payload));
