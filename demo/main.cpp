@@ -3,6 +3,7 @@
 #include "demo/report.hpp"
 #include "demo/script.hpp"
 #include "demo/simulation.hpp"
+#include "demo/store_choice.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -52,7 +53,13 @@ Replies: {"line":N,"type":...,"accepted":true,"version":V,"position":P}, or "acc
 type, missing or mistyped field, over 64 KiB, nested too deep) gets {"line":N,"error":"line N: ..."}, sends
 nothing, and the script goes on. Blank lines are skipped silently. A count goes to stderr at the end.
 
-Exit status: 0 verified (script: no bad line), 1 not verified (script: some line was bad), 2 bad options.)";
+Stores: --store sqlite:PATH keeps the log in a SQLite file (created when missing; --sync full, the default,
+fsyncs each commit). An existing log is recovered: the read models rebuild from it (with progress) and the
+summary reports the recovery rate; the new run's customer and order ids then start with a run tag taken from the
+log's head, so they never meet the aggregates already stored. A file that is not an event log exits with 1.
+
+Exit status: 0 verified (script: no bad line), 1 not verified (script: some line was bad, or the store cannot be
+opened), 2 bad options.)";
 
 // The terminal's width, or 0 when it cannot be told.
 std::size_t terminal_width() {
@@ -62,7 +69,7 @@ std::size_t terminal_width() {
   return 0;
 }
 
-int run_script_mode(const std::string& path, std::size_t threads) {
+int run_script_mode(const std::string& path, std::size_t threads, std::shared_ptr<cqrs::event_store> store) {
   std::ifstream file;
   if (path != "-") {
     file.open(path, std::ios::binary);
@@ -72,8 +79,13 @@ int run_script_mode(const std::string& path, std::size_t threads) {
     }
   }
   std::istream& in = path == "-" ? std::cin : file;
-  cqrs::engine engine{cqrs::options{.threads = threads}};
+  auto started = std::chrono::steady_clock::now();
+  cqrs::engine engine{cqrs::options{.threads = threads, .store = std::move(store)}};
   demo::add_order_domain(engine);
+  // The replies go to stdout, so the rebuild's progress stays off it; a failed rebuild shows in the queries.
+  if (auto recovery = demo::catch_up_read_models(engine, started, demo::rebuild_display::none, nullptr);
+      recovery.error)
+    std::cerr << "cqrs-demo: " << *recovery.error << '\n';
   auto summary = demo::run_script(in, std::cout, engine);
   std::cerr << "script: " << summary.lines << " lines: " << summary.commands << " commands (" << summary.accepted
             << " accepted, " << summary.rejected << " rejected), " << summary.queries << " queries, "
@@ -89,6 +101,10 @@ int main(int argc, char** argv) {
   double duration_seconds = 0;
   bool json = false;
   std::string script;
+  std::string store_text = "memory";
+  std::string sync_text;
+
+  demo::store_choice chosen_store;
 
   CLI::App app{description, "cqrs-demo"};
   app.footer(footer);
@@ -122,6 +138,8 @@ int main(int argc, char** argv) {
   auto* json_flag = app.add_flag("--json", json, "End the output with one line: a JSON object of the results");
   app.add_option("--script", script, "Run the commands and queries of a JSON-lines FILE (- for stdin) instead")
     ->type_name("FILE");
+  app.add_option("--store", store_text, demo::store_option_help)->type_name("SPEC")->capture_default_str();
+  auto* sync = app.add_option("--sync", sync_text, demo::sync_option_help)->type_name("MODE");
   // The simulation's options mean nothing to a script; refused by hand rather than with CLI11's excludes(), which
   // would clutter every line of the help.
   auto simulation_only = {seed, customers, orders, clients, duration, json_flag};
@@ -134,15 +152,28 @@ int main(int argc, char** argv) {
           throw CLI::ValidationError(option->get_name() + " is an option of the simulation, not of --script");
     if (auto problem = demo::check(options); problem && script.empty())
       throw CLI::ValidationError(*problem);
+    auto parsed_store = demo::parse_store_choice(
+      store_text, sync->count() > 0 ? std::optional<std::string_view>{sync_text} : std::nullopt);
+    if (!parsed_store)
+      throw CLI::ValidationError(parsed_store.error());
+    chosen_store = *parsed_store;
   } catch (const CLI::ParseError& error) {
     // CLI11 exits 0 for --help and its own codes for errors; a usage error here is always 2.
     auto code = app.exit(error);
     return code == 0 ? exit_verified : exit_usage;
   }
 
+  auto store = demo::open_store(chosen_store);
+  if (!store) {
+    std::cerr << "cqrs-demo: " << store.error() << '\n';
+    return exit_failed;
+  }
   try {
     if (!script.empty())
-      return run_script_mode(script, options.engine_threads);
+      return run_script_mode(script, options.engine_threads, *store);
+    options.store = *store;
+    if (auto tag = demo::run_tag(options.store.get()); !tag.empty())
+      options.id_prefix = tag + "-";
 
     options.duration = std::chrono::milliseconds{static_cast<std::int64_t>(std::llround(duration_seconds * 1000))};
     bool terminal = isatty(STDOUT_FILENO) == 1;
@@ -151,7 +182,12 @@ int main(int argc, char** argv) {
     options.line_width = terminal ? terminal_width() : 0;
     std::cout << "cqrs-demo: seed " << options.seed << ", " << options.customers << " customers, " << options.orders
               << " orders, " << options.clients << " client threads, " << options.engine_threads
-              << " engine threads" << (options.duration.count() ? ", bounded by --duration-s" : "") << '\n';
+              << " engine threads" << (options.duration.count() ? ", bounded by --duration-s" : "") << ", store "
+              << chosen_store.describe();
+    if (!options.id_prefix.empty())
+      std::cout << " (holds " << options.store->head() << " events: this run's ids start with " << options.id_prefix
+                << ")";
+    std::cout << '\n';
     std::cout.flush();
 
     auto result = demo::run_simulation(options);

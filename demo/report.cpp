@@ -1,6 +1,7 @@
 // The end-of-run summary and JSON of a simulation.
 #include "demo/report.hpp"
 
+#include <cmath>
 #include <iomanip>
 #include <sstream>
 
@@ -61,6 +62,10 @@ void print_summary(std::ostream& out, const simulation_result& result) {
       << std::setprecision(0) << per_second(result.commands, result.elapsed) << "/s), " << result.accepted
       << " accepted, " << result.rejected << " rejected (" << result.deliberate << " broke a rule on purpose), "
       << result.events << " events, " << result.queries << " queries\n";
+  if (result.recovery.events > 0)
+    out << "Recovered the store: the read models rebuilt from " << result.recovery.events << " events in "
+        << std::setprecision(2) << result.recovery.seconds << " s (" << std::setprecision(0)
+        << result.recovery.events_per_s << " events/s)\n";
   if (result.stopped_by_duration)
     out << "Stopped by --duration-s before every order was done: how far a bounded run gets depends on the "
            "machine, so it is not deterministic.\n";
@@ -133,6 +138,8 @@ boost::json::object to_json(const simulation_result& result) {
     rejections[code] = count;
   json["rejections_by_code"] = std::move(rejections);
   json["events"] = result.events;
+  json["recovery_events"] = result.recovery.events;
+  json["recovery_events_per_s"] = static_cast<std::uint64_t>(std::llround(result.recovery.events_per_s));
   json["queries"] = result.queries;
   json["any_reads"] = result.any_reads;
   json["stale_reads"] = result.stale_reads;

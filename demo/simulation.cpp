@@ -312,11 +312,11 @@ std::string numbered(std::string_view prefix, std::size_t number, std::size_t la
 std::vector<customer> make_customers(const simulation_options& options) {
   std::vector<std::vector<std::string>> order_ids(options.customers);
   for (std::size_t order = 0; order < options.orders; ++order)
-    order_ids[order % options.customers].push_back(numbered("o-", order + 1, options.orders));
+    order_ids[order % options.customers].push_back(numbered(options.id_prefix + "o-", order + 1, options.orders));
   std::vector<customer> customers;
   customers.reserve(options.customers);
   for (std::size_t index = 0; index < options.customers; ++index)
-    customers.emplace_back(numbered("c-", index + 1, options.customers), std::move(order_ids[index]),
+    customers.emplace_back(numbered(options.id_prefix + "c-", index + 1, options.customers), std::move(order_ids[index]),
                            mix(options.seed ^ mix(index)));
   return customers;
 }
@@ -638,8 +638,15 @@ simulation_result run_simulation(const simulation_options& options) {
   simulation_result result;
   result.options = options;
 
-  cqrs::engine engine{cqrs::options{.threads = options.engine_threads}};
+  auto engine_started = clock::now();
+  cqrs::engine engine{cqrs::options{.threads = options.engine_threads, .store = options.store}};
   add_order_domain(engine);
+  auto display = options.progress == progress_style::live_line        ? rebuild_display::live_line
+                 : options.progress == progress_style::periodic_lines ? rebuild_display::lines
+                                                                      : rebuild_display::none;
+  result.recovery = catch_up_read_models(engine, engine_started, display, options.progress_output);
+  if (result.recovery.error)
+    throw std::runtime_error(*result.recovery.error);
 
   auto customers = make_customers(options);
   std::vector<std::vector<customer*>> owned(options.clients);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "demo/order_engine.hpp"
+#include "demo/store_choice.hpp"
 #include "demo/verification.hpp"
 
 #include <chrono>
@@ -48,6 +49,12 @@ struct simulation_options {
   /// Longest status line for progress_style::live_line, so it never wraps (which would break the redraw); 0: no
   /// limit.
   std::size_t line_width = 0;
+  /// The event store; empty means a new in-memory one. A store that holds events already is recovered first: the
+  /// read models rebuild from its log (shown as progress) before the clients start.
+  std::shared_ptr<cqrs::event_store> store{};
+  /// Put before every customer and order id ("c-07" becomes prefix + "c-07"), so a run on a log that holds
+  /// events already does not meet its aggregates (run_tag(store) + "-", say); empty on an empty log.
+  std::string id_prefix{};
 };
 
 /// Why the options cannot run, in words naming the option, or nothing when they can.
@@ -102,6 +109,8 @@ struct simulation_result {
 
   lag_statistics visibility_lag;
   std::vector<projection_peak> peak_lags;
+  /// Rebuilding the read models from the events the store held at the start (events 0 for a new store).
+  recovery_report recovery;
   /// Wall time of the clients' part of the run (not the verification).
   std::chrono::duration<double> elapsed{0};
   /// True when `duration` ran out before the clients finished their orders.
