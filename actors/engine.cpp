@@ -4,6 +4,7 @@
 
 #include <cxxabi.h>
 
+#include <random>
 #include <stdexcept>
 
 namespace cqrs {
@@ -32,11 +33,12 @@ in_flight_token::~in_flight_token() {
 }
 
 command_job::command_job(engine_core& core, std::any command_value, std::string command, std::string correlation,
-                         std::function<void(command_result)> on_reply)
+                         bool sender_chose, std::function<void(command_result)> on_reply)
   : token(core),
     command(std::move(command_value)),
     command_id(std::move(command)),
     correlation_id(std::move(correlation)),
+    sender_chose_id(sender_chose),
     reply(std::move(on_reply), [] { return refuse(errc::engine_stopped, "the engine stopped before the command ran"); }) {}
 
 engine_core::engine_core(options chosen) : settings(std::move(chosen)) {
@@ -49,21 +51,129 @@ engine_core::engine_core(options chosen) : settings(std::move(chosen)) {
   auto query_actor_count = std::max<std::size_t>(1, settings.query_actors);
   for (std::size_t index = 0; index < query_actor_count; ++index)
     query_actors.push_back(spawn_query_actor(*system, index));
+  // Six random base-36 characters: short enough that "prefix-number" ids stay in std::string's inline buffer.
+  std::random_device entropy;
+  std::uniform_int_distribution<int> digit{0, 35};
+  for (int index = 0; index < 6; ++index) {
+    auto value = digit(entropy);
+    command_id_prefix += static_cast<char>(value < 10 ? '0' + value : 'a' + value - 10);
+  }
+  command_id_prefix += '-';
+  if (settings.passivate_after.count() > 0 || settings.max_live_aggregates > 0)
+    sweeper = spawn_sweeper(*system, this);
 }
 
 engine_core::~engine_core() = default;
 
-aggregate_actor engine_core::actor_for(aggregate_slot& slot, std::string aggregate_id) {
-  auto& shard = slot.shards[std::hash<std::string>{}(aggregate_id) % aggregate_slot::shard_count];
-  // Spawning under the shard lock is what keeps two actors from ever running for one aggregate.
-  std::lock_guard lock{shard.mutex};
-  auto found = shard.actors.find(aggregate_id);
-  if (found == shard.actors.end()) {
-    auto stream = std::make_shared<const stream_id>(stream_id{slot.model->type_name, aggregate_id});
-    auto spawned = spawn_aggregate(*system, slot.model.get(), store.get(), std::move(stream));
-    found = shard.actors.emplace(std::move(aggregate_id), std::move(spawned)).first;
+namespace {
+
+/// Stops one directory entry's actor; its mailbox is empty (the caller checked `unhandled` under the shard lock).
+void passivate(aggregate_slot::shard& shard, decltype(aggregate_slot::shard::actors)::iterator found,
+               engine_core::counters_type& counters) {
+  stop(found->second.actor);
+  auto recency = found->second.recency;
+  shard.actors.erase(found);
+  shard.recency.erase(recency);
+  counters.live_aggregates.fetch_sub(1, std::memory_order_relaxed);
+  counters.aggregates_passivated.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool idle(const aggregate_slot::entry& entry) {
+  return entry.presence->unhandled.load(std::memory_order_acquire) == 0;
+}
+
+} // namespace
+
+void engine_core::make_room(aggregate_slot::shard& shard, std::size_t incoming) {
+  if (settings.max_live_aggregates == 0)
+    return;
+  auto share = std::max<std::size_t>(1, settings.max_live_aggregates / aggregate_slot::shard_count);
+  // Bounded: when the least recently used actors are all busy, the shard goes over its share for a while
+  // (until a later spawn or the sweeper finds them idle).
+  auto looked_at = 0;
+  auto candidate = shard.recency.end();
+  while (shard.actors.size() + incoming > share && candidate != shard.recency.begin() && looked_at++ < 8) {
+    --candidate;
+    auto found = shard.actors.find(std::string_view{*candidate});
+    if (!idle(found->second))
+      continue;
+    auto previous = std::next(candidate);
+    passivate(shard, found, counters);
+    candidate = previous;
   }
-  return found->second;
+}
+
+void engine_core::count_started() {
+  counters.aggregates_started.fetch_add(1, std::memory_order_relaxed);
+  auto live = counters.live_aggregates.fetch_add(1, std::memory_order_relaxed) + 1;
+  auto peak = counters.peak_live_aggregates.load(std::memory_order_relaxed);
+  while (live > peak && !counters.peak_live_aggregates.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+  }
+}
+
+void engine_core::passivate_idle() {
+  auto by_time = settings.passivate_after.count() > 0;
+  auto cutoff = std::chrono::steady_clock::now() - settings.passivate_after;
+  std::shared_lock registry{registry_mutex};
+  for (auto& slot : aggregates)
+    for (auto& shard : slot->shards) {
+      std::lock_guard lock{shard.mutex};
+      // A shard may have gone over its share while its oldest actors were busy: trim it now they may be idle.
+      make_room(shard, 0);
+      if (!by_time)
+        continue;
+      // The recency list is ordered by last use: walk from the oldest until an entry is recent.
+      for (auto candidate = shard.recency.end(); candidate != shard.recency.begin();) {
+        --candidate;
+        auto found = shard.actors.find(std::string_view{*candidate});
+        if (found->second.last_used > cutoff)
+          break;
+        if (!idle(found->second))
+          continue;
+        auto previous = std::next(candidate);
+        passivate(shard, found, counters);
+        candidate = previous;
+      }
+    }
+}
+
+void engine_core::mark_unhealthy(const std::string& reason) {
+  std::lock_guard lock{unhealthy_mutex};
+  if (unhealthy.load())
+    return;
+  unhealthy_reason_text = "the store failed to commit (" + reason + ")";
+  unhealthy.store(true, std::memory_order_release);
+}
+
+std::optional<std::string> engine_core::unhealthy_reason() const {
+  if (!unhealthy.load(std::memory_order_acquire))
+    return std::nullopt;
+  std::lock_guard lock{unhealthy_mutex};
+  return unhealthy_reason_text;
+}
+
+namespace {
+
+sweeper_actor::behavior_type sweeper_behavior(sweeper_actor::pointer self, engine_core* core) {
+  using namespace std::chrono;
+  // Often enough that an actor stops within about 1.25 x passivate_after of its last command; without an idle
+  // time, often enough to trim shards that went over their share of the live maximum.
+  auto every = core->settings.passivate_after.count() > 0 ? core->settings.passivate_after / 4 : milliseconds{100};
+  auto interval = std::clamp<milliseconds>(duration_cast<milliseconds>(every), milliseconds{5}, milliseconds{10000});
+  self->delayed_send(self, interval, sweep_atom::value);
+  return {
+    [self, core, interval](sweep_atom) {
+      received(self);
+      core->passivate_idle();
+      self->delayed_send(self, interval, sweep_atom::value);
+    },
+  };
+}
+
+} // namespace
+
+sweeper_actor spawn_sweeper(caf::actor_system& system, engine_core* core) {
+  return system.spawn(sweeper_behavior, core);
 }
 
 void engine_core::dispatch_query(std::shared_ptr<query_task> task) {
@@ -140,6 +250,10 @@ void engine::submit(std::type_index command_type, void* command, command_options
     on_reply(detail::refuse(errc::engine_stopped, "the engine is shut down"));
     return;
   }
+  if (auto reason = core.unhealthy_reason()) {
+    on_reply(detail::refuse(errc::store_failure, "the engine refuses writes: " + *reason));
+    return;
+  }
   detail::aggregate_slot* slot = nullptr;
   detail::command_router router = nullptr;
   {
@@ -164,18 +278,20 @@ void engine::submit(std::type_index command_type, void* command, command_options
                             "a " + slot->model->type_name + " command needs a non-empty aggregate id"));
     return;
   }
-  if (ids.command_id.empty())
-    ids.command_id = "cmd-" + std::to_string(core.last_command_number.fetch_add(1) + 1);
+  auto sender_chose_id = !ids.command_id.empty();
+  if (!sender_chose_id)
+    ids.command_id = core.command_id_prefix + std::to_string(core.last_command_number.fetch_add(1) + 1);
   if (ids.correlation_id.empty())
     ids.correlation_id = ids.command_id;
   // The job counts as in flight from here; the check after the count closes the race with shutdown().
   auto job = std::make_shared<detail::command_job>(core, std::move(routed.command), std::move(ids.command_id),
-                                                   std::move(ids.correlation_id), std::move(on_reply));
+                                                   std::move(ids.correlation_id), sender_chose_id,
+                                                   std::move(on_reply));
   if (core.closing.load()) {
     job->reply(detail::refuse(errc::engine_stopped, "the engine is shut down"));
     return;
   }
-  detail::deliver(core.actor_for(*slot, std::move(routed.aggregate_id)), detail::command_message{std::move(job)});
+  core.send_to_aggregate(*slot, std::move(routed.aggregate_id), detail::command_message{std::move(job)});
 }
 
 void engine::submit_query(std::type_index projection_type, std::shared_ptr<detail::query_task> task,
@@ -314,7 +430,7 @@ void engine::inspect(std::string type_name, std::string aggregate_id,
       rejection{std::string{errc::unknown_command}, "no registered aggregate type " + type_name}));
     return;
   }
-  detail::deliver(core.actor_for(*slot, std::move(aggregate_id)), detail::inspect_message{std::move(reply)});
+  core.send_to_aggregate(*slot, std::move(aggregate_id), detail::inspect_message{std::move(reply)});
 }
 
 detail::projection_runtime* engine::find_projection(std::type_index type) const {
@@ -359,6 +475,30 @@ log_position engine::head() const {
   return core_->store->head();
 }
 
+engine_health engine::health() const {
+  if (auto reason = core_->unhealthy_reason())
+    return engine_health{false, std::move(*reason)};
+  if (auto failure = core_->store->failure())
+    return engine_health{false, "the store cannot append: " + *failure};
+  return engine_health{};
+}
+
+engine_statistics engine::statistics() const {
+  const auto& counters = core_->counters;
+  auto read = [](const auto& counter) { return counter.load(std::memory_order_relaxed); };
+  engine_statistics statistics;
+  statistics.live_aggregates = static_cast<std::size_t>(std::max<std::int64_t>(0, read(counters.live_aggregates)));
+  statistics.peak_live_aggregates = static_cast<std::size_t>(read(counters.peak_live_aggregates));
+  statistics.aggregates_started = read(counters.aggregates_started);
+  statistics.aggregates_passivated = read(counters.aggregates_passivated);
+  statistics.snapshots_used = read(counters.snapshots_used);
+  statistics.snapshots_rejected = read(counters.snapshots_rejected);
+  statistics.snapshots_saved = read(counters.snapshots_saved);
+  statistics.events_replayed = read(counters.events_replayed);
+  statistics.duplicate_commands = read(counters.duplicate_commands);
+  return statistics;
+}
+
 const std::shared_ptr<event_store>& engine::store() const {
   return core_->store;
 }
@@ -382,12 +522,16 @@ void engine::shutdown() {
       detail::stop(slot->actor);
     for (auto& actor : core.query_actors)
       detail::stop(actor);
+    if (core.sweeper)
+      detail::stop(core.sweeper);
     for (auto& slot : core.aggregates)
       for (auto& shard : slot->shards) {
         std::lock_guard shard_lock{shard.mutex};
-        for (auto& [id, actor] : shard.actors)
-          detail::stop(actor);
+        for (auto& [id, entry] : shard.actors)
+          detail::stop(entry.actor);
+        core.counters.live_aggregates.fetch_sub(static_cast<std::int64_t>(shard.actors.size()));
         shard.actors.clear();
+        shard.recency.clear();
       }
     lock.unlock();
     // Projections may run on threads of their own, which CAF ends only once no handle refers to their actor:
@@ -399,7 +543,10 @@ void engine::shutdown() {
         waiter->wait_for(slot->actor);
       for (auto& actor : core.query_actors)
         waiter->wait_for(actor);
+      if (core.sweeper)
+        waiter->wait_for(core.sweeper);
     }
+    core.sweeper = nullptr;
     for (auto& slot : core.projections)
       slot->actor = nullptr;
     core.query_actors.clear();

@@ -13,6 +13,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <typeindex>
@@ -112,8 +113,11 @@ inline constexpr std::string_view invalid_aggregate_id = "invalid_aggregate_id";
 inline constexpr std::string_view internal_error = "internal_error";
 /// The stream moved on under the aggregate (another writer shares the store); nothing was appended. Retry.
 inline constexpr std::string_view concurrency_conflict = "concurrency_conflict";
-/// The store refused or failed the append; nothing was appended.
+/// The store refused or failed the append; nothing was appended. After a failed commit the engine stays unhealthy
+/// and refuses every later command with this code (see engine::health).
 inline constexpr std::string_view store_failure = "store_failure";
+/// The command id was already used by an accepted command of another aggregate; nothing was appended.
+inline constexpr std::string_view duplicate_command_id = "duplicate_command_id";
 /// The engine is shutting down; the command was not processed.
 inline constexpr std::string_view engine_stopped = "engine_stopped";
 } // namespace errc
@@ -192,8 +196,13 @@ public:
     auto model = std::make_unique<detail::aggregate_model>();
     model->type_name = std::string{Aggregate::type_name};
     model->make_instance = [] { return std::make_unique<detail::aggregate_instance_for<Aggregate>>(); };
-    if (settings.snapshot_every > 0)
-      detail::enable_snapshots<Aggregate>(*model, settings.snapshot_every);
+    if (settings.snapshot_every > 0) {
+      if constexpr (detail::snapshot_convertible<Aggregate>)
+        detail::enable_snapshots<Aggregate>(*model, settings.snapshot_every);
+      else
+        throw std::invalid_argument("aggregate type " + model->type_name
+                                    + " takes no snapshots: its state does not convert to JSON (describe it)");
+    }
     std::vector<std::pair<std::type_index, detail::command_router>> routes;
     add_routes<Aggregate>(routes, static_cast<typename Aggregate::command*>(nullptr));
     routes.emplace_back(typeid(typename Aggregate::command),

@@ -89,6 +89,10 @@ namespace cqrs::detail {
 /// ignored and those aggregates recover by full replay.
 inline constexpr std::uint32_t engine_snapshot_format = 1;
 
+/// True when Boost.JSON converts the aggregate state both ways (BOOST_DESCRIBE_STRUCT or tag_invoke).
+template <class Aggregate>
+concept snapshot_convertible = boost::json::has_value_from<Aggregate>::value && boost::json::has_value_to<Aggregate>::value;
+
 template <class Aggregate>
 constexpr std::uint32_t snapshot_format_of() {
   if constexpr (requires { Aggregate::snapshot_version; })
@@ -101,19 +105,31 @@ template <class Aggregate>
 void enable_snapshots(aggregate_model& model, std::uint64_t every) {
   model.snapshot_every = every;
   model.snapshot_format = snapshot_format_of<Aggregate>();
-  model.encode_state = [](const aggregate_instance& instance) {
-    return boost::json::serialize(
-      boost::json::value_from(static_cast<const aggregate_instance_for<Aggregate>&>(instance).value()));
+  // The engine's envelope around the aggregate's JSON: the position the state reflects travels with it.
+  model.encode_state = [](const aggregate_instance& instance, log_position position) {
+    boost::json::object text;
+    text["position"] = position;
+    text["state"] = boost::json::value_from(static_cast<const aggregate_instance_for<Aggregate>&>(instance).value());
+    return boost::json::serialize(text);
   };
-  model.decode_state = [](std::string_view text) -> std::expected<std::unique_ptr<aggregate_instance>, std::string> {
+  model.decode_state = [](std::string_view text) -> std::expected<aggregate_model::decoded_state, std::string> {
     boost::system::error_code error;
     auto json = boost::json::parse(text, error);
     if (error)
       return std::unexpected("malformed snapshot JSON: " + error.message());
-    auto state = boost::json::try_value_to<Aggregate>(json);
+    const auto* object = json.if_object();
+    const auto* position = object ? object->if_contains("position") : nullptr;
+    const auto* state_json = object ? object->if_contains("state") : nullptr;
+    if (!position || !state_json)
+      return std::unexpected(std::string{"snapshot lacks its position or state"});
+    auto at = position->to_number<log_position>(error);
+    if (error)
+      return std::unexpected("snapshot position is not a position: " + error.message());
+    auto state = boost::json::try_value_to<Aggregate>(*state_json);
     if (!state)
       return std::unexpected("snapshot does not decode: " + state.error().message());
-    return std::make_unique<aggregate_instance_for<Aggregate>>(std::move(*state));
+    return aggregate_model::decoded_state{std::make_unique<aggregate_instance_for<Aggregate>>(std::move(*state)),
+                                          at};
   };
 }
 

@@ -72,6 +72,9 @@ struct account {
   bool operator==(const account&) const = default;
 };
 
+// The state's JSON form, for snapshots.
+BOOST_DESCRIBE_STRUCT(account, (), (opened, closed, owner, balance_cents, transactions))
+
 /// Rejection codes, one per rule.
 namespace codes {
 inline constexpr const char* already_opened = "account_already_opened";

@@ -10,6 +10,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -76,16 +78,19 @@ private:
   engine_core& core_;
 };
 
+
 /// A command on its way through its aggregate actor. Replied exactly once (engine_stopped if dropped).
 struct command_job {
   command_job(engine_core& core, std::any command_value, std::string command, std::string correlation,
-              std::function<void(command_result)> on_reply);
+              bool sender_chose_id, std::function<void(command_result)> on_reply);
 
   // Declared first so it is destroyed last: the command leaves the in-flight count after its reply.
   in_flight_token token;
   std::any command;
   std::string command_id;
   std::string correlation_id;
+  /// The sender gave the command id, so it may re-send it: look it up before deciding, and let the store find it.
+  bool sender_chose_id;
   once_sink<command_result> reply;
 };
 
@@ -107,6 +112,10 @@ struct expire_message {
 struct rebuild_message {
   std::shared_ptr<query_task> done;
 };
+/// A background append finished (see event_store::appends_in_background).
+struct appended_message {
+  std::expected<append_result, store_error> outcome;
+};
 
 } // namespace cqrs::detail
 
@@ -115,14 +124,22 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::inspect_message)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::query_message)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::expire_message)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::rebuild_message)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::appended_message)
 
 namespace cqrs::detail {
 
 /// "The log has new events": sent to a projection at most once until it starts reading them.
 using advance_atom = caf::atom_constant<caf::atom("advance")>;
 
+/// "Look for idle aggregate actors": the passivation sweeper's timer.
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
+
 /// One actor per aggregate instance: recovers from its stream, then decides commands one at a time.
-using aggregate_actor = caf::typed_actor<caf::reacts_to<command_message>, caf::reacts_to<inspect_message>>;
+using aggregate_actor = caf::typed_actor<caf::reacts_to<command_message>, caf::reacts_to<inspect_message>,
+                                         caf::reacts_to<appended_message>>;
+
+/// Passivates aggregate actors that have been idle longer than options::passivate_after.
+using sweeper_actor = caf::typed_actor<caf::reacts_to<sweep_atom>>;
 
 /// One actor per projection: applies the log in position order and releases queries waiting for a position.
 using projection_actor = caf::typed_actor<caf::reacts_to<advance_atom>, caf::reacts_to<rebuild_message>>;
@@ -131,12 +148,29 @@ using projection_actor = caf::typed_actor<caf::reacts_to<advance_atom>, caf::rea
 /// a query whose position is not reached yet is parked on its projection, with a timer on its query actor.
 using query_actor = caf::typed_actor<caf::reacts_to<query_message>, caf::reacts_to<expire_message>>;
 
+/// Shared by an aggregate's directory entry and its actor: messages sent to the actor and not yet handled.
+/// Incremented under the directory's shard lock before each send, decremented by the actor after handling one;
+/// an actor is passivated only at zero, under that lock, so it never holds a message when it stops.
+struct aggregate_presence {
+  std::atomic<std::uint32_t> unhandled{0};
+};
+
 /// The directory of one aggregate type's live actors, sharded so that concurrent senders rarely share a lock.
 struct aggregate_slot {
   static constexpr std::size_t shard_count = 64;
+  struct entry {
+    aggregate_actor actor;
+    std::shared_ptr<aggregate_presence> presence;
+    std::chrono::steady_clock::time_point last_used;
+    /// The entry's place in the shard's recency list (whose node owns the aggregate id the map is keyed by).
+    std::list<std::string>::iterator recency;
+  };
   struct shard {
     std::mutex mutex;
-    std::unordered_map<std::string, aggregate_actor> actors;
+    /// Keys view the ids owned by `recency`.
+    std::unordered_map<std::string_view, entry> actors;
+    /// Aggregate ids, most recently used first: passivation takes idle actors from the back.
+    std::list<std::string> recency;
   };
 
   std::unique_ptr<aggregate_model> model;
@@ -178,8 +212,10 @@ private:
 void answer(query_task& task);
 
 /// Spawns the actor of one aggregate instance; it recovers from its stream when its first message arrives.
-aggregate_actor spawn_aggregate(caf::actor_system& system, const aggregate_model* model, event_store* store,
-                                std::shared_ptr<const stream_id> stream);
+aggregate_actor spawn_aggregate(caf::actor_system& system, engine_core* core, const aggregate_model* model,
+                                std::shared_ptr<const stream_id> stream, std::shared_ptr<aggregate_presence> presence);
+
+sweeper_actor spawn_sweeper(caf::actor_system& system, engine_core* core);
 
 /// Spawns a projection's actor; it starts applying the log when woken.
 projection_actor spawn_projection(caf::actor_system& system, projection_slot* slot, event_store* store,
@@ -195,8 +231,33 @@ public:
 
   /// Waits until every projection has applied the head as of the call (or failed, or the timeout passed).
   std::expected<void, query_error> catch_up(std::chrono::milliseconds timeout);
-  /// The live actor of an aggregate instance, spawned on first use.
-  aggregate_actor actor_for(aggregate_slot& slot, std::string aggregate_id);
+  /// Sends a message to an aggregate instance's actor, spawning it first if it is not alive (never, or passivated).
+  template <class Message>
+  void send_to_aggregate(aggregate_slot& slot, std::string aggregate_id, Message message);
+  /// Stops the actors idle since before `now - passivate_after` (the sweeper calls it periodically).
+  void passivate_idle();
+  /// Under the shard's lock: passivates idle actors from the least recently used end while the shard, with
+  /// `incoming` more, would be over its share of options::max_live_aggregates.
+  void make_room(aggregate_slot::shard& shard, std::size_t incoming);
+  void count_started();
+  /// Records that the store failed to commit: the engine refuses writes from now on.
+  void mark_unhealthy(const std::string& reason);
+  /// Why the engine refuses writes, or nothing while it accepts them.
+  std::optional<std::string> unhealthy_reason() const;
+
+  /// Write-side counters (see engine_statistics); relaxed atomics, read for reports.
+  struct counters_type {
+    std::atomic<std::int64_t> live_aggregates{0};
+    std::atomic<std::int64_t> peak_live_aggregates{0};
+    std::atomic<std::uint64_t> aggregates_started{0};
+    std::atomic<std::uint64_t> aggregates_passivated{0};
+    std::atomic<std::uint64_t> snapshots_used{0};
+    std::atomic<std::uint64_t> snapshots_rejected{0};
+    std::atomic<std::uint64_t> snapshots_saved{0};
+    std::atomic<std::uint64_t> events_replayed{0};
+    std::atomic<std::uint64_t> duplicate_commands{0};
+  };
+  counters_type counters;
   /// Hands a query whose position is reached (or that wants none) to a query actor.
   void dispatch_query(std::shared_ptr<query_task> task);
   /// Wakes the projection's actor unless a wake-up is already queued.
@@ -219,6 +280,13 @@ public:
 
   std::vector<query_actor> query_actors;
   std::atomic<std::size_t> next_query_actor{0};
+  sweeper_actor sweeper;
+
+  std::atomic<bool> unhealthy{false};
+  mutable std::mutex unhealthy_mutex;
+  std::string unhealthy_reason_text;
+  /// Makes the engine's own command ids unique across engines sharing a store and across restarts.
+  std::string command_id_prefix;
 
   std::atomic<bool> closing{false};
   std::atomic<std::int64_t> in_flight{0};
@@ -227,5 +295,32 @@ public:
   std::atomic<std::uint64_t> last_command_number{0};
   std::once_flag shutdown_once;
 };
+
+template <class Message>
+void engine_core::send_to_aggregate(aggregate_slot& slot, std::string aggregate_id, Message message) {
+  auto& shard = slot.shards[std::hash<std::string>{}(aggregate_id) % aggregate_slot::shard_count];
+  auto now = std::chrono::steady_clock::now();
+  // Spawning under the shard lock is what keeps two actors from ever running for one aggregate; counting the
+  // message under it is what keeps passivation from stopping an actor that has one coming.
+  std::lock_guard lock{shard.mutex};
+  auto found = shard.actors.find(aggregate_id);
+  if (found == shard.actors.end()) {
+    make_room(shard, 1);
+    auto presence = std::make_shared<aggregate_presence>();
+    auto stream = std::make_shared<const stream_id>(stream_id{slot.model->type_name, aggregate_id});
+    auto spawned = spawn_aggregate(*system, this, slot.model.get(), std::move(stream), presence);
+    shard.recency.push_front(std::move(aggregate_id));
+    found = shard.actors.emplace(std::string_view{shard.recency.front()},
+                                 aggregate_slot::entry{std::move(spawned), std::move(presence), now,
+                                                       shard.recency.begin()}).first;
+    count_started();
+  } else if (found->second.recency != shard.recency.begin()) {
+    shard.recency.splice(shard.recency.begin(), shard.recency, found->second.recency);
+  }
+  auto& entry = found->second;
+  entry.last_used = now;
+  entry.presence->unhandled.fetch_add(1, std::memory_order_relaxed);
+  deliver(entry.actor, std::move(message));
+}
 
 } // namespace cqrs::detail

@@ -126,10 +126,14 @@ struct aggregate_model {
   /// Snapshot every this many events of a stream; 0 disables snapshots (and the two functions below are empty).
   std::uint64_t snapshot_every = 0;
   std::uint32_t snapshot_format = 0;
-  /// The instance's state as JSON text.
-  std::function<std::string(const aggregate_instance&)> encode_state;
+  /// The instance's state, and the position of its stream's latest event, as JSON text.
+  std::function<std::string(const aggregate_instance&, log_position)> encode_state;
+  struct decoded_state {
+    std::unique_ptr<aggregate_instance> instance;
+    log_position position = 0;
+  };
   /// JSON text back to an instance, or why it cannot be read.
-  std::function<std::expected<std::unique_ptr<aggregate_instance>, std::string>(std::string_view)> decode_state;
+  std::function<std::expected<decoded_state, std::string>(std::string_view)> decode_state;
 };
 
 /// Turns a command of one concrete type (passed as void*, moved from) into its aggregate's command variant.
