@@ -7,11 +7,15 @@
 #include "bench/progress.hpp"
 #include "readmodels/order_views.hpp"
 
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <iostream>
@@ -49,7 +53,11 @@ struct run_state {
         askable.push_back(index);
     }
   }
-  ~run_state() { engine.reset(); }
+  ~run_state() {
+    engine.reset();
+    if (ack_file >= 0)
+      ::close(ack_file);
+  }
   run_state(const run_state&) = delete;
   run_state& operator=(const run_state&) = delete;
 
@@ -84,6 +92,42 @@ struct run_state {
     }
   }
 
+  /// Opens the acknowledgement log for appending; throws std::runtime_error when it cannot.
+  void open_ack_log(const std::string& path) {
+    ack_file = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (ack_file < 0)
+      throw std::runtime_error("cannot open the acknowledgement log " + path + ": " + std::strerror(errno));
+    command_tag = options.id_tag.empty() ? "r0" : options.id_tag;
+  }
+
+  /// The ids a command goes out with: its own command id when acknowledgements are logged, else the engine's.
+  cqrs::command_options next_command_ids() {
+    if (ack_file < 0)
+      return {};
+    return cqrs::command_options{.command_id = command_tag + "." + std::to_string(next_command.fetch_add(1))};
+  }
+
+  /// Appends "command_id position" for an accepted command with events, in one write(2): once this returns the
+  /// line is the kernel's, so a killed process never leaves a line for a command that was not acknowledged.
+  void acknowledge(const cqrs::command_options& ids, const cqrs::command_result& result) {
+    if (ack_file < 0 || !result || result->events == 0)
+      return;
+    auto line = ids.command_id + " " + std::to_string(result->position) + "\n";
+    std::lock_guard lock{ack_mutex};
+    std::size_t written = 0;
+    while (written < line.size()) {
+      auto count = ::write(ack_file, line.data() + written, line.size() - written);
+      if (count < 0 && errno == EINTR)
+        continue;
+      if (count <= 0) {
+        ++ack_failures;
+        return;
+      }
+      written += static_cast<std::size_t>(count);
+    }
+    ++acknowledgements;
+  }
+
   static constexpr std::size_t max_problems = 20;
 
   const load_options& options;
@@ -104,6 +148,14 @@ struct run_state {
   std::mutex problems_mutex;
   std::vector<std::string> problems;
   std::uint64_t problems_left_out = 0;
+
+  /// The acknowledgement log (-1: none), the prefix of the run's command ids and the next id's number.
+  int ack_file = -1;
+  std::string command_tag;
+  std::atomic<std::uint64_t> next_command{0};
+  std::mutex ack_mutex;
+  std::uint64_t acknowledgements = 0;
+  std::uint64_t ack_failures = 0;
 
   /// Phases whose objects callbacks may still touch: freed after the engine.
   std::vector<std::shared_ptr<void>> keep_alive;
@@ -321,8 +373,9 @@ private:
     if (!planned->expected_rejection.empty())
       ++invalid_sent_;
     expected_ = planned->expected_rejection;
+    ids_ = phase_.run.next_command_ids();
     sent_at_ = clock::now();
-    engine.send(std::move(planned->command), [this](cqrs::command_result result) { on_reply(result); });
+    engine.send(std::move(planned->command), [this](cqrs::command_result result) { on_reply(result); }, ids_);
     return true;
   }
 
@@ -330,6 +383,7 @@ private:
 
   void on_reply(const cqrs::command_result& result) {
     auto now = clock::now();
+    phase_.run.acknowledge(ids_, result);
     phase_.count_reply(now, sent_at_, expected_, result, script_.order_id());
     if (result && result->events > 0) {
       ++accepted_;
@@ -358,6 +412,7 @@ private:
   command_phase& phase_;
   client_script script_;
   std::string_view expected_;
+  cqrs::command_options ids_;
   clock::time_point sent_at_{};
   std::uint64_t sent_ = 0;
   std::uint64_t invalid_sent_ = 0;
@@ -471,11 +526,15 @@ public:
       std::string order = script.order_id();
       std::string customer = sample ? script.customer_id() : std::string{};
       phase_.running.add();
-      engine.send(std::move(planned->command),
-                  [phase = &phase_, intended, expected = planned->expected_rejection, sample, read_back,
-                   order = std::move(order), customer = std::move(customer)](cqrs::command_result result) {
-                    on_reply(*phase, intended, expected, sample, read_back, order, customer, result);
-                  });
+      auto ids = phase_.run.next_command_ids();
+      engine.send(
+        std::move(planned->command),
+        [phase = &phase_, intended, expected = planned->expected_rejection, sample, read_back, order = std::move(order),
+         customer = std::move(customer), ids](cqrs::command_result result) {
+          phase->run.acknowledge(ids, result);
+          on_reply(*phase, intended, expected, sample, read_back, order, customer, result);
+        },
+        ids);
       intended += interval_;
     }
   }
@@ -694,8 +753,12 @@ void check_counts(const std::string& phase_name, const phase_result& phase, std:
 }
 
 std::unique_ptr<cqrs::engine> make_engine(const load_options& options, const std::vector<read_model_probe>& probes) {
-  auto engine = std::make_unique<cqrs::engine>(
-    cqrs::options{.threads = options.threads, .policy = options.policy, .queries = options.query_dispatch});
+  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.threads = options.threads,
+                                                             .policy = options.policy,
+                                                             .store = options.store,
+                                                             .queries = options.query_dispatch,
+                                                             .passivate_after = options.passivate_after,
+                                                             .max_live_aggregates = options.max_live_aggregates});
   engine->add_aggregate<orders::order>();
   for (const auto& probe : probes)
     probe.add(*engine);
@@ -718,6 +781,21 @@ std::vector<read_model_check> verify_read_models(cqrs::engine& engine, const std
       problems.push_back(checks.back().name + " differs from the log: " + *checks.back().difference);
   }
   return checks;
+}
+
+/// The rebuild's display for a progress style: the same medium as the load's progress (stderr).
+demo::rebuild_display rebuild_display_for(progress_style style) {
+  switch (style) {
+  case progress_style::automatic:
+    return isatty(STDERR_FILENO) == 1 ? demo::rebuild_display::live_line : demo::rebuild_display::lines;
+  case progress_style::bar:
+    return demo::rebuild_display::live_line;
+  case progress_style::lines:
+    return demo::rebuild_display::lines;
+  case progress_style::none:
+    break;
+  }
+  return demo::rebuild_display::none;
 }
 
 void take_problems(run_state& run, std::vector<std::string>& problems) {
@@ -781,7 +859,7 @@ std::optional<workload_plan> warmup_plan(const load_options& options) {
     return std::nullopt;
   auto plan = measured_plan(options);
   if (plan.kind == workload_kind::orders)
-    plan.id_prefix = "w";
+    plan.id_prefix = options.id_tag.empty() ? "w" : options.id_tag + "-w";
   return plan;
 }
 
@@ -793,6 +871,8 @@ workload_plan measured_plan(const load_options& options) {
   workload_plan plan;
   plan.kind = options.workload;
   plan.id_prefix = options.workload == workload_kind::orders ? "o" : "h";
+  if (!options.id_tag.empty())
+    plan.id_prefix = options.id_tag + "-" + plan.id_prefix;
   plan.items = options.items;
   plan.aggregates = options.aggregates;
   plan.seed = options.seed;
@@ -862,7 +942,10 @@ load_report run_load(const load_options& options) {
   return run_load(options, order_read_model_probes(options.read_models));
 }
 
-load_report run_load(const load_options& options, std::vector<read_model_probe> probes) {
+load_report run_load(const load_options& chosen, std::vector<read_model_probe> probes) {
+  auto options = chosen;
+  if (options.id_tag.empty())
+    options.id_tag = demo::run_tag(options.store.get());
   load_report report;
   report.options = options;
   if (options.consistency == read_consistency::read_your_writes
@@ -872,7 +955,14 @@ load_report run_load(const load_options& options, std::vector<read_model_probe> 
   progress_meter meter{options.progress, std::cerr};
   {
     run_state run{options, std::move(probes)};
+    auto engine_started = clock::now();
     run.engine = make_engine(options, run.probes);
+    report.recovery = demo::catch_up_read_models(*run.engine, engine_started, rebuild_display_for(options.progress),
+                                                 &std::cerr);
+    if (report.recovery.error)
+      throw std::runtime_error(*report.recovery.error);
+    if (!options.ack_log.empty())
+      run.open_ack_log(options.ack_log);
     auto label = std::string{to_string(options.workload)};
 
     if (auto plan = detail::setup_plan(options)) {
@@ -956,6 +1046,13 @@ load_report run_load(const load_options& options, std::vector<read_model_probe> 
 
     report.checks = verify_read_models(*run.engine, run.probes, report.problems);
     take_problems(run, report.problems);
+    {
+      std::lock_guard lock{run.ack_mutex};
+      report.acknowledgements = run.acknowledgements;
+      if (run.ack_failures > 0)
+        report.problems.push_back(std::to_string(run.ack_failures) + " lines could not be written to the acknowledgement log "
+                                  + options.ack_log);
+    }
   }
   report.verified = report.problems.empty();
 

@@ -6,6 +6,7 @@
 #include "actors/engine.hpp"
 #include "bench/histogram.hpp"
 #include "bench/workload.hpp"
+#include "demo/store_choice.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -93,6 +94,21 @@ struct load_options {
   bool baselines = false;
 
   progress_style progress = progress_style::none;
+
+  /// The event store; empty means a new in-memory one (cqrs-load opens --store). A store that holds events already
+  /// is recovered first: the read models rebuild from its log before the commands start.
+  std::shared_ptr<cqrs::event_store> store{};
+  /// How the store is described in the report ("memory", "sqlite:PATH (synchronous=full)").
+  std::string store_description = "memory";
+  /// Put before the order ids ("o-17" becomes tag + "-o-17") and in the command ids; run_load takes one from the
+  /// store's head (demo::run_tag) when the store holds events and this is empty, so runs never meet.
+  std::string id_tag{};
+  /// When not empty: for every accepted command (with events) a line "command_id position" is appended to this
+  /// file, with one write(2), before the client sends its next command; the commands carry ids of the run's own.
+  std::string ack_log{};
+  /// cqrs::options::max_live_aggregates and passivate_after.
+  std::size_t max_live_aggregates = cqrs::options{}.max_live_aggregates;
+  std::chrono::milliseconds passivate_after = cqrs::options{}.passivate_after;
 };
 
 /// Latency percentiles, in microseconds.
@@ -249,6 +265,13 @@ struct load_report {
 
   /// Peak resident memory of the process during the run (VmHWM, reset at the run's start where Linux allows).
   double peak_rss_mb = 0;
+
+  /// Rebuilding the read models from the events the store held at the start (events 0 for a new store).
+  demo::recovery_report recovery;
+  /// Lines written to the acknowledgement log.
+  std::uint64_t acknowledgements = 0;
+  /// The write side's counters at the end of the run (aggregate actors alive, peak, passivated).
+  std::optional<cqrs::engine_statistics> statistics;
 
   std::vector<read_model_check> checks;
   /// Every read model equals its fold, accepted + rejected == sent, every invalid command was rejected with its

@@ -12,7 +12,14 @@ int main(int argc, char** argv) {
     (parsed.exit_code == bench::exit_verified ? std::cout : std::cerr) << parsed.output;
     return parsed.exit_code;
   }
-  const auto& request = *parsed.options;
+  auto& request = *parsed.options;
+  auto store = demo::open_store(request.store);
+  if (!store) {
+    std::cerr << "cqrs-load: " << store.error() << '\n';
+    return bench::exit_not_verified;
+  }
+  request.load.store = *store;
+  request.load.store_description = request.store.describe();
   try {
     if (request.sweep) {
       auto rows = bench::run_sweep(request.load, request.sweep_settings);

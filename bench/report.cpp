@@ -118,6 +118,20 @@ void print_table(std::ostream& out, const load_report& report) {
     row(out, "query latency", latency_line(report.query_latency));
   }
   row(out, "peak RSS", format("%.0f MiB", report.peak_rss_mb));
+  row(out, "store", options.store_description);
+  if (report.recovery.events > 0)
+    row(out, "recovery",
+        grouped(static_cast<double>(report.recovery.events)) + " events rebuilt into the read models in "
+          + format("%.2f s", report.recovery.seconds) + " (" + grouped(report.recovery.events_per_s) + " events/s)");
+  if (!options.ack_log.empty())
+    row(out, "ack log", grouped(static_cast<double>(report.acknowledgements)) + " lines appended to " + options.ack_log);
+  if (report.statistics)
+    row(out, "aggregates",
+        grouped(static_cast<double>(report.statistics->live_aggregates)) + " live, "
+          + grouped(static_cast<double>(report.statistics->peak_live_aggregates)) + " at peak, "
+          + grouped(static_cast<double>(report.statistics->aggregates_passivated)) + " passivated (max live "
+          + (options.max_live_aggregates ? grouped(static_cast<double>(options.max_live_aggregates)) : std::string{"none"})
+          + ", idle after " + (options.passivate_after.count() ? format("%.0f ms", static_cast<double>(options.passivate_after.count())) : std::string{"never"}) + ")");
   std::string checks;
   for (const auto& check : report.checks)
     checks += (checks.empty() ? "" : ", ") + check.name + (check.difference ? " DIFFERS" : " ok");
@@ -195,6 +209,18 @@ boost::json::object to_json(const load_report& report) {
   object["queries_per_s"] = round_to(report.queries_per_s, 0);
   object["query_p99_us"] = round_to(report.query_latency.p99_us, 2);
   object["peak_rss_mb"] = round_to(report.peak_rss_mb, 1);
+  object["store"] = options.store_description;
+  object["recovery_events"] = report.recovery.events;
+  object["recovery_events_per_s"] = round_to(report.recovery.events_per_s, 0);
+  if (!options.ack_log.empty())
+    object["acknowledgements"] = report.acknowledgements;
+  object["max_live_aggregates"] = options.max_live_aggregates;
+  object["passivate_after_ms"] = options.passivate_after.count();
+  if (report.statistics) {
+    object["live_aggregates"] = report.statistics->live_aggregates;
+    object["peak_live_aggregates"] = report.statistics->peak_live_aggregates;
+    object["aggregates_passivated"] = report.statistics->aggregates_passivated;
+  }
   object["verified"] = report.verified;
   boost::json::array problems;
   for (const auto& problem : report.problems)
