@@ -1045,6 +1045,7 @@ load_report run_load(const load_options& chosen, std::vector<read_model_probe> p
     report.peak_rss_mb = peak_rss_mb();
 
     report.checks = verify_read_models(*run.engine, run.probes, report.problems);
+    report.statistics = run.engine->statistics();
     take_problems(run, report.problems);
     {
       std::lock_guard lock{run.ack_mutex};
