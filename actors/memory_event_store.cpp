@@ -1,4 +1,5 @@
-// The in-memory event store: one log in a deque (stable addresses) plus a per-stream index of positions.
+// The in-memory event store: one log in a deque (stable addresses) plus a per-stream index of positions, the
+// positions of remembered command ids, and the latest snapshot of each stream.
 #include "actors/event_store.hpp"
 
 #include <atomic>
@@ -49,6 +50,9 @@ public:
       }
       result.last_position = log_.size();
       result.version = positions.size();
+      // Only commands whose sender chose the id are indexed: ordinary appends stay free of index work.
+      if (request.remember_command_id && !request.command_id.empty())
+        commands_.try_emplace(std::move(request.command_id), result.first_position, result.last_position);
       head_.store(result.last_position, std::memory_order_release);
     }
     notify(result.last_position);
@@ -100,6 +104,34 @@ public:
 
   log_position head() const override { return head_.load(std::memory_order_acquire); }
 
+  std::optional<recorded_command> find_command(const std::string& command_id) const override {
+    std::shared_lock lock{mutex_};
+    auto found = commands_.find(command_id);
+    if (found == commands_.end())
+      return std::nullopt;
+    auto [first, last] = found->second;
+    const auto& first_event = log_[first - 1];
+    return recorded_command{*first_event.stream, first,          last, log_[last - 1].version,
+                            last - first + 1,    first_event.timestamp};
+  }
+
+  void save_snapshot(snapshot taken) override {
+    std::lock_guard lock{snapshots_mutex_};
+    auto found = snapshots_.find(taken.stream);
+    if (found == snapshots_.end())
+      snapshots_.emplace(taken.stream, std::move(taken));
+    else if (taken.version >= found->second.version)
+      found->second = std::move(taken);
+  }
+
+  std::optional<snapshot> load_snapshot(const stream_id& stream) const override {
+    std::lock_guard lock{snapshots_mutex_};
+    auto found = snapshots_.find(stream);
+    if (found == snapshots_.end())
+      return std::nullopt;
+    return found->second;
+  }
+
   std::uint64_t subscribe(head_listener listener) override {
     std::unique_lock lock{listeners_mutex_};
     auto id = ++last_subscription_;
@@ -122,7 +154,12 @@ private:
   mutable std::shared_mutex mutex_;
   std::deque<envelope> log_;
   std::unordered_map<stream_id, std::vector<log_position>, stream_id_hash> streams_;
+  /// Command id -> first and last position of its events, for appends with remember_command_id only.
+  std::unordered_map<std::string, std::pair<log_position, log_position>> commands_;
   std::atomic<log_position> head_{0};
+
+  mutable std::mutex snapshots_mutex_;
+  std::unordered_map<stream_id, snapshot, stream_id_hash> snapshots_;
 
   std::shared_mutex listeners_mutex_;
   std::unordered_map<std::uint64_t, head_listener> listeners_;
