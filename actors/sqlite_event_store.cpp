@@ -1,4 +1,4 @@
-// The SQLite event store: schema and open checks, group commit by a leader among the appenders, pooled readers.
+// The SQLite event store: schema and open checks, group commit by a writer thread, pooled readers, snapshots.
 #include "actors/sqlite_event_store.hpp"
 
 #include <sqlite3.h>
@@ -11,6 +11,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -133,6 +134,20 @@ CREATE TABLE events (
 );
 )sql";
 
+/// Added to files of schema version 1 at open (new and existing ones alike): they only add, so older programs
+/// still read the file.
+constexpr std::string_view schema_additions_sql = R"sql(
+CREATE INDEX IF NOT EXISTS events_by_command ON events (command_id);
+CREATE TABLE IF NOT EXISTS snapshots (
+  stream_type TEXT NOT NULL,
+  stream_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  format INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  PRIMARY KEY (stream_type, stream_id)
+);
+)sql";
+
 constexpr std::string_view insert_sql =
   "INSERT INTO events (position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, "
   "payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
@@ -142,6 +157,16 @@ constexpr std::string_view last_position_sql = "SELECT max(position) FROM events
 constexpr std::string_view stream_events_sql =
   "SELECT position, version, type, timestamp, command_id, correlation_id, payload FROM events "
   "WHERE stream_type = ?1 AND stream_id = ?2 AND version > ?3 ORDER BY version";
+constexpr std::string_view find_command_sql =
+  "SELECT stream_type, stream_id, min(position), max(position), max(version), count(*), min(timestamp) "
+  "FROM events WHERE command_id = ?1";
+constexpr std::string_view load_snapshot_sql =
+  "SELECT version, format, state FROM snapshots WHERE stream_type = ?1 AND stream_id = ?2";
+/// Keeps the snapshot of the higher version when the file already has one for the stream.
+constexpr std::string_view save_snapshot_sql =
+  "INSERT INTO snapshots (stream_type, stream_id, version, format, state) VALUES (?1, ?2, ?3, ?4, ?5) "
+  "ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = excluded.version, format = excluded.format, "
+  "state = excluded.state WHERE excluded.version >= snapshots.version";
 constexpr std::string_view log_events_sql =
   "SELECT position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, payload "
   "FROM events WHERE position > ?1 AND position <= ?2 ORDER BY position";
@@ -154,6 +179,10 @@ constexpr std::size_t chunk_bytes = std::size_t{4} << 20;
 constexpr std::size_t max_idle_readers = 8;
 /// Stream versions the writer remembers; beyond this the cache starts over (versions reload from the file).
 constexpr std::size_t max_cached_streams = std::size_t{1} << 20;
+/// Snapshots wait for the next appends' transaction, so that they cost no fsync of their own; without appends
+/// they are committed on their own after this delay, or at once when this many are waiting.
+constexpr std::chrono::milliseconds snapshot_delay{1000};
+constexpr std::size_t max_waiting_snapshots = 1024;
 
 /// A read connection and its prepared statements.
 struct reader {
@@ -161,9 +190,11 @@ struct reader {
   statement stream_events;
   statement stream_version;
   statement log_events;
+  statement find_command;
+  statement load_snapshot;
 };
 
-/// The write connection and its prepared statements; used by one leader at a time.
+/// The write connection and its prepared statements; used by the writer thread only.
 struct writer {
   connection database;
   statement begin;
@@ -172,6 +203,7 @@ struct writer {
   statement insert;
   statement stream_version;
   statement last_position;
+  statement save_snapshot;
 };
 
 std::expected<connection, std::string> open_connection(const std::string& path, int flags,
@@ -197,7 +229,9 @@ std::expected<std::unique_ptr<reader>, std::string> open_reader(const std::strin
   auto* raw = result->database.get();
   for (auto [target, sql] : {std::pair{&result->stream_events, stream_events_sql},
                              std::pair{&result->stream_version, stream_version_sql},
-                             std::pair{&result->log_events, log_events_sql}}) {
+                             std::pair{&result->log_events, log_events_sql},
+                             std::pair{&result->find_command, find_command_sql},
+                             std::pair{&result->load_snapshot, load_snapshot_sql}}) {
     auto prepared = prepare(raw, sql);
     if (!prepared)
       return std::unexpected(std::move(prepared.error()));
@@ -206,13 +240,21 @@ std::expected<std::unique_ptr<reader>, std::string> open_reader(const std::strin
   return result;
 }
 
-/// One append request waiting for a leader to commit it.
+/// One append request waiting for the writer thread to commit it.
 struct pending_append {
   append_request request;
   /// The events' payloads as JSON text, encoded on the appender's thread before it queues.
   std::vector<std::string> payloads;
+  /// Called with `result` once the request's transaction is over.
+  append_callback done;
   std::expected<append_result, store_error> result = std::unexpected(store_error{store_errc::io_error, "not run"});
-  bool done = false;
+};
+
+/// A synchronous append waiting for its request's outcome (on the appender's stack).
+struct append_waiter {
+  std::mutex mutex;
+  std::condition_variable completed;
+  std::optional<std::expected<append_result, store_error>> result;
 };
 
 /// The codecs a read decodes with, remembering the last type found: logs mostly repeat a few types.
@@ -258,62 +300,126 @@ public:
     if (options_.max_batch_appends == 0)
       options_.max_batch_appends = 1;
     idle_readers_.push_back(std::move(first_reader));
+    writer_thread_ = std::thread{[this] { run_writer(); }};
   }
 
-  std::expected<append_result, store_error> append(append_request request) override {
-    if (!request.stream)
-      return std::unexpected(store_error{store_errc::invalid_request, "append without a stream"});
-    if (request.events.empty())
-      return std::unexpected(store_error{store_errc::invalid_request, "append without events"});
-    if (!healthy_.load(std::memory_order_acquire))
-      return std::unexpected(unhealthy_error());
-
-    pending_append mine{std::move(request), {}};
-    auto encoded = encode_payloads(mine);
-    if (!encoded)
-      return std::unexpected(std::move(encoded.error()));
-
-    std::unique_lock lock{queue_mutex_};
-    queue_.push_back(&mine);
-    while (!mine.done) {
-      if (leader_busy_) {
-        queue_changed_.wait(lock);
-        continue;
-      }
-      // No leader: this appender commits everything queued so far (its own request included, unless the batch
-      // is full), while later arrivals queue up for the next transaction.
-      leader_busy_ = true;
-      std::vector<pending_append*> batch;
-      while (!queue_.empty() && batch.size() < options_.max_batch_appends) {
-        batch.push_back(queue_.front());
-        queue_.pop_front();
-      }
-      lock.unlock();
-      auto committed = commit(batch);
-      // The next batch may start while this one's listeners run (a listener may even append), but nobody in
-      // this batch returns before the listeners heard its head, as with the in-memory store.
-      lock.lock();
-      leader_busy_ = false;
-      queue_changed_.notify_all();
-      lock.unlock();
-      std::exception_ptr listener_error;
-      if (committed) {
-        try {
-          notify(*committed);
-        } catch (...) {
-          listener_error = std::current_exception();
-        }
-      }
-      lock.lock();
-      for (auto* pending : batch)
-        pending->done = true;
-      queue_changed_.notify_all();
-      if (listener_error) {
-        lock.unlock();
-        std::rethrow_exception(listener_error);
-      }
+  /// Commits everything queued (appends and snapshots) and calls every queued callback before it returns.
+  ~sqlite_store() override {
+    {
+      std::lock_guard lock{queue_mutex_};
+      stopping_ = true;
     }
-    return std::move(mine.result);
+    queue_changed_.notify_one();
+    writer_thread_.join();
+  }
+
+  sqlite_store(const sqlite_store&) = delete;
+  sqlite_store& operator=(const sqlite_store&) = delete;
+
+  std::expected<append_result, store_error> append(append_request request) override {
+    auto accepted = accept(std::move(request), {});
+    if (!accepted)
+      return std::unexpected(std::move(accepted.error()));
+    if (std::this_thread::get_id() == writer_thread_.get_id()) {
+      // Called by a listener or a callback on the writer thread, which cannot wait for itself: it commits the
+      // request at once, between two batches.
+      std::vector<pending_append> batch;
+      batch.push_back(std::move(*accepted));
+      if (auto committed = commit(batch, {}))
+        notify(*committed);
+      return std::move(batch.front().result);
+    }
+    append_waiter waiter;
+    accepted->done = [&waiter](std::expected<append_result, store_error> result) {
+      std::lock_guard lock{waiter.mutex};
+      waiter.result = std::move(result);
+      // Notified under the lock: the waiter's stack frame may end as soon as the lock is released.
+      waiter.completed.notify_one();
+    };
+    enqueue(std::move(*accepted));
+    std::unique_lock lock{waiter.mutex};
+    waiter.completed.wait(lock, [&] { return waiter.result.has_value(); });
+    return std::move(*waiter.result);
+  }
+
+  bool appends_in_background() const override { return true; }
+
+  void append_async(append_request request, append_callback done) override {
+    auto accepted = accept(std::move(request), {});
+    if (!accepted) {
+      done(std::unexpected(std::move(accepted.error())));
+      return;
+    }
+    accepted->done = std::move(done);
+    enqueue(std::move(*accepted));
+  }
+
+  std::optional<recorded_command> find_command(const std::string& command_id) const override {
+    if (command_id.empty())
+      return std::nullopt;
+    auto lease = take_reader();
+    auto* query = lease.get()->find_command.get();
+    reset_on_exit reset{query};
+    bind_text(query, 1, command_id);
+    auto step = sqlite3_step(query);
+    if (step != SQLITE_ROW)
+      throw event_read_error("looking up command " + command_id + " in " + path_
+                               + " failed: " + error_text(lease.get()->database.get()),
+                             0, "");
+    auto events = static_cast<std::size_t>(sqlite3_column_int64(query, 5));
+    if (events == 0)
+      return std::nullopt;
+    return recorded_command{stream_id{std::string{column_text(query, 0)}, std::string{column_text(query, 1)}},
+                            static_cast<log_position>(sqlite3_column_int64(query, 2)),
+                            static_cast<log_position>(sqlite3_column_int64(query, 3)),
+                            static_cast<stream_version>(sqlite3_column_int64(query, 4)), events,
+                            from_microseconds(sqlite3_column_int64(query, 6))};
+  }
+
+  void save_snapshot(snapshot taken) override {
+    if (!healthy_.load(std::memory_order_acquire))
+      return; // the writer would drop it anyway
+    {
+      std::lock_guard lock{queue_mutex_};
+      if (waiting_snapshots_.empty())
+        snapshots_due_ = std::chrono::steady_clock::now() + snapshot_delay;
+      auto found = waiting_snapshots_.find(taken.stream);
+      if (found == waiting_snapshots_.end())
+        waiting_snapshots_.emplace(taken.stream, std::move(taken));
+      else if (taken.version >= found->second.version)
+        found->second = std::move(taken);
+    }
+    queue_changed_.notify_one();
+  }
+
+  std::optional<snapshot> load_snapshot(const stream_id& stream) const override {
+    // Snapshots not yet committed first: one that moves to the file meanwhile is then found there.
+    std::optional<snapshot> result;
+    {
+      std::lock_guard lock{queue_mutex_};
+      if (auto found = waiting_snapshots_.find(stream); found != waiting_snapshots_.end())
+        result = found->second;
+      for (const auto& taken : writing_snapshots_)
+        if (taken.stream == stream && (!result || taken.version > result->version))
+          result = taken;
+    }
+    auto lease = take_reader();
+    auto* query = lease.get()->load_snapshot.get();
+    reset_on_exit reset{query};
+    bind_text(query, 1, stream.type);
+    bind_text(query, 2, stream.id);
+    auto step = sqlite3_step(query);
+    if (step == SQLITE_ROW) {
+      auto version = static_cast<stream_version>(sqlite3_column_int64(query, 0));
+      if (!result || version > result->version)
+        result = snapshot{stream, version, static_cast<std::uint32_t>(sqlite3_column_int64(query, 1)),
+                          std::string{column_text(query, 2)}};
+    } else if (step != SQLITE_DONE) {
+      throw event_read_error("reading the snapshot of " + stream.to_string() + " from " + path_
+                               + " failed: " + error_text(lease.get()->database.get()),
+                             0, "");
+    }
+    return result;
   }
 
   stream_version read_stream(const stream_id& stream, stream_version after_version,
@@ -432,8 +538,11 @@ public:
 
   sqlite_store_statistics statistics() const override {
     sqlite_store_statistics result{transactions_.load(std::memory_order_relaxed),
-                                   appends_.load(std::memory_order_relaxed), events_.load(std::memory_order_relaxed),
-                                   conflicts_.load(std::memory_order_relaxed), 0};
+                                   appends_.load(std::memory_order_relaxed),
+                                   events_.load(std::memory_order_relaxed),
+                                   conflicts_.load(std::memory_order_relaxed),
+                                   0,
+                                   snapshots_.load(std::memory_order_relaxed)};
     std::lock_guard lock{queue_mutex_};
     result.queued = queue_.size();
     return result;
@@ -560,7 +669,81 @@ private:
     return codecs_;
   }
 
-  /// Encodes the request's payloads on the appender's thread, so that the leader only binds text.
+  /// Checks the request and encodes its payloads on the appender's thread, so that the writer only binds text.
+  std::expected<pending_append, store_error> accept(append_request request, append_callback done) const {
+    if (!request.stream)
+      return std::unexpected(store_error{store_errc::invalid_request, "append without a stream"});
+    if (request.events.empty())
+      return std::unexpected(store_error{store_errc::invalid_request, "append without events"});
+    if (!healthy_.load(std::memory_order_acquire))
+      return std::unexpected(unhealthy_error());
+    pending_append pending{std::move(request), {}, std::move(done)};
+    if (auto encoded = encode_payloads(pending); !encoded)
+      return std::unexpected(std::move(encoded.error()));
+    return pending;
+  }
+
+  void enqueue(pending_append pending) {
+    {
+      std::lock_guard lock{queue_mutex_};
+      queue_.push_back(std::move(pending));
+    }
+    queue_changed_.notify_one();
+  }
+
+  /// The writer thread: commits whatever is queued, one transaction per batch, until the store closes and
+  /// nothing is left.
+  void run_writer() {
+    std::unique_lock lock{queue_mutex_};
+    auto batch_ready = [this] {
+      return stopping_ || !queue_.empty() || waiting_snapshots_.size() >= max_waiting_snapshots;
+    };
+    while (true) {
+      if (!batch_ready()) {
+        if (waiting_snapshots_.empty()) {
+          queue_changed_.wait(lock, [&] { return batch_ready() || !waiting_snapshots_.empty(); });
+          continue; // snapshots alone wait for appends, or for their delay
+        }
+        if (!queue_changed_.wait_until(lock, snapshots_due_, batch_ready)
+            && std::chrono::steady_clock::now() < snapshots_due_)
+          continue; // woken for a snapshot saved meanwhile: keep waiting
+      }
+      if (queue_.empty() && waiting_snapshots_.empty())
+        return; // closing, and everything queued is committed
+      std::vector<pending_append> batch;
+      batch.reserve(std::min(queue_.size(), options_.max_batch_appends));
+      while (!queue_.empty() && batch.size() < options_.max_batch_appends) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      for (auto& [stream, taken] : waiting_snapshots_)
+        writing_snapshots_.push_back(std::move(taken));
+      waiting_snapshots_.clear();
+      lock.unlock();
+      // writing_snapshots_ changes only here, under the lock: the writer reads it without.
+      auto committed = commit(batch, writing_snapshots_);
+      lock.lock();
+      writing_snapshots_.clear();
+      lock.unlock();
+      // Listeners hear the new head before any request of the batch is answered, as with the in-memory store.
+      // Neither listeners nor callbacks may end the writer thread: what they throw is dropped.
+      if (committed) {
+        try {
+          notify(*committed);
+        } catch (...) {
+        }
+      }
+      for (auto& pending : batch) {
+        try {
+          pending.done(std::move(pending.result));
+        } catch (...) {
+        }
+      }
+      lock.lock();
+    }
+  }
+
+  /// Encodes the request's payloads on the appender's thread, so that the writer only binds text.
   std::expected<void, store_error> encode_payloads(pending_append& pending) const {
     auto codecs = codec_snapshot();
     pending.payloads.reserve(pending.request.events.size());
@@ -585,11 +768,13 @@ private:
     return {};
   }
 
-  /// Runs one transaction for the batch and completes every request in it. Returns the new head if events were
-  /// committed. Runs on the leader only, so the writer connection and the version cache need no lock.
-  std::optional<log_position> commit(const std::vector<pending_append*>& batch) noexcept {
+  /// Runs one transaction for the batch and the snapshots and sets every request's result. Returns the new head
+  /// if events were committed. Runs on the writer thread only, so the writer connection and the version cache
+  /// need no lock.
+  std::optional<log_position> commit(std::vector<pending_append>& batch,
+                                     const std::vector<snapshot>& snapshots) noexcept {
     try {
-      return commit_or_throw(batch);
+      return commit_or_throw(batch, snapshots);
     } catch (const std::exception& error) {
       fail_batch(batch, std::string{"the batch failed: "} + error.what());
     } catch (...) {
@@ -598,10 +783,12 @@ private:
     return std::nullopt;
   }
 
-  std::optional<log_position> commit_or_throw(const std::vector<pending_append*>& batch) {
+  std::optional<log_position> commit_or_throw(std::vector<pending_append>& batch,
+                                              const std::vector<snapshot>& snapshots) {
     if (!healthy_.load(std::memory_order_acquire)) {
-      for (auto* pending : batch)
-        pending->result = std::unexpected(unhealthy_error());
+      // Snapshots are dropped too: they are only a cache.
+      for (auto& pending : batch)
+        pending.result = std::unexpected(unhealthy_error());
       return std::nullopt;
     }
     auto* database = writer_.database.get();
@@ -637,8 +824,8 @@ private:
     std::uint64_t accepted = 0;
     std::uint64_t accepted_events = 0;
     std::uint64_t refused = 0;
-    for (auto* pending : batch) {
-      auto& request = pending->request;
+    for (auto& pending : batch) {
+      auto& request = pending.request;
       stream_version current = 0;
       if (auto found = batch_versions.find(*request.stream); found != batch_versions.end()) {
         current = found->second;
@@ -651,7 +838,7 @@ private:
         current = *loaded;
       }
       if (current != request.expected_version) {
-        pending->result = std::unexpected(store_error{
+        pending.result = std::unexpected(store_error{
           store_errc::version_conflict, "stream " + request.stream->to_string() + " is at version "
                                           + std::to_string(current) + ", expected "
                                           + std::to_string(request.expected_version)});
@@ -671,7 +858,7 @@ private:
         sqlite3_bind_int64(insert, 6, timestamp);
         bind_text(insert, 7, request.command_id);
         bind_text(insert, 8, request.correlation_id);
-        bind_text(insert, 9, pending->payloads[index]);
+        bind_text(insert, 9, pending.payloads[index]);
         if (sqlite3_step(insert) != SQLITE_DONE) {
           fail_batch(batch, "writing to " + path_ + " failed: " + error_text(database));
           return std::nullopt;
@@ -681,17 +868,35 @@ private:
       result.last_position = next_position - 1;
       result.version = current + request.events.size();
       batch_versions[*request.stream] = result.version;
-      pending->result = result;
+      pending.result = result;
       ++accepted;
       accepted_events += request.events.size();
+    }
+    auto* save = writer_.save_snapshot.get();
+    for (const auto& taken : snapshots) {
+      reset_on_exit reset{save};
+      bind_text(save, 1, taken.stream.type);
+      bind_text(save, 2, taken.stream.id);
+      sqlite3_bind_int64(save, 3, static_cast<sqlite3_int64>(taken.version));
+      sqlite3_bind_int64(save, 4, static_cast<sqlite3_int64>(taken.format_version));
+      bind_text(save, 5, taken.state);
+      if (sqlite3_step(save) != SQLITE_DONE) {
+        fail_batch(batch, "writing a snapshot of " + taken.stream.to_string() + " to " + path_
+                            + " failed: " + error_text(database));
+        return std::nullopt;
+      }
     }
     if (run(writer_.commit.get()) != SQLITE_DONE) {
       fail_batch(batch, "the commit to " + path_ + " failed: " + error_text(database));
       return std::nullopt;
     }
     conflicts_.fetch_add(refused, std::memory_order_relaxed);
-    if (accepted == 0)
+    snapshots_.fetch_add(snapshots.size(), std::memory_order_relaxed);
+    if (accepted == 0) {
+      if (!snapshots.empty())
+        transactions_.fetch_add(1, std::memory_order_relaxed);
       return std::nullopt;
+    }
     if (versions_.size() + batch_versions.size() > max_cached_streams)
       versions_.clear();
     for (auto& [stream, version] : batch_versions)
@@ -725,7 +930,7 @@ private:
   }
 
   /// Rolls back, marks the store unhealthy and fails every request of the batch: nothing is acknowledged.
-  void fail_batch(const std::vector<pending_append*>& batch, std::string reason) {
+  void fail_batch(std::vector<pending_append>& batch, std::string reason) {
     auto* database = writer_.database.get();
     if (!sqlite3_get_autocommit(database)) {
       // Some errors already rolled the transaction back; a second rollback is then harmless.
@@ -738,8 +943,8 @@ private:
         failure_ = reason;
     }
     healthy_.store(false, std::memory_order_release);
-    for (auto* pending : batch)
-      pending->result = std::unexpected(store_error{
+    for (auto& pending : batch)
+      pending.result = std::unexpected(store_error{
         store_errc::io_error, reason + "; nothing of this append was acknowledged and the store refuses further "
                                        "appends until it is reopened"});
   }
@@ -758,14 +963,18 @@ private:
   const std::string path_;
   sqlite_options options_;
 
-  // The writer's state: touched only by the current leader (leader_busy_ hands it from one to the next).
+  // The writer's state: touched only on the writer thread.
   writer writer_;
   std::unordered_map<stream_id, stream_version, stream_id_hash> versions_;
 
   mutable std::mutex queue_mutex_;
   std::condition_variable queue_changed_;
-  std::deque<pending_append*> queue_;
-  bool leader_busy_ = false;
+  std::deque<pending_append> queue_;
+  /// Snapshots waiting for the next transaction (the latest of each stream), and those in the running one.
+  std::unordered_map<stream_id, snapshot, stream_id_hash> waiting_snapshots_;
+  std::vector<snapshot> writing_snapshots_;
+  std::chrono::steady_clock::time_point snapshots_due_;
+  bool stopping_ = false;
 
   std::atomic<log_position> head_;
   std::atomic<bool> healthy_{true};
@@ -775,6 +984,7 @@ private:
   std::atomic<std::uint64_t> appends_{0};
   std::atomic<std::uint64_t> events_{0};
   std::atomic<std::uint64_t> conflicts_{0};
+  std::atomic<std::uint64_t> snapshots_{0};
 
   mutable std::mutex readers_mutex_;
   mutable std::vector<std::unique_ptr<reader>> idle_readers_;
@@ -785,6 +995,9 @@ private:
   std::shared_mutex listeners_mutex_;
   std::unordered_map<std::uint64_t, head_listener> listeners_;
   std::uint64_t last_subscription_ = 0;
+
+  /// Last member: it starts once everything it uses is constructed.
+  std::thread writer_thread_;
 };
 
 std::string hex(std::int64_t value) {
@@ -872,6 +1085,12 @@ std::expected<writer, std::string> open_writer(const std::string& path, const sq
     return std::unexpected("cannot open " + path + " for writing (read-only file or folder)");
   if (auto checked = check_or_create(raw, path, options); !checked)
     return std::unexpected(std::move(checked.error()));
+  auto additions = "BEGIN IMMEDIATE; " + std::string{schema_additions_sql} + " COMMIT;";
+  if (auto added = execute(raw, additions.c_str()); !added) {
+    (void)execute(raw, "ROLLBACK");
+    return std::unexpected("cannot add the command index and the snapshots table to " + path + ": "
+                           + added.error());
+  }
   auto mode = options.synchronous == sqlite_synchronous::full ? "PRAGMA synchronous = FULL"
                                                               : "PRAGMA synchronous = NORMAL";
   if (auto synchronous = execute(raw, mode); !synchronous)
@@ -884,7 +1103,8 @@ std::expected<writer, std::string> open_writer(const std::string& path, const sq
   for (auto [target, sql] : {std::pair{&result.begin, "BEGIN IMMEDIATE"sv}, std::pair{&result.commit, "COMMIT"sv},
                              std::pair{&result.rollback, "ROLLBACK"sv}, std::pair{&result.insert, insert_sql},
                              std::pair{&result.stream_version, stream_version_sql},
-                             std::pair{&result.last_position, last_position_sql}}) {
+                             std::pair{&result.last_position, last_position_sql},
+                             std::pair{&result.save_snapshot, save_snapshot_sql}}) {
     auto prepared = prepare(raw, sql);
     if (!prepared)
       return std::unexpected(path + " does not have the event log's schema: " + prepared.error());

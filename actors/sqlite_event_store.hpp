@@ -56,6 +56,8 @@ struct sqlite_store_statistics {
   std::uint64_t conflicts = 0;
   /// Append requests waiting for a commit right now (queued behind the one being committed).
   std::uint64_t queued = 0;
+  /// Snapshots written (each one committed with a transaction; a newer one of the same stream replaces it).
+  std::uint64_t snapshots = 0;
 };
 
 /// Thrown by read_stream and read_all when the file cannot be read, or an event in it has no registered codec or
@@ -75,11 +77,20 @@ private:
   std::string type_name_;
 };
 
-/// The event log in a SQLite file (table `events`, one row per event; see the schema in the .cpp).
+/// The event log in a SQLite file (table `events`, one row per event, indexed by command id; table `snapshots`,
+/// the latest snapshot of each stream; see the schema in the .cpp).
 ///
-/// Appends are durable (per `synchronous`) before they return. Appends that arrive together from many threads
-/// share one transaction: the first appender to find no commit running commits everything queued (up to
-/// max_batch_appends), the others wait for it; a request refused for its version does not affect the others.
+/// A writer thread, started at open, commits every append: append_async encodes the request on the caller's
+/// thread, queues it and returns; append() does the same and waits. The writer takes everything queued (up to
+/// max_batch_appends) into one transaction (group commit), so appends that arrive together from many threads
+/// share its fsync; a request refused for its version does not affect the others. An append's callback runs on
+/// the writer thread once its transaction is durable (per `synchronous`), after the listeners heard the new
+/// head; refusals found before queueing (invalid request, unhealthy store) are answered on the caller's thread.
+/// Callbacks and listeners must be short, since the next transaction waits for them; what they throw is dropped.
+/// They may append: append() on the writer thread commits its request at once instead of waiting for itself.
+/// Saved snapshots ride along with the next transaction (without appends they are committed on their own about
+/// a second later); load_snapshot sees them at once. The destructor commits everything queued and calls every
+/// callback before it returns (so never drop the store's last reference inside a callback or a listener).
 /// After a failed write or commit the store is unhealthy: it refuses every later append at once (reads go on),
 /// because it no longer knows what the file holds; reopen it to continue. Requests of the failed batch were not
 /// acknowledged; if the failure was a failed fsync and the process dies before the store is closed, their events
@@ -87,14 +98,14 @@ private:
 ///
 /// Reads run on pooled read connections concurrently with appends and with each other. They decode payloads
 /// with the codecs given to add_event_types; an event they cannot decode ends the read with event_read_error.
-/// Listeners are called after each commit on the committing thread, outside the store's locks; they may append.
+/// Listeners are called after each commit on the writer thread, outside the store's locks.
 /// One store per file: a second writer (another store or process) is detected and makes the store unhealthy.
 class sqlite_event_store : public event_store {
 public:
   /// False once a commit failed; append() then fails at once with store_errc::io_error.
   virtual bool healthy() const = 0;
   /// Why the store became unhealthy, or nothing while it is healthy.
-  virtual std::optional<std::string> failure() const = 0;
+  std::optional<std::string> failure() const override = 0;
   virtual sqlite_store_statistics statistics() const = 0;
   /// The file holding the log.
   virtual const std::string& path() const = 0;

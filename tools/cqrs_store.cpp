@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -170,7 +171,14 @@ int run_stats(const log_file& file) {
   auto [streams, streams_error] =
     file.integer("SELECT count(*) FROM (SELECT DISTINCT stream_type, stream_id FROM events)");
   auto [last, last_error] = file.integer("SELECT coalesce(max(position), 0) FROM events");
-  for (const auto& error : {events_error, streams_error, last_error})
+  // Files last written by an older program have no snapshots table yet (the store adds it at open).
+  auto [snapshot_tables, snapshot_table_error] =
+    file.integer("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'snapshots'");
+  std::int64_t snapshots = 0;
+  std::optional<std::string> snapshots_error = snapshot_table_error;
+  if (!snapshots_error && snapshot_tables == 1)
+    std::tie(snapshots, snapshots_error) = file.integer("SELECT count(*) FROM snapshots");
+  for (const auto& error : {events_error, streams_error, last_error, snapshots_error})
     if (error) {
       std::cerr << "cqrs-store: reading " << file.path() << " failed: " << *error << '\n';
       return exit_problems;
@@ -185,7 +193,8 @@ int run_stats(const log_file& file) {
             << "schema version: " << cqrs::sqlite_schema_version << '\n'
             << "events: " << events << '\n'
             << "streams: " << streams << '\n'
-            << "last position: " << last << '\n';
+            << "last position: " << last << '\n'
+            << "snapshots: " << snapshots << '\n';
   return exit_ok;
 }
 
