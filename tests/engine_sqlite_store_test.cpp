@@ -1,4 +1,5 @@
-// The SQLite store beyond the common contract: restart, refusing foreign or damaged files, failed commits, batching.
+// The SQLite store beyond the common contract: restart, refusing foreign or damaged files, failed commits, batching,
+// appends committed in the background.
 #include "actors/engine.hpp"
 #include "actors/sqlite_event_store.hpp"
 #include "readmodels/bank_views.hpp"
@@ -7,9 +8,12 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <barrier>
 #include <fstream>
+#include <latch>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <type_traits>
@@ -391,4 +395,165 @@ TEST_CASE("an engine on a store with an undecodable event stops its projection t
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code == cqrs::errc::internal_error);
   CHECK(engine.head() == 3);
+}
+
+TEST_CASE("append_async from 32 threads: every callback once, gap-free positions, shared transactions",
+          "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto store = open_store(folder.file("events.db"));
+  REQUIRE(store->appends_in_background());
+  constexpr int threads = 32;
+  constexpr int appends = 40;
+  std::vector<std::atomic<int>> calls(threads * appends);
+  std::mutex results_mutex;
+  std::vector<cqrs::log_position> positions;
+  std::atomic<int> failed{0};
+  std::latch all_done{threads * appends};
+  std::barrier start{threads};
+  {
+    std::vector<std::jthread> writers;
+    for (int writer = 0; writer < threads; ++writer)
+      writers.emplace_back([&, writer] {
+        auto own = account_stream("w" + std::to_string(writer));
+        start.arrive_and_wait();
+        // Each request builds on the one before: the queue keeps one thread's requests in order.
+        for (int index = 0; index < appends; ++index)
+          store->append_async(deposits(own, index, {index}), [&, slot = writer * appends + index](auto result) {
+            ++calls[slot];
+            if (result) {
+              std::lock_guard lock{results_mutex};
+              positions.push_back(result->first_position);
+            } else {
+              ++failed;
+            }
+            all_done.count_down();
+          });
+      });
+  }
+  all_done.wait();
+  CHECK(failed.load() == 0);
+  for (const auto& count : calls)
+    CHECK(count.load() == 1);
+  std::sort(positions.begin(), positions.end());
+  REQUIRE(positions.size() == threads * appends);
+  for (std::size_t index = 0; index < positions.size(); ++index)
+    CHECK(positions[index] == index + 1);
+  auto statistics = store->statistics();
+  INFO("transactions: " << statistics.transactions << ", appends: " << statistics.appends);
+  CHECK(statistics.appends == threads * appends);
+  CHECK(statistics.transactions < statistics.appends);
+  CHECK(store->head() == threads * appends);
+  CHECK(all_amounts(*store).size() == threads * appends);
+}
+
+TEST_CASE("append_async on an unhealthy store fails at once, and so do requests queued behind a failed batch",
+          "[store][sqlite]") {
+  auto& faults = test_support::sqlite_fault_vfs();
+  faults.clear();
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  auto store = open_store(path, cqrs::sqlite_options{.vfs = test_support::fault_vfs_name});
+  REQUIRE(store->append(deposits(account_stream("a"), 0, {1})));
+
+  // The disk stalls in the next commit's fsync while three more requests queue up; then the fsync fails.
+  faults.holding_syncs = true;
+  std::atomic<int> failed_calls{0};
+  std::latch batch_done{1};
+  std::latch queued_done{3};
+  std::vector<cqrs::store_error> errors(4);
+  store->append_async(deposits(account_stream("b"), 0, {2}), [&](auto result) {
+    ++failed_calls;
+    if (!result)
+      errors[0] = result.error();
+    batch_done.count_down();
+  });
+  while (faults.held_syncs.load() == 0)
+    std::this_thread::yield();
+  for (int index = 1; index <= 3; ++index)
+    store->append_async(deposits(account_stream("c" + std::to_string(index)), 0, {3}), [&, index](auto result) {
+      ++failed_calls;
+      if (!result)
+        errors[static_cast<std::size_t>(index)] = result.error();
+      queued_done.count_down();
+    });
+  REQUIRE(store->statistics().queued == 3);
+  faults.failing_syncs = SQLITE_IOERR_FSYNC;
+  faults.holding_syncs = false;
+  batch_done.wait();
+  queued_done.wait();
+  CHECK(failed_calls.load() == 4);
+  CHECK(errors[0].code == cqrs::store_errc::io_error);
+  CHECK_THAT(errors[0].message, Catch::Contains("nothing of this append"));
+  for (std::size_t index = 1; index <= 3; ++index) {
+    CHECK(errors[index].code == cqrs::store_errc::io_error);
+    CHECK_THAT(errors[index].message, Catch::Contains("is unhealthy after"));
+  }
+  CHECK_FALSE(store->healthy());
+
+  // Later requests are refused before they queue: the callback runs before append_async returns.
+  faults.clear();
+  bool called = false;
+  store->append_async(deposits(account_stream("d"), 0, {4}), [&](auto result) {
+    called = true;
+    REQUIRE_FALSE(result);
+    CHECK(result.error().code == cqrs::store_errc::io_error);
+    CHECK_THAT(result.error().message, Catch::Contains("is unhealthy after"));
+  });
+  CHECK(called);
+  CHECK(store->head() == 1);
+  CHECK(store->statistics().appends == 1);
+  store.reset();
+  CHECK(all_amounts(*open_store(path)) == std::vector<std::int64_t>{1});
+}
+
+TEST_CASE("closing the store commits every queued request and calls its callback", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  auto store = open_store(path);
+  std::weak_ptr<cqrs::sqlite_event_store> watched = store;
+  constexpr int queued = 100;
+  std::atomic<int> succeeded{0};
+  std::atomic<int> calls{0};
+  // The first callback holds the writer thread until the store's last reference is gone, so that the destructor
+  // starts with all the other requests still queued.
+  store->append_async(deposits(account_stream("first"), 0, {0}), [&](auto result) {
+    while (!watched.expired())
+      std::this_thread::yield();
+    ++calls;
+    if (result)
+      ++succeeded;
+  });
+  for (int index = 0; index < queued; ++index)
+    store->append_async(deposits(account_stream("queued"), index, {index + 1}), [&](auto result) {
+      ++calls;
+      if (result)
+        ++succeeded;
+    });
+  store.reset();
+  CHECK(calls.load() == queued + 1);
+  CHECK(succeeded.load() == queued + 1);
+  auto reopened = open_store(path);
+  CHECK(reopened->head() == queued + 1);
+  CHECK(all_amounts(*reopened).size() == queued + 1);
+}
+
+TEST_CASE("snapshots ride along with appends and cost no transaction of their own", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1})));
+    store->save_snapshot(cqrs::snapshot{cqrs::stream_id{"account", "a"}, 1, 1, "one"});
+    REQUIRE(store->append(deposits(account_stream("a"), 1, {2})));
+    auto statistics = store->statistics();
+    CHECK(statistics.transactions == 2);
+    CHECK(statistics.snapshots == 1);
+    // A snapshot saved with no append after it is committed when the store closes.
+    store->save_snapshot(cqrs::snapshot{cqrs::stream_id{"account", "a"}, 2, 1, "two"});
+  }
+  auto reopened = open_store(path);
+  auto loaded = reopened->load_snapshot(cqrs::stream_id{"account", "a"});
+  REQUIRE(loaded);
+  CHECK(loaded->version == 2);
+  CHECK(loaded->state == "two");
 }

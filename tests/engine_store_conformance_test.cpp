@@ -20,16 +20,30 @@ using test_support::deposits;
 /// A new in-memory store.
 struct memory_store {
   static constexpr const char* name = "memory";
+  /// Whether find_command finds commands appended without remember_command_id.
+  static constexpr bool finds_every_command = false;
   std::shared_ptr<cqrs::event_store> store = cqrs::make_memory_event_store();
   memory_store() { test_support::register_test_event_types(*store); }
+  /// A restart loses an in-memory log: there is nothing to reopen.
+  bool reopen() { return false; }
 };
 
 /// A new SQLite store (default options: synchronous = full) in a temporary folder.
 struct sqlite_store {
   static constexpr const char* name = "sqlite";
+  static constexpr bool finds_every_command = true;
   test_support::temporary_folder folder;
   std::shared_ptr<cqrs::event_store> store;
-  sqlite_store() {
+  sqlite_store() { open(); }
+  /// Closes the store (committing everything queued) and opens its file again, as a restarted program would.
+  bool reopen() {
+    store.reset();
+    open();
+    return true;
+  }
+
+private:
+  void open() {
     auto opened = cqrs::open_sqlite_event_store(folder.file("events.db"));
     if (!opened)
       throw std::runtime_error(opened.error().message);
@@ -55,6 +69,11 @@ std::vector<std::int64_t> stream_amounts(const cqrs::event_store& store, const s
     return true;
   });
   return amounts;
+}
+
+cqrs::append_request remembered(cqrs::append_request request) {
+  request.remember_command_id = true;
+  return request;
 }
 
 } // namespace
@@ -329,4 +348,93 @@ TEMPLATE_TEST_CASE("one request with thousands of events is appended atomically 
   CHECK(appended->version == 5000);
   CHECK(stream_amounts(store, "bulk") == amounts);
   CHECK(stream_amounts(store, "bulk", 4990).size() == 10);
+}
+
+TEMPLATE_TEST_CASE("a command's events are found by its id, also after a restart; an unknown id is not",
+                   "[store][conformance]", memory_store, sqlite_store) {
+  TestType fixture;
+  auto before = std::chrono::system_clock::now() - std::chrono::seconds{1};
+  REQUIRE(fixture.store->append(remembered(deposits(account_stream("a"), 0, {1}, "cmd-a1"))));
+  REQUIRE(fixture.store->append(remembered(deposits(account_stream("b"), 0, {2, 3, 4}, "cmd-b1"))));
+  REQUIRE(fixture.store->append(remembered(deposits(account_stream("a"), 1, {5, 6}, "cmd-a2"))));
+  REQUIRE(fixture.store->append(deposits(account_stream("c"), 0, {7}, "cmd-ordinary")));
+  // A refused append records nothing.
+  REQUIRE_FALSE(fixture.store->append(remembered(deposits(account_stream("a"), 0, {8}, "cmd-refused"))));
+  auto after = std::chrono::system_clock::now() + std::chrono::seconds{1};
+
+  auto check = [&](const cqrs::event_store& store) {
+    auto b1 = store.find_command("cmd-b1");
+    REQUIRE(b1);
+    CHECK(b1->stream == cqrs::stream_id{"account", "b"});
+    CHECK(b1->first_position == 2);
+    CHECK(b1->last_position == 4);
+    CHECK(b1->version == 3);
+    CHECK(b1->events == 3);
+    CHECK(b1->timestamp >= before);
+    CHECK(b1->timestamp <= after);
+    auto a2 = store.find_command("cmd-a2");
+    REQUIRE(a2);
+    CHECK(a2->stream == cqrs::stream_id{"account", "a"});
+    CHECK(a2->first_position == 5);
+    CHECK(a2->last_position == 6);
+    CHECK(a2->version == 3);
+    CHECK(a2->events == 2);
+    auto a1 = store.find_command("cmd-a1");
+    REQUIRE(a1);
+    CHECK(a1->first_position == 1);
+    CHECK(a1->version == 1);
+    CHECK(a1->events == 1);
+    CHECK_FALSE(store.find_command("unknown"));
+    CHECK_FALSE(store.find_command(""));
+    CHECK_FALSE(store.find_command("cmd-refused"));
+    CHECK(store.find_command("cmd-ordinary").has_value() == TestType::finds_every_command);
+  };
+  check(*fixture.store);
+  if (fixture.reopen())
+    check(*fixture.store);
+}
+
+TEMPLATE_TEST_CASE("a stream's latest snapshot is kept, an older one does not replace it, and it survives a restart",
+                   "[store][conformance]", memory_store, sqlite_store) {
+  TestType fixture;
+  cqrs::stream_id a{"account", "a"};
+  cqrs::stream_id b{"account", "b"};
+  CHECK_FALSE(fixture.store->load_snapshot(a));
+
+  fixture.store->save_snapshot(cqrs::snapshot{a, 3, 1, R"({"balance":3})"});
+  auto first = fixture.store->load_snapshot(a);
+  REQUIRE(first);
+  CHECK(first->stream == a);
+  CHECK(first->version == 3);
+  CHECK(first->format_version == 1);
+  CHECK(first->state == R"({"balance":3})");
+
+  fixture.store->save_snapshot(cqrs::snapshot{a, 7, 2, "seven"});
+  fixture.store->save_snapshot(cqrs::snapshot{a, 5, 2, "five"}); // older than the one kept: ignored
+  fixture.store->save_snapshot(cqrs::snapshot{b, 1, 1, std::string(100000, 'x')});
+
+  auto check = [&](const cqrs::event_store& store) {
+    auto latest = store.load_snapshot(a);
+    REQUIRE(latest);
+    CHECK(latest->version == 7);
+    CHECK(latest->format_version == 2);
+    CHECK(latest->state == "seven");
+    auto other = store.load_snapshot(b);
+    REQUIRE(other);
+    CHECK(other->version == 1);
+    CHECK(other->state == std::string(100000, 'x'));
+    CHECK_FALSE(store.load_snapshot(cqrs::stream_id{"account", "c"}));
+    CHECK_FALSE(store.load_snapshot(cqrs::stream_id{"other", "a"}));
+  };
+  check(*fixture.store);
+  if (fixture.reopen()) {
+    check(*fixture.store);
+    // A snapshot of the same version replaces the stored one (a state re-encoded in a newer format).
+    fixture.store->save_snapshot(cqrs::snapshot{a, 7, 3, "seven again"});
+    fixture.reopen();
+    auto replaced = fixture.store->load_snapshot(a);
+    REQUIRE(replaced);
+    CHECK(replaced->format_version == 3);
+    CHECK(replaced->state == "seven again");
+  }
 }
