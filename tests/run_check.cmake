@@ -2,9 +2,14 @@
 #   -Dprogram=PATH -Darguments="a b c" -Dexpected_exit=N          required
 #   -Dinput=FILE                  feed FILE to the program's stdin
 #   -Djson_true=FIELD             the last line of stdout is a JSON object whose FIELD is true
+#   -Djson_positive=FIELD         (with json_true) that object's FIELD is a number above 0
+#   -Dremove_first=FILE           remove FILE and its SQLite companions (FILE-wal, FILE-shm) before the run
 #   -Dexpected_output=TEXT        stdout contains TEXT (plain text, not a regular expression)
 #   -Dexpected_error=TEXT         stderr contains TEXT
 separate_arguments(argument_list UNIX_COMMAND "${arguments}")
+if(DEFINED remove_first)
+  file(REMOVE "${remove_first}" "${remove_first}-wal" "${remove_first}-shm" "${remove_first}-journal")
+endif()
 set(input_option)
 if(DEFINED input)
   set(input_option INPUT_FILE ${input})
@@ -16,7 +21,7 @@ if(NOT exit_code STREQUAL expected_exit)
   message(FATAL_ERROR
     "expected exit code ${expected_exit}, got ${exit_code}\nstdout:\n${output}\nstderr:\n${error_output}")
 endif()
-if(DEFINED json_true)
+if(DEFINED json_true OR DEFINED json_positive)
   string(STRIP "${output}" stripped)
   string(FIND "${stripped}" "\n" last_break REVERSE)
   math(EXPR last_start "${last_break} + 1")
@@ -27,6 +32,12 @@ if(DEFINED json_true)
   endif()
   if(NOT value STREQUAL "ON")
     message(FATAL_ERROR "\"${json_true}\" is ${value}, expected true\nstdout:\n${output}")
+  endif()
+  if(DEFINED json_positive)
+    string(JSON number ERROR_VARIABLE json_error GET "${last_line}" ${json_positive})
+    if(json_error OR NOT number GREATER 0)
+      message(FATAL_ERROR "\"${json_positive}\" is ${number}, expected a number above 0 ${json_error}\n${last_line}")
+    endif()
   endif()
 endif()
 if(DEFINED expected_output)

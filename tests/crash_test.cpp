@@ -1,0 +1,241 @@
+// cqrs-crash-test: runs cqrs-load on one SQLite file round after round and kills it with SIGKILL mid-load; after
+// every crash, every acknowledged command must be in the log (cqrs-store verify --ack-log) and the four order read
+// models rebuilt from the file must equal a fold of its log. Exit 0 only when every round verified.
+//
+//   cqrs-crash-test --load PATH --store-tool PATH --dir DIR [--rounds N] [--seed N]
+#include "actors/sqlite_event_store.hpp"
+#include "demo/order_engine.hpp"
+#include "demo/verification.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+struct settings {
+  std::string load;
+  std::string store_tool;
+  std::string directory;
+  std::uint64_t rounds = 20;
+  std::optional<std::uint64_t> seed;
+};
+
+// The options, or nothing after printing what is wrong.
+std::optional<settings> parse(int argc, char** argv) {
+  settings chosen;
+  for (int index = 1; index < argc; ++index) {
+    std::string name = argv[index];
+    if (index + 1 >= argc) {
+      std::cerr << "cqrs-crash-test: " << name << " needs a value\n";
+      return std::nullopt;
+    }
+    std::string value = argv[++index];
+    try {
+      if (name == "--load")
+        chosen.load = value;
+      else if (name == "--store-tool")
+        chosen.store_tool = value;
+      else if (name == "--dir")
+        chosen.directory = value;
+      else if (name == "--rounds")
+        chosen.rounds = std::stoull(value);
+      else if (name == "--seed")
+        chosen.seed = std::stoull(value);
+      else {
+        std::cerr << "cqrs-crash-test: unknown option " << name << '\n';
+        return std::nullopt;
+      }
+    } catch (const std::exception&) {
+      std::cerr << "cqrs-crash-test: " << name << " needs a number, got " << value << '\n';
+      return std::nullopt;
+    }
+  }
+  if (chosen.load.empty() || chosen.store_tool.empty() || chosen.directory.empty() || chosen.rounds == 0) {
+    std::cerr << "usage: cqrs-crash-test --load PATH --store-tool PATH --dir DIR [--rounds N>0] [--seed N]\n";
+    return std::nullopt;
+  }
+  return chosen;
+}
+
+// Starts `program` with `arguments`, its stdout and stderr going to `output`; the child's pid, or -1.
+pid_t start(const std::string& program, const std::vector<std::string>& arguments, const std::string& output) {
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(program.c_str()));
+  for (const auto& argument : arguments)
+    argv.push_back(const_cast<char*>(argument.c_str()));
+  argv.push_back(nullptr);
+  pid_t child = fork();
+  if (child == 0) {
+    int file = ::open(output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (file >= 0) {
+      dup2(file, STDOUT_FILENO);
+      dup2(file, STDERR_FILENO);
+    }
+    execv(program.c_str(), argv.data());
+    _exit(127);
+  }
+  return child;
+}
+
+// Waits for a child to end: its exit code, or 128 + the signal that ended it.
+int wait_for(pid_t child) {
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0)
+    if (errno != EINTR)
+      return -1;
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return -1;
+}
+
+std::uintmax_t size_of(const std::string& path) {
+  struct stat info{};
+  return ::stat(path.c_str(), &info) == 0 ? static_cast<std::uintmax_t>(info.st_size) : 0;
+}
+
+std::string contents(const std::string& path) {
+  std::ifstream file{path};
+  return {std::istreambuf_iterator<char>{file}, std::istreambuf_iterator<char>{}};
+}
+
+// Blocks until the acknowledgement log grows past `before` (inotify: woken by the child's writes), the child ends,
+// or `limit` passes. True when it grew.
+bool wait_for_first_ack(int watch, const std::string& ack_log, std::uintmax_t before, pid_t child,
+                        std::chrono::seconds limit) {
+  auto deadline = steady::now() + limit;
+  for (;;) {
+    if (size_of(ack_log) > before)
+      return true;
+    int status = 0;
+    if (waitpid(child, &status, WNOHANG) == child) {
+      // Ended before acknowledging anything; reap it here and report through the caller.
+      return false;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
+    if (left <= 0)
+      return false;
+    // Also wakes up now and then to notice a child that died without writing (inotify does not tell that).
+    pollfd ready{watch, POLLIN, 0};
+    if (poll(&ready, 1, static_cast<int>(std::min<long long>(left, 100))) > 0) {
+      char events[4096];
+      (void)!read(watch, events, sizeof events);
+    }
+  }
+}
+
+// Opens the file with an engine and the order domain, lets the read models rebuild from the log and compares each
+// with a fold of the log. The first problem, or nothing.
+std::optional<std::string> check_read_models(const std::string& path, std::uint64_t& events) {
+  auto store = cqrs::open_sqlite_event_store(path);
+  if (!store)
+    return "cannot open " + path + ": " + store.error().message;
+  cqrs::engine engine{cqrs::options{.threads = 2, .store = *store}};
+  demo::add_order_domain(engine);
+  events = engine.head();
+  auto verified = demo::verify_engine(engine);
+  return verified.report.first_difference();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  auto chosen = parse(argc, argv);
+  if (!chosen)
+    return 2;
+  std::filesystem::create_directories(chosen->directory);
+  auto database = chosen->directory + "/crash.db";
+  auto ack_log = chosen->directory + "/crash.ack";
+  for (const auto* suffix : {"", "-wal", "-shm", "-journal"})
+    std::filesystem::remove(database + suffix);
+  std::filesystem::remove(ack_log);
+  { std::ofstream create{ack_log}; }
+
+  auto seed = chosen->seed ? *chosen->seed : std::random_device{}();
+  std::cout << "cqrs-crash-test: " << chosen->rounds << " rounds on " << database << ", seed " << seed
+            << " (rerun with --seed " << seed << ")" << std::endl;
+  std::mt19937_64 random{seed};
+  std::uniform_int_distribution<int> crash_after_ms{100, 700};
+
+  int watch = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (watch < 0 || inotify_add_watch(watch, ack_log.c_str(), IN_MODIFY) < 0) {
+    std::cerr << "cqrs-crash-test: inotify on " << ack_log << ": " << std::strerror(errno) << '\n';
+    return 1;
+  }
+
+  auto started = steady::now();
+  for (std::uint64_t round = 1; round <= chosen->rounds; ++round) {
+    auto output = chosen->directory + "/load-round-" + std::to_string(round) + ".log";
+    auto acks_before = size_of(ack_log);
+    auto child = start(chosen->load,
+                       {"--store", "sqlite:" + database, "--ack-log", ack_log, "--duration-s", "60", "--clients", "64",
+                        "--progress", "none", "--query-s", "0", "--seed", std::to_string(round)},
+                       output);
+    if (child < 0) {
+      std::cerr << "round " << round << ": cannot start " << chosen->load << ": " << std::strerror(errno) << '\n';
+      return 1;
+    }
+    if (!wait_for_first_ack(watch, ack_log, acks_before, child, std::chrono::seconds{30})) {
+      kill(child, SIGKILL);
+      waitpid(child, nullptr, 0);
+      std::cerr << "round " << round << ": cqrs-load acknowledged nothing within 30 s or ended early; its output:\n"
+                << contents(output) << '\n';
+      return 1;
+    }
+    // The crash moment, drawn from the seed: not a synchronisation, the load runs on meanwhile.
+    auto delay = crash_after_ms(random);
+    std::this_thread::sleep_for(std::chrono::milliseconds{delay});
+    kill(child, SIGKILL);
+    auto ended = wait_for(child);
+    if (ended != 128 + SIGKILL) {
+      std::cerr << "round " << round << ": cqrs-load ended with " << ended << " before the kill; its output:\n"
+                << contents(output) << '\n';
+      return 1;
+    }
+
+    auto verify_output = chosen->directory + "/verify-round-" + std::to_string(round) + ".log";
+    auto verifier = start(chosen->store_tool, {"verify", "--ack-log", ack_log, database}, verify_output);
+    auto verified = verifier < 0 ? -1 : wait_for(verifier);
+    if (verified != 0) {
+      std::cerr << "round " << round << ": cqrs-store verify exited " << verified << ":\n"
+                << contents(verify_output) << '\n';
+      return 1;
+    }
+    std::uint64_t events = 0;
+    if (auto problem = check_read_models(database, events)) {
+      std::cerr << "round " << round << ": the read models rebuilt from the file disagree with the log: " << *problem
+                << '\n';
+      return 1;
+    }
+    auto verdict = contents(verify_output);
+    while (!verdict.empty() && verdict.back() == '\n')
+      verdict.pop_back();
+    std::cout << "round " << round << ": killed " << delay << " ms after the first acknowledgement; " << verdict
+              << "; read models equal their fold of " << events << " events" << std::endl;
+  }
+  close(watch);
+  std::cout << "every round verified in " << std::chrono::duration<double>(steady::now() - started).count() << " s"
+            << std::endl;
+  return 0;
+}
