@@ -1,4 +1,5 @@
-// Figures for the SQLite store (hidden; run with "[.benchmark]"): appends per second, group commit, recovery reads.
+// Figures for the SQLite store (hidden; run with "[.benchmark]"): appends per second (waiting and in the background),
+// group commit, recovery reads.
 #include "actors/sqlite_event_store.hpp"
 #include "store_test_support.hpp"
 
@@ -7,6 +8,7 @@
 #include <barrier>
 #include <chrono>
 #include <cstdio>
+#include <latch>
 #include <thread>
 
 namespace {
@@ -57,7 +59,49 @@ void measure_appends(cqrs::sqlite_synchronous synchronous, const char* mode, int
   CHECK(refused.load() == 0);
 }
 
+/// Like measure_appends, but every thread queues all its requests with append_async without waiting (each one
+/// building on the one before in its stream) and the clock stops when the last callback ran.
+void measure_async_appends(cqrs::sqlite_synchronous synchronous, const char* mode, int threads,
+                           int appends_per_thread) {
+  test_support::temporary_folder folder;
+  auto store = open_store(folder.file("events.db"), cqrs::sqlite_options{.synchronous = synchronous});
+  std::barrier start{threads + 1};
+  std::atomic<int> refused{0};
+  std::latch all_done{threads * appends_per_thread};
+  stopwatch::time_point began;
+  {
+    std::vector<std::jthread> writers;
+    for (int writer = 0; writer < threads; ++writer)
+      writers.emplace_back([&, writer] {
+        auto own = account_stream("w" + std::to_string(writer));
+        start.arrive_and_wait();
+        for (int index = 0; index < appends_per_thread; ++index)
+          store->append_async(deposits(own, index, {index}, "command-" + std::to_string(index)), [&](auto result) {
+            if (!result)
+              ++refused;
+            all_done.count_down();
+          });
+      });
+    start.arrive_and_wait();
+    began = stopwatch::now();
+  }
+  all_done.wait();
+  auto elapsed = seconds_since(began);
+  auto statistics = store->statistics();
+  std::printf("append_async, synchronous=%-6s %2d threads: %9.0f appends/s  (%llu appends in %llu transactions, "
+              "%.1f per transaction, %.2f s)\n",
+              mode, threads, statistics.appends / elapsed, static_cast<unsigned long long>(statistics.appends),
+              static_cast<unsigned long long>(statistics.transactions),
+              static_cast<double>(statistics.appends) / static_cast<double>(statistics.transactions), elapsed);
+  CHECK(refused.load() == 0);
+}
+
 } // namespace
+
+TEST_CASE("benchmark: 32 threads waiting on append versus queueing with append_async (synchronous full)", "[.benchmark]") {
+  measure_appends(cqrs::sqlite_synchronous::full, "full", 32, 200);
+  measure_async_appends(cqrs::sqlite_synchronous::full, "full", 32, 200);
+}
 
 TEST_CASE("benchmark: appends per second with 1 and 16 threads, synchronous full and normal",
           "[.benchmark]") {
