@@ -188,6 +188,7 @@ int main(int argc, char** argv) {
   for (std::uint64_t round = 1; round <= chosen->rounds; ++round) {
     auto output = chosen->directory + "/load-round-" + std::to_string(round) + ".log";
     auto acks_before = size_of(ack_log);
+    auto round_started = steady::now();
     auto child = start(chosen->load,
                        {"--store", "sqlite:" + database, "--ack-log", ack_log, "--duration-s", "60", "--clients", "64",
                         "--progress", "none", "--query-s", "0", "--seed", std::to_string(round)},
@@ -203,6 +204,7 @@ int main(int argc, char** argv) {
                 << contents(output) << '\n';
       return 1;
     }
+    auto first_ack_after = steady::now() - round_started;
     // The crash moment, drawn from the seed: not a synchronisation, the load runs on meanwhile.
     auto delay = crash_after_ms(random);
     std::this_thread::sleep_for(std::chrono::milliseconds{delay});
@@ -214,6 +216,7 @@ int main(int argc, char** argv) {
       return 1;
     }
 
+    auto verify_started = steady::now();
     auto verify_output = chosen->directory + "/verify-round-" + std::to_string(round) + ".log";
     auto verifier = start(chosen->store_tool, {"verify", "--ack-log", ack_log, database}, verify_output);
     auto verified = verifier < 0 ? -1 : wait_for(verifier);
@@ -222,6 +225,7 @@ int main(int argc, char** argv) {
                 << contents(verify_output) << '\n';
       return 1;
     }
+    auto rebuild_started = steady::now();
     std::uint64_t events = 0;
     if (auto problem = check_read_models(database, events)) {
       std::cerr << "round " << round << ": the read models rebuilt from the file disagree with the log: " << *problem
@@ -231,8 +235,11 @@ int main(int argc, char** argv) {
     auto verdict = contents(verify_output);
     while (!verdict.empty() && verdict.back() == '\n')
       verdict.pop_back();
-    std::cout << "round " << round << ": killed " << delay << " ms after the first acknowledgement; " << verdict
-              << "; read models equal their fold of " << events << " events" << std::endl;
+    auto seconds = [](steady::duration elapsed) { return std::chrono::duration<double>(elapsed).count(); };
+    std::cout << "round " << round << ": first acknowledgement after " << seconds(first_ack_after) << " s, killed "
+              << delay << " ms later; " << verdict << " (" << seconds(rebuild_started - verify_started)
+              << " s); read models equal their fold of " << events << " events ("
+              << seconds(steady::now() - rebuild_started) << " s)" << std::endl;
   }
   close(watch);
   std::cout << "every round verified in " << std::chrono::duration<double>(steady::now() - started).count() << " s"
