@@ -34,26 +34,8 @@ set_tests_properties("bench/cqrs-load runs a small orders run to a verified end"
   "bench/cqrs-load exits 2 on a bad option value" "bench/cqrs-load exits 2 on an unknown option"
   PROPERTIES TIMEOUT 120 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
 
-# The durable store: two runs in a row on one SQLite file; the second recovers the first's log (rebuilds the read
-# models from it, recovery_events > 0) and still verifies. A bad --store is a usage error.
-set(bench_sqlite_file ${CMAKE_CURRENT_BINARY_DIR}/cqrs-load-test.db)
-set(bench_sqlite_arguments "--orders 200 --items 3 --clients 8 --query-s 0 --progress none --json --store sqlite:${bench_sqlite_file}")
-add_test(NAME "bench/cqrs-load runs on a new SQLite store to a verified end"
-  COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-load>" "-Darguments=${bench_sqlite_arguments}"
-          -Dremove_first=${bench_sqlite_file} -Dexpected_exit=0 -Djson_true=verified -P ${bench_run_check})
-add_test(NAME "bench/cqrs-load recovers the SQLite store of the run before"
-  COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-load>" "-Darguments=${bench_sqlite_arguments}"
-          -Dexpected_exit=0 -Djson_true=verified -Djson_positive=recovery_events -P ${bench_run_check})
-add_test(NAME "bench/cqrs-load exits 2 on a bad --store"
-  COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-load>" "-Darguments=--store postgres:db"
-          -Dexpected_exit=2 -Dexpected_error=--store -P ${bench_run_check})
-set_tests_properties("bench/cqrs-load runs on a new SQLite store to a verified end" PROPERTIES
-  FIXTURES_SETUP bench_sqlite_store)
-set_tests_properties("bench/cqrs-load recovers the SQLite store of the run before" PROPERTIES
-  FIXTURES_REQUIRED bench_sqlite_store)
-set_tests_properties("bench/cqrs-load runs on a new SQLite store to a verified end"
-  "bench/cqrs-load recovers the SQLite store of the run before" "bench/cqrs-load exits 2 on a bad --store"
-  PROPERTIES TIMEOUT 120 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
+# The durable store: two runs in a row on one SQLite file (the second recovers), and a bad --store.
+cqrs_add_store_tests(bench cqrs-load "--orders 200 --items 3 --clients 8 --query-s 0 --progress none" postgres:db)
 
 # The crash test: cqrs-load on one SQLite file (synchronous=full), killed with SIGKILL mid-load round after round;
 # after each crash every acknowledged command must be in the log (cqrs-store verify --ack-log) and the read models

@@ -28,28 +28,12 @@ set_tests_properties("demo/cqrs-demo runs a small simulation to a verified end"
   "demo/cqrs-demo exits 2 on a bad option value" "demo/cqrs-demo exits 2 on an unknown option"
   "demo/cqrs-demo runs a script from stdin" PROPERTIES TIMEOUT 120 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
 
-# The durable store: two runs in a row on one SQLite file; the second recovers the first's log, runs with ids of its
-# own and still verifies against a fold of the whole log. A bad --store is a usage error.
-set(demo_sqlite_file ${CMAKE_CURRENT_BINARY_DIR}/cqrs-demo-test.db)
-set(demo_sqlite_arguments "--seed 7 --customers 24 --orders 240 --clients 3 --threads 2 --json --store sqlite:${demo_sqlite_file}")
-add_test(NAME "demo/cqrs-demo runs on a new SQLite store to a verified end"
-  COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-demo>" "-Darguments=${demo_sqlite_arguments}"
-          -Dremove_first=${demo_sqlite_file} -Dexpected_exit=0 -Djson_true=verified -P ${demo_run_check})
-add_test(NAME "demo/cqrs-demo recovers the SQLite store of the run before"
-  COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-demo>" "-Darguments=${demo_sqlite_arguments}"
-          -Dexpected_exit=0 -Djson_true=verified -Djson_positive=recovery_events -P ${demo_run_check})
-add_test(NAME "demo/cqrs-demo exits 2 on a bad --store"
-  COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-demo>" "-Darguments=--store sqlite:"
-          -Dexpected_exit=2 -Dexpected_error=--store -P ${demo_run_check})
+# The durable store: two runs in a row on one SQLite file (the second recovers the first's log and runs with ids of
+# its own), a bad --store, and a file that is not an event log.
+cqrs_add_store_tests(demo cqrs-demo "--seed 7 --customers 24 --orders 240 --clients 3 --threads 2" sqlite:)
 add_test(NAME "demo/cqrs-demo exits 1 on a file that is not an event log"
   COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-demo>"
           "-Darguments=--store sqlite:${CMAKE_SOURCE_DIR}/demo/example_script.jsonl" -Dexpected_exit=1
           "-Dexpected_error=cannot open the event store" -P ${demo_run_check})
-set_tests_properties("demo/cqrs-demo runs on a new SQLite store to a verified end" PROPERTIES
-  FIXTURES_SETUP demo_sqlite_store)
-set_tests_properties("demo/cqrs-demo recovers the SQLite store of the run before" PROPERTIES
-  FIXTURES_REQUIRED demo_sqlite_store)
-set_tests_properties("demo/cqrs-demo runs on a new SQLite store to a verified end"
-  "demo/cqrs-demo recovers the SQLite store of the run before" "demo/cqrs-demo exits 2 on a bad --store"
-  "demo/cqrs-demo exits 1 on a file that is not an event log"
+set_tests_properties("demo/cqrs-demo exits 1 on a file that is not an event log"
   PROPERTIES TIMEOUT 120 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
