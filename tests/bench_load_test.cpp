@@ -7,7 +7,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -261,4 +267,39 @@ TEST_CASE("a small sweep measures every cell and verifies each row") {
   auto text = csv.str();
   CHECK(std::count(text.begin(), text.end(), '\n') == 1 + 4);
   CHECK(bench::sweep_to_json(options, rows).at("verified").as_bool());
+}
+
+TEST_CASE("the acknowledgement log names every accepted command at the position of its last event", "[load]") {
+  auto path = std::filesystem::temp_directory_path() / ("cqrs-ack-" + std::to_string(::getpid()) + ".log");
+  std::filesystem::remove(path);
+  auto store = cqrs::make_memory_event_store();
+  auto options = small_run();
+  options.store = store;
+  options.ack_log = path.string();
+
+  auto first = bench::run_load(options);
+  REQUIRE(first.verified);
+  REQUIRE(first.acknowledgements == first.accepted);
+  // A second run on the same store and log: the store holds events, so the run takes a tag of its own.
+  auto second = bench::run_load(options);
+  REQUIRE(second.verified);
+  REQUIRE_FALSE(second.options.id_tag.empty());
+
+  std::map<cqrs::log_position, std::string> command_at;
+  store->read_all(0, store->head(), [&](const cqrs::envelope& event) {
+    command_at[event.position] = event.command_id;
+    return true;
+  });
+  std::ifstream lines{path};
+  std::string command_id;
+  cqrs::log_position position = 0;
+  std::set<std::string> seen;
+  std::uint64_t count = 0;
+  while (lines >> command_id >> position) {
+    ++count;
+    CHECK(command_at[position] == command_id);
+    CHECK(seen.insert(command_id).second);
+  }
+  CHECK(count == first.accepted + second.accepted);
+  std::filesystem::remove(path);
 }
