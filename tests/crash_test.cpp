@@ -120,17 +120,17 @@ std::string contents(const std::string& path) {
   return {std::istreambuf_iterator<char>{file}, std::istreambuf_iterator<char>{}};
 }
 
-// Blocks until the acknowledgement log grows past `before` (inotify: woken by the child's writes), the child ends,
-// or `limit` passes. True when it grew.
+// Blocks until the acknowledgement log grows past `before` (inotify: woken by the child's writes), the child ends
+// (then reaped, and `child_ended` set), or `limit` passes. True when it grew.
 bool wait_for_first_ack(int watch, const std::string& ack_log, std::uintmax_t before, pid_t child,
-                        std::chrono::seconds limit) {
+                        std::chrono::seconds limit, bool& child_ended) {
   auto deadline = steady::now() + limit;
   for (;;) {
     if (size_of(ack_log) > before)
       return true;
     int status = 0;
     if (waitpid(child, &status, WNOHANG) == child) {
-      // Ended before acknowledging anything; reap it here and report through the caller.
+      child_ended = true;
       return false;
     }
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()).count();
@@ -197,9 +197,12 @@ int main(int argc, char** argv) {
       std::cerr << "round " << round << ": cannot start " << chosen->load << ": " << std::strerror(errno) << '\n';
       return 1;
     }
-    if (!wait_for_first_ack(watch, ack_log, acks_before, child, std::chrono::seconds{30})) {
-      kill(child, SIGKILL);
-      waitpid(child, nullptr, 0);
+    bool child_ended = false;
+    if (!wait_for_first_ack(watch, ack_log, acks_before, child, std::chrono::seconds{30}, child_ended)) {
+      if (!child_ended) {
+        kill(child, SIGKILL);
+        waitpid(child, nullptr, 0);
+      }
       std::cerr << "round " << round << ": cqrs-load acknowledged nothing within 30 s or ended early; its output:\n"
                 << contents(output) << '\n';
       return 1;
