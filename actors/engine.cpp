@@ -50,7 +50,7 @@ engine_core::engine_core(options chosen) : settings(std::move(chosen)) {
   system = std::make_unique<caf::actor_system>(config);
   auto query_actor_count = std::max<std::size_t>(1, settings.query_actors);
   for (std::size_t index = 0; index < query_actor_count; ++index)
-    query_actors.push_back(spawn_query_actor(*system, index));
+    query_actors.push_back(spawn_query_actor(*system, this));
   // Six random base-36 characters: short enough that "prefix-number" ids stay in std::string's inline buffer.
   std::random_device entropy;
   std::uniform_int_distribution<int> digit{0, 35};
@@ -239,7 +239,7 @@ void engine::add_projection(std::type_index type, std::unique_ptr<detail::projec
   slot->actor = detail::spawn_projection(*core.system, raw, core.store.get(), &core);
   core.projections_by_type.emplace(type, raw);
   core.projections.push_back(std::move(slot));
-  raw->subscription = core.store->subscribe([&core, raw](log_position) { core.wake(*raw); });
+  raw->subscription = core.store->subscribe([&core, raw](log_position) { core.on_new_head(*raw); });
   core.wake(*raw); // the log may already hold events
 }
 
@@ -318,7 +318,10 @@ void engine::submit_query(std::type_index projection_type, std::shared_ptr<detai
     auto timeout = wanted.timeout.count() > 0 ? wanted.timeout : core.settings.query_timeout;
     task->deadline = std::chrono::steady_clock::now() + timeout;
   }
-  core.dispatch_query(std::move(task));
+  if (core.settings.queries == query_dispatch::caller_when_ready)
+    core.park_or_answer(std::move(task)); // parked right here: no hop before the projection can release it
+  else
+    core.dispatch_query(std::move(task));
 }
 
 namespace {

@@ -44,6 +44,17 @@ enum class query_dispatch {
   query_actors,
 };
 
+/// Which thread applies new events to the read models.
+enum class projection_dispatch {
+  /// The thread that appended them, unless another thread is already applying to that read model (it then
+  /// applies these too: flat combining); the projection actor takes over long catch-ups and rebuilds. A query
+  /// for one's own write then costs no actor hop. With a store that commits in the background (SQLite), the
+  /// projection actors apply instead, so that the store's commit thread never waits for read models.
+  appending_thread,
+  /// Always the projection actor (each read model is applied on a CAF worker, in turn with the aggregates).
+  projection_actor,
+};
+
 /// Engine settings; every field has a sensible default.
 struct options {
   /// CAF worker threads; 0 means one per hardware thread.
@@ -54,6 +65,7 @@ struct options {
   /// Number of query actors that answer queries in parallel.
   std::size_t query_actors = 2;
   query_dispatch queries = query_dispatch::caller_when_ready;
+  projection_dispatch projections = projection_dispatch::appending_thread;
   /// How long an `at_least` query waits for its read model when the query names no timeout.
   std::chrono::milliseconds query_timeout{5000};
   /// Aggregate actors that received no command for this long stop and rehydrate on their next command;

@@ -3,7 +3,7 @@
 #include "actors/event_store.hpp"
 
 #include <atomic>
-#include <deque>
+#include <new>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
@@ -20,6 +20,16 @@ struct stream_id_hash {
 
 class memory_event_store final : public event_store {
 public:
+  memory_event_store() : segments_(new std::atomic<envelope*>[segment_count]()) {}
+  ~memory_event_store() override {
+    for (log_position position = 1; position <= size_; ++position)
+      at(position).~envelope();
+    for (std::size_t segment = 0; segment * segment_size < size_; ++segment)
+      ::operator delete(segments_[segment].load(std::memory_order_relaxed));
+  }
+  memory_event_store(const memory_event_store&) = delete;
+  memory_event_store& operator=(const memory_event_store&) = delete;
+
   std::expected<append_result, store_error> append(append_request request) override {
     if (!request.stream)
       return std::unexpected(store_error{store_errc::invalid_request, "append without a stream"});
@@ -34,12 +44,14 @@ public:
           store_errc::version_conflict,
           "stream " + request.stream->to_string() + " is at version " + std::to_string(positions.size())
             + ", expected " + std::to_string(request.expected_version)});
+      if (size_ + request.events.size() > segment_count * segment_size)
+        return std::unexpected(store_error{store_errc::io_error, "the in-memory log is full"});
       auto now = std::chrono::system_clock::now();
-      result.first_position = log_.size() + 1;
+      result.first_position = size_ + 1;
       for (auto& event : request.events) {
-        auto& stored = log_.emplace_back();
+        auto& stored = emplace_next();
         stored.stream = request.stream;
-        stored.position = log_.size();
+        stored.position = size_;
         positions.push_back(stored.position);
         stored.version = positions.size();
         stored.type_name = event.type_name;
@@ -48,7 +60,7 @@ public:
         stored.correlation_id = request.correlation_id;
         stored.payload = std::move(event.payload);
       }
-      result.last_position = log_.size();
+      result.last_position = size_;
       result.version = positions.size();
       // Only commands whose sender chose the id are indexed: ordinary appends stay free of index work.
       if (request.remember_command_id && !request.command_id.empty())
@@ -71,7 +83,7 @@ public:
       const auto& positions = found->second;
       version = positions.size();
       for (auto index = after_version; index < positions.size(); ++index)
-        events.push_back(&log_[positions[index] - 1]);
+        events.push_back(&at(positions[index]));
     }
     // Envelopes never move or change once appended, so they are read without the lock.
     for (const auto* event : events)
@@ -81,25 +93,11 @@ public:
   }
 
   void read_all(log_position after_position, log_position up_to, const event_visitor& visit) const override {
-    constexpr log_position chunk = 4096;
-    std::vector<const envelope*> events;
-    events.reserve(chunk);
-    auto next = after_position;
-    while (next < up_to) {
-      events.clear();
-      {
-        std::shared_lock lock{mutex_};
-        auto last = std::min<log_position>({up_to, log_.size(), next + chunk});
-        for (auto position = next + 1; position <= last; ++position)
-          events.push_back(&log_[position - 1]);
-      }
-      if (events.empty())
+    // No lock: envelopes up to the published head are complete and never move or change.
+    auto last = std::min(up_to, head_.load(std::memory_order_acquire));
+    for (auto position = after_position + 1; position <= last; ++position)
+      if (!visit(at(position)))
         return;
-      for (const auto* event : events)
-        if (!visit(*event))
-          return;
-      next = events.back()->position;
-    }
   }
 
   log_position head() const override { return head_.load(std::memory_order_acquire); }
@@ -110,8 +108,8 @@ public:
     if (found == commands_.end())
       return std::nullopt;
     auto [first, last] = found->second;
-    const auto& first_event = log_[first - 1];
-    return recorded_command{*first_event.stream, first,          last, log_[last - 1].version,
+    const auto& first_event = at(first);
+    return recorded_command{*first_event.stream, first,          last, at(last).version,
                             last - first + 1,    first_event.timestamp};
   }
 
@@ -151,8 +149,33 @@ private:
       listener(head);
   }
 
+  static constexpr std::size_t segment_bits = 16;
+  static constexpr std::size_t segment_size = std::size_t{1} << segment_bits;
+  /// Up to 2^32 events; a segment's memory is reserved when the log reaches it, pages are touched as it fills.
+  static constexpr std::size_t segment_count = std::size_t{1} << 16;
+
+  /// The envelope at a position (1-based) that is already in the log.
+  const envelope& at(log_position position) const {
+    auto index = position - 1;
+    return segments_[index >> segment_bits].load(std::memory_order_relaxed)[index & (segment_size - 1)];
+  }
+  envelope& at(log_position position) {
+    return const_cast<envelope&>(static_cast<const memory_event_store&>(*this).at(position));
+  }
+  /// Constructs the next envelope in place; called with `mutex_` held exclusively, published by `head_`.
+  envelope& emplace_next() {
+    auto index = size_;
+    if ((index & (segment_size - 1)) == 0)
+      segments_[index >> segment_bits].store(static_cast<envelope*>(::operator new(segment_size * sizeof(envelope))),
+                                             std::memory_order_relaxed);
+    ++size_;
+    return *new (&at(size_)) envelope{};
+  }
+
   mutable std::shared_mutex mutex_;
-  std::deque<envelope> log_;
+  std::unique_ptr<std::atomic<envelope*>[]> segments_;
+  /// Events in the log, published or being appended (the writer's view, under `mutex_`).
+  log_position size_ = 0;
   std::unordered_map<stream_id, std::vector<log_position>, stream_id_hash> streams_;
   /// Command id -> first and last position of its events, for appends with remember_command_id only.
   std::unordered_map<std::string, std::pair<log_position, log_position>> commands_;

@@ -7,7 +7,8 @@ namespace {
 
 /// Events applied under one exclusive lock: bounds how long readers wait.
 constexpr log_position batch_size = 1024;
-/// Events applied per message before yielding to the mailbox (a rebuild request, say).
+/// Events applied per message (or per append on an appending thread) before yielding: to the actor's mailbox (a
+/// rebuild request, say), or back to the appending actor, which hands the rest to the projection actor.
 constexpr log_position events_per_turn = 16 * 1024;
 
 query_error failed_error(const projection_runtime& runtime) {
@@ -19,14 +20,76 @@ query_error failed_error(const projection_runtime& runtime) {
 
 } // namespace
 
+void engine_core::on_new_head(projection_slot& slot) {
+  if (settings.projections == projection_dispatch::projection_actor || store->appends_in_background()) {
+    wake(slot);
+    return;
+  }
+  slot.behind.store(true);
+  combine(slot);
+}
+
+void engine_core::combine(projection_slot& slot) {
+  // Flat combining: whoever holds `applying` re-checks `behind` after letting go, so an append that finds the
+  // lock taken is applied by the holder (or by the next appender), never left behind.
+  while (slot.behind.load() && slot.applying.try_lock()) {
+    slot.behind.store(false);
+    auto more = apply_new_events(slot, *store, *this, events_per_turn);
+    slot.applying.unlock();
+    if (more) {
+      // A long catch-up is the projection actor's work, not this appender's.
+      wake(slot);
+      return;
+    }
+  }
+}
+
+void engine_core::park_or_answer(std::shared_ptr<query_task> task) {
+  auto& slot = *static_cast<projection_slot*>(task->projection->slot);
+  std::uint64_t waiter = 0;
+  switch (slot.park(task, waiter)) {
+    case projection_slot::park_outcome::ready:
+      answer(*task);
+      break;
+    case projection_slot::park_outcome::failed:
+      task->fail(failed_error(*task->projection));
+      break;
+    case projection_slot::park_outcome::parked:
+      if (task->deadline != std::chrono::steady_clock::time_point::max()) {
+        auto delay = std::max(task->deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration{0});
+        // The timer lives on a query actor, so a slow projection cannot delay the timeout.
+        auto& timer = query_actors[next_query_actor.fetch_add(1, std::memory_order_relaxed) % query_actors.size()];
+#ifdef CQRS_THREAD_SANITIZER
+        __tsan_release(caf::actor_cast<caf::abstract_actor*>(timer));
+#endif
+        caf::delayed_anon_send(timer, std::chrono::duration_cast<std::chrono::microseconds>(delay),
+                               expire_message{&slot, waiter});
+      }
+      break;
+  }
+}
+
+void engine_core::release(std::shared_ptr<query_task> task) {
+  if (settings.queries == query_dispatch::caller_when_ready)
+    answer(*task);
+  else
+    dispatch_query(std::move(task));
+}
+
 projection_slot::park_outcome projection_slot::park(std::shared_ptr<query_task> task, std::uint64_t& waiter) {
-  // The projection publishes its checkpoint before taking this lock to release waiters, so a task checked and
-  // parked under the lock is either seen as ready here or released by the projection afterwards.
+  // Counted before the checkpoint is read, and the projection publishes its checkpoint before it reads the count
+  // (both sequentially consistent): either this reads the new checkpoint, or the projection sees the count and
+  // takes the lock to release waiters, which it cannot do before this task is in the lot.
+  parked_count_.fetch_add(1);
   std::lock_guard lock{waiters_mutex_};
-  if (runtime->failed())
+  if (runtime->failed()) {
+    parked_count_.fetch_sub(1);
     return park_outcome::failed;
-  if (runtime->checkpoint.load(std::memory_order_acquire) >= task->min_position)
+  }
+  if (runtime->checkpoint.load() >= task->min_position) {
+    parked_count_.fetch_sub(1);
     return park_outcome::ready;
+  }
   waiter = ++last_waiter_;
   auto position = task->min_position;
   waiters_by_id_.emplace(waiter, waiters_.emplace(position, parked_task{waiter, std::move(task)}));
@@ -35,12 +98,15 @@ projection_slot::park_outcome projection_slot::park(std::shared_ptr<query_task> 
 
 std::vector<std::shared_ptr<query_task>> projection_slot::take_reached() {
   std::vector<std::shared_ptr<query_task>> reached;
-  auto checkpoint = runtime->checkpoint.load(std::memory_order_acquire);
+  if (parked_count_.load() == 0)
+    return reached; // the common case: nobody waits, no lock taken
+  auto checkpoint = runtime->checkpoint.load();
   std::lock_guard lock{waiters_mutex_};
   while (!waiters_.empty() && waiters_.begin()->first <= checkpoint) {
     waiters_by_id_.erase(waiters_.begin()->second.id);
     reached.push_back(std::move(waiters_.begin()->second.task));
     waiters_.erase(waiters_.begin());
+    parked_count_.fetch_sub(1);
   }
   return reached;
 }
@@ -53,6 +119,7 @@ std::shared_ptr<query_task> projection_slot::take(std::uint64_t waiter) {
   auto task = std::move(found->second->second.task);
   waiters_.erase(found->second);
   waiters_by_id_.erase(found);
+  parked_count_.fetch_sub(1);
   return task;
 }
 
@@ -61,6 +128,7 @@ std::vector<std::shared_ptr<query_task>> projection_slot::take_all() {
   std::lock_guard lock{waiters_mutex_};
   for (auto& [position, parked] : waiters_)
     all.push_back(std::move(parked.task));
+  parked_count_.fetch_sub(waiters_.size());
   waiters_.clear();
   waiters_by_id_.clear();
   return all;
@@ -75,6 +143,51 @@ void answer(query_task& task) {
     task.run(model);
 }
 
+bool apply_new_events(projection_slot& slot, event_store& store, engine_core& core, log_position limit) {
+  auto& model = *slot.runtime;
+  auto head = store.head();
+  auto stop_at = std::min(head, model.checkpoint.load() + limit);
+  while (!model.failed() && model.checkpoint.load() < stop_at) {
+    auto from = model.checkpoint.load();
+    auto applied = from;
+    {
+      std::unique_lock lock{model.mutex};
+      try {
+        store.read_all(from, std::min(stop_at, from + batch_size), [&](const envelope& event) {
+          try {
+            model.apply(event);
+            applied = event.position;
+            return true;
+          } catch (const std::exception& error) {
+            model.record_failure(projection_failure{event.position, std::string{event.type_name}, error.what()});
+          } catch (...) {
+            model.record_failure(projection_failure{event.position, std::string{event.type_name},
+                                                    "non-standard exception"});
+          }
+          return false;
+        });
+      } catch (const std::exception& error) {
+        // The store could not hand over the next event (a durable store that cannot decode it, say): stop
+        // there, as for an event the projection cannot apply, instead of skipping it.
+        model.record_failure(projection_failure{applied + 1, "", std::string{"reading the log: "} + error.what()});
+      }
+      model.checkpoint.store(applied); // sequentially consistent: see projection_slot::park
+    }
+    for (auto& task : slot.take_reached())
+      core.release(std::move(task));
+    if (applied == from)
+      break;
+  }
+  if (model.failed()) {
+    // Nothing parked can be answered any more; later arrivals see the failure when they try to park.
+    auto error = failed_error(model);
+    for (auto& task : slot.take_all())
+      task->fail(error);
+    return false;
+  }
+  return model.checkpoint.load() < head;
+}
+
 struct projection_state {
   static inline const char* name = "cqrs.projection";
 
@@ -87,52 +200,6 @@ struct projection_state {
   projection_slot* slot = nullptr;
   event_store* store = nullptr;
   engine_core* core = nullptr;
-
-  /// Applies up to `events_per_turn` new events in batches; returns true if more remain.
-  bool advance() {
-    auto& model = *slot->runtime;
-    auto head = store->head();
-    auto stop_at = std::min(head, model.checkpoint.load() + events_per_turn);
-    while (!model.failed() && model.checkpoint.load() < stop_at) {
-      auto from = model.checkpoint.load();
-      auto applied = from;
-      {
-        std::unique_lock lock{model.mutex};
-        try {
-          store->read_all(from, std::min(stop_at, from + batch_size), [&](const envelope& event) {
-            try {
-              model.apply(event);
-              applied = event.position;
-              return true;
-            } catch (const std::exception& error) {
-              model.record_failure(projection_failure{event.position, std::string{event.type_name}, error.what()});
-            } catch (...) {
-              model.record_failure(projection_failure{event.position, std::string{event.type_name},
-                                                      "non-standard exception"});
-            }
-            return false;
-          });
-        } catch (const std::exception& error) {
-          // The store could not hand over the next event (a durable store that cannot decode it, say): stop
-          // there, as for an event the projection cannot apply, instead of skipping it.
-          model.record_failure(projection_failure{applied + 1, "", std::string{"reading the log: "} + error.what()});
-        }
-        model.checkpoint.store(applied, std::memory_order_release);
-      }
-      for (auto& task : slot->take_reached())
-        core->dispatch_query(std::move(task));
-      if (applied == from)
-        break;
-    }
-    if (model.failed()) {
-      // Nothing parked can be answered any more; later arrivals see the failure when they try to park.
-      auto error = failed_error(model);
-      for (auto& task : slot->take_all())
-        task->fail(error);
-      return false;
-    }
-    return model.checkpoint.load() < head;
-  }
 };
 
 namespace {
@@ -146,16 +213,25 @@ projection_actor::behavior_type projection_behavior(projection_actor::stateful_p
   return {
     [self](advance_atom) {
       received(self);
+      auto& state = self->state;
       // Cleared before reading the head, so an append that lands after the read wakes this actor again.
-      self->state.slot->advance_pending.store(false);
-      if (self->state.advance())
-        self->state.core->wake(*self->state.slot);
+      state.slot->advance_pending.store(false);
+      bool more = false;
+      {
+        std::lock_guard applying{state.slot->applying};
+        more = apply_new_events(*state.slot, *state.store, *state.core, events_per_turn);
+      }
+      if (more)
+        state.core->wake(*state.slot);
+      else
+        state.core->combine(*state.slot); // appends that found the lock taken while this actor applied
     },
     [self](const rebuild_message& message) {
       received(self);
       auto& state = self->state;
       auto& model = *state.slot->runtime;
       {
+        std::lock_guard applying{state.slot->applying};
         std::unique_lock lock{model.mutex};
         model.reset();
         model.clear_failure();
@@ -168,32 +244,11 @@ projection_actor::behavior_type projection_behavior(projection_actor::stateful_p
   };
 }
 
-// `index` only gives the function an argument: CAF 0.17 spawns an argument-less function through a null
-// std::shared_ptr<std::tuple<>> dereference, which UBSan rightly aborts on.
-query_actor::behavior_type query_behavior(query_actor::pointer self, std::size_t /* index */) {
+query_actor::behavior_type query_behavior(query_actor::pointer self, engine_core* core) {
   return {
-    [self](const query_message& message) {
+    [self, core](const query_message& message) {
       received(self);
-      auto& task = *message.task;
-      auto& slot = *static_cast<projection_slot*>(task.projection->slot);
-      std::uint64_t waiter = 0;
-      switch (slot.park(message.task, waiter)) {
-        case projection_slot::park_outcome::ready:
-          answer(task);
-          break;
-        case projection_slot::park_outcome::failed:
-          task.fail(failed_error(*task.projection));
-          break;
-        case projection_slot::park_outcome::parked:
-          if (task.deadline != std::chrono::steady_clock::time_point::max()) {
-            auto delay = std::max(task.deadline - std::chrono::steady_clock::now(),
-                                  std::chrono::steady_clock::duration{0});
-            // A message to itself: its own earlier handler already happens-before, no annotation needed.
-            self->delayed_send(self, std::chrono::duration_cast<std::chrono::microseconds>(delay),
-                               expire_message{&slot, waiter});
-          }
-          break;
-      }
+      core->park_or_answer(message.task);
     },
     [self](const expire_message& message) {
       received(self);
@@ -215,8 +270,8 @@ projection_actor spawn_projection(caf::actor_system& system, projection_slot* sl
   return system.spawn(projection_behavior, slot, store, core);
 }
 
-query_actor spawn_query_actor(caf::actor_system& system, std::size_t index) {
-  return system.spawn(query_behavior, index);
+query_actor spawn_query_actor(caf::actor_system& system, engine_core* core) {
+  return system.spawn(query_behavior, core);
 }
 
 } // namespace cqrs::detail

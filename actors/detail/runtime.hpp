@@ -185,6 +185,10 @@ struct projection_slot {
   projection_actor actor;
   /// True while an advance message is queued and not yet begun: coalesces head notifications.
   std::atomic<bool> advance_pending{false};
+  /// Held by whichever thread applies events to the read model (its actor, or an appending thread).
+  std::mutex applying;
+  /// Set by appenders after each append: the thread applying, if any, looks again before it lets go.
+  std::atomic<bool> behind{false};
   std::uint64_t subscription = 0;
 
   enum class park_outcome { ready, failed, parked };
@@ -203,6 +207,8 @@ private:
     std::shared_ptr<query_task> task;
   };
   std::mutex waiters_mutex_;
+  /// Tasks parked or about to be: lets take_reached skip the lock when nobody waits.
+  std::atomic<std::size_t> parked_count_{0};
   std::multimap<log_position, parked_task> waiters_;
   std::unordered_map<std::uint64_t, std::multimap<log_position, parked_task>::iterator> waiters_by_id_;
   std::uint64_t last_waiter_ = 0;
@@ -210,6 +216,10 @@ private:
 
 /// Answers a task from its read model now, under the shared lock (or fails it if the projection stopped).
 void answer(query_task& task);
+
+/// Applies up to `limit` new events to the slot's read model, in batches; the caller holds `slot.applying`.
+/// Releases the queries whose position each batch reaches. Returns true if the log holds more.
+bool apply_new_events(projection_slot& slot, event_store& store, engine_core& core, log_position limit);
 
 /// Spawns the actor of one aggregate instance; it recovers from its stream when its first message arrives.
 aggregate_actor spawn_aggregate(caf::actor_system& system, engine_core* core, const aggregate_model* model,
@@ -221,7 +231,7 @@ sweeper_actor spawn_sweeper(caf::actor_system& system, engine_core* core);
 projection_actor spawn_projection(caf::actor_system& system, projection_slot* slot, event_store* store,
                                   engine_core* core);
 
-query_actor spawn_query_actor(caf::actor_system& system, std::size_t index);
+query_actor spawn_query_actor(caf::actor_system& system, engine_core* core);
 
 /// Everything the engine owns. The public engine class is a thin handle to it.
 class engine_core {
@@ -262,6 +272,15 @@ public:
   void dispatch_query(std::shared_ptr<query_task> task);
   /// Wakes the projection's actor unless a wake-up is already queued.
   void wake(projection_slot& slot);
+  /// The store has a new head: apply it on this thread if no other thread is applying, else leave it to that one.
+  void on_new_head(projection_slot& slot);
+  /// Applies what appenders left behind while `applying` was taken, unless another thread holds it now.
+  void combine(projection_slot& slot);
+  /// Answers a query now if its projection reached its position (or failed), else parks it until the projection
+  /// does, with a timer on a query actor for its deadline.
+  void park_or_answer(std::shared_ptr<query_task> task);
+  /// Answers a query whose position its projection reached: on this thread, or through a query actor.
+  void release(std::shared_ptr<query_task> task);
 
   void operation_started();
   void operation_finished();
