@@ -1,6 +1,8 @@
 // Verifies order read models against a rebuild from the log, strips commit-order details, and digests models.
 #include "demo/verification.hpp"
 
+#include <map>
+
 #include <utility>
 
 namespace demo {
@@ -40,6 +42,12 @@ public:
 private:
   std::uint64_t value_ = 0xcbf29ce484222325ULL;
 };
+
+/// A copy of a table in key order: the digest must not depend on a hashed table's iteration order.
+template <class Map>
+std::map<std::string, typename Map::mapped_type, std::less<>> in_key_order(const Map& table) {
+  return {table.begin(), table.end()};
+}
 
 template <class Model>
 std::optional<std::string> named_difference(std::string_view name, const Model& first, const Model& second) {
@@ -103,7 +111,7 @@ order_read_models without_commit_order(order_read_models models) {
 
 std::uint64_t fingerprint(const order_read_models& models) {
   fnv1a hash;
-  for (const auto& [order_id, summary] : models.summaries.model.by_order) {
+  for (const auto& [order_id, summary] : in_key_order(models.summaries.model.by_order)) {
     hash.add(order_id);
     hash.add(summary.status);
     hash.add(summary.customer_id);
@@ -118,18 +126,18 @@ std::uint64_t fingerprint(const order_read_models& models) {
     hash.add(summary.cancel_reason);
     hash.add(summary.last_position);
   }
-  for (const auto& [customer_id, stats] : models.customers.model.customers) {
+  for (const auto& [customer_id, stats] : in_key_order(models.customers.model.customers)) {
     hash.add(customer_id);
     hash.add(stats.orders_placed);
     hash.add(stats.orders_shipped);
     hash.add(stats.orders_cancelled);
     hash.add(stats.spent_cents);
   }
-  for (const auto& [order_id, customer_id] : models.customers.model.customer_of_order) {
+  for (const auto& [order_id, customer_id] : in_key_order(models.customers.model.customer_of_order)) {
     hash.add(order_id);
     hash.add(customer_id);
   }
-  for (const auto& [order_id, entry] : models.statuses.model.status_of_order) {
+  for (const auto& [order_id, entry] : in_key_order(models.statuses.model.status_of_order)) {
     hash.add(order_id);
     hash.add(entry.status);
     hash.add(entry.since);
@@ -145,7 +153,7 @@ std::uint64_t fingerprint(const order_read_models& models) {
     hash.add(sku);
     hash.add(quantity);
   }
-  for (const auto& [order_id, lines] : models.products.model.open_lines) {
+  for (const auto& [order_id, lines] : in_key_order(models.products.model.open_lines)) {
     hash.add(order_id);
     hash.add(std::uint64_t{lines.size()});
     for (const auto& [sku, quantity] : lines) {

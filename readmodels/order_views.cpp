@@ -51,17 +51,24 @@ struct first_found {
 template <class Map, class CompareValues>
 std::optional<std::string> first_map_difference(const Map& live, const Map& rebuilt, std::string_view noun,
                                                 CompareValues compare_values) {
-  auto left = live.begin();
-  auto right = rebuilt.begin();
-  while (left != live.end() || right != rebuilt.end()) {
-    if (right == rebuilt.end() || (left != live.end() && left->first < right->first))
-      return std::string{noun} + " " + left->first + ": missing from rebuilt";
-    if (left == live.end() || right->first < left->first)
-      return std::string{noun} + " " + right->first + ": missing from live";
-    if (auto found = compare_values(std::string{noun} + " " + left->first, left->second, right->second))
+  // Keys in sorted order, so that "first" means the same for ordered and hashed tables.
+  std::vector<std::string_view> keys;
+  keys.reserve(live.size() + rebuilt.size());
+  for (const auto& entry : live)
+    keys.emplace_back(entry.first);
+  for (const auto& entry : rebuilt)
+    keys.emplace_back(entry.first);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  for (auto key : keys) {
+    auto left = live.find(key);
+    auto right = rebuilt.find(key);
+    if (right == rebuilt.end())
+      return std::string{noun} + " " + std::string{key} + ": missing from rebuilt";
+    if (left == live.end())
+      return std::string{noun} + " " + std::string{key} + ": missing from live";
+    if (auto found = compare_values(std::string{noun} + " " + std::string{key}, left->second, right->second))
       return found;
-    ++left;
-    ++right;
   }
   return std::nullopt;
 }

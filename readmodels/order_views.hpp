@@ -12,10 +12,21 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
 namespace readmodels {
+
+/// Hashes std::string and std::string_view alike, so that lookups by a view build no string.
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const noexcept { return std::hash<std::string_view>{}(text); }
+};
+
+/// The read models' per-order and per-customer tables: hashed (tens of thousands of keys, looked up per event).
+template <class Value>
+using string_map = std::unordered_map<std::string, Value, string_hash, std::equal_to<>>;
 
 // Order summaries.
 
@@ -41,7 +52,7 @@ struct order_summaries {
   static constexpr std::string_view name = "order_summaries";
   using subscribes_to = cqrs::events_of<orders::event>;
 
-  std::map<std::string, order_summary, std::less<>> by_order;
+  string_map<order_summary> by_order;
 
   void apply(const cqrs::envelope& meta, const orders::event& event);
   std::optional<order_summary> answer(const get_order_summary& query) const;
@@ -77,9 +88,9 @@ struct customer_stats {
   static constexpr std::string_view name = "customer_stats";
   using subscribes_to = cqrs::events_of<orders::event>;
 
-  std::map<std::string, customer_stats_view, std::less<>> customers;
+  string_map<customer_stats_view> customers;
   /// The customer of each placed order: shipping and cancelling events do not name it.
-  std::map<std::string, std::string, std::less<>> customer_of_order;
+  string_map<std::string> customer_of_order;
 
   void apply(const cqrs::envelope& meta, const orders::event& event);
   std::optional<customer_stats_view> answer(const get_customer_stats& query) const;
@@ -124,7 +135,7 @@ struct orders_by_status {
   static constexpr std::size_t latest_limit = 20;
 
   /// The status of every order seen placed, shipped or cancelled.
-  std::map<std::string, order_status_entry, std::less<>> status_of_order;
+  string_map<order_status_entry> status_of_order;
   /// The orders of each status (indexed by order_status) as (since, order id), oldest first. All of them, not
   /// just the latest: when an order leaves a status, the next older one must take its place in the listing.
   std::array<std::set<std::pair<cqrs::log_position, std::string>>, orders::all_statuses.size()> by_status;
@@ -162,7 +173,7 @@ struct top_products {
   /// Units shipped per sku, over all shipped orders.
   std::map<std::string, std::int64_t, std::less<>> shipped_quantity;
   /// Units per sku of each order not yet shipped or cancelled: order_shipped does not list the lines it ships.
-  std::map<std::string, std::map<std::string, std::int64_t, std::less<>>, std::less<>> open_lines;
+  string_map<std::map<std::string, std::int64_t, std::less<>>> open_lines;
 
   void apply(const cqrs::envelope& meta, const orders::event& event);
   /// The `limit` skus with the most units shipped, most first; equal quantities in sku order.

@@ -220,7 +220,7 @@ TEST_CASE("a run whose read model differs from the log is reported as not verifi
   auto result = demo::run_simulation(small_run(62, 2));
   REQUIRE(result.read_models);
   auto corrupted = *result.read_models;
-  corrupted.customers.model.customers.begin()->second.orders_placed += 1;
+  corrupted.customers.model.customers.at("c-01").orders_placed += 1;
   result.verification.checks = demo::compare_with_log(corrupted, *result.store);
 
   REQUIRE_FALSE(result.passed());

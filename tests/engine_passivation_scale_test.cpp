@@ -14,6 +14,15 @@ using namespace test_support;
 
 namespace {
 
+#if defined(__SANITIZE_THREAD__)
+// Under TSan the run is hidden: Debian's CAF is not instrumented, and at this scale the memory of stopped actors
+// is reused by new ones, which TSan (not seeing CAF's own hand-offs) reports as races inside CAF's message and
+// actor storage. The passivation tests in engine_lifecycle_test.cpp cover the same paths under TSan.
+#define SCALE_TAGS "[.][scale]"
+#else
+#define SCALE_TAGS "[scale]"
+#endif
+
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 // Sanitizers keep freed memory aside (quarantine, shadow), so their RSS says nothing about passivation: check the
 // live counts on a smaller run only.
@@ -72,7 +81,8 @@ std::size_t open_accounts(cqrs::engine& engine, std::size_t first, std::size_t l
 
 } // namespace
 
-TEST_CASE("A million aggregates touched once each with at most 100,000 alive: live count and memory stay bounded") {
+TEST_CASE("A million aggregates touched once each with at most 100,000 alive: live count and memory stay bounded",
+          SCALE_TAGS) {
   // No projections: the read models would grow with the aggregates and hide what the actors cost.
   cqrs::engine engine{{.threads = 2, .passivate_after = std::chrono::milliseconds{0},
                        .max_live_aggregates = live_maximum}};
