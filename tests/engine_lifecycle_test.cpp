@@ -343,37 +343,31 @@ TEST_CASE("Snapshots: recovery starts from the latest one; an unreadable one fal
     CHECK(reader.statistics().snapshots_used == 1);
     CHECK(reader.statistics().events_replayed == 5);
   }
-  SECTION("a snapshot of another format is ignored") {
+  // Replaces the latest snapshot with a damaged one; recovery must ignore it and replay the whole stream.
+  auto damage_and_recover = [&](auto damage) {
     auto taken = store->load_snapshot(cqrs::stream_id{"account", "long"});
     REQUIRE(taken);
-    taken->format_version += 1;
-    taken->version += 1;
+    damage(*taken);
     store->save_snapshot(*taken);
     cqrs::engine reader{{.threads = 2, .store = store}};
     recover(reader);
     CHECK(reader.statistics().snapshots_rejected == 1);
     CHECK(reader.statistics().events_replayed == 25);
+  };
+  SECTION("a snapshot of another format is ignored") {
+    damage_and_recover([](cqrs::snapshot& taken) {
+      taken.format_version += 1;
+      taken.version += 1;
+    });
   }
   SECTION("an undecodable snapshot is ignored") {
-    auto taken = store->load_snapshot(cqrs::stream_id{"account", "long"});
-    REQUIRE(taken);
-    taken->state = R"({"position":3,"state":{"balance_cents":"lots"}})";
-    taken->version += 1;
-    store->save_snapshot(*taken);
-    cqrs::engine reader{{.threads = 2, .store = store}};
-    recover(reader);
-    CHECK(reader.statistics().snapshots_rejected == 1);
-    CHECK(reader.statistics().events_replayed == 25);
+    damage_and_recover([](cqrs::snapshot& taken) {
+      taken.state = R"({"position":3,"state":{"balance_cents":"lots"}})";
+      taken.version += 1;
+    });
   }
   SECTION("a snapshot ahead of its stream is ignored") {
-    auto taken = store->load_snapshot(cqrs::stream_id{"account", "long"});
-    REQUIRE(taken);
-    taken->version = 1000;
-    store->save_snapshot(*taken);
-    cqrs::engine reader{{.threads = 2, .store = store}};
-    recover(reader);
-    CHECK(reader.statistics().snapshots_rejected == 1);
-    CHECK(reader.statistics().events_replayed == 25);
+    damage_and_recover([](cqrs::snapshot& taken) { taken.version = 1000; });
   }
 }
 
