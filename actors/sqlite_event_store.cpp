@@ -183,6 +183,27 @@ constexpr std::size_t max_cached_streams = std::size_t{1} << 20;
 /// they are committed on their own after this delay, or at once when this many are waiting.
 constexpr std::chrono::milliseconds snapshot_delay{1000};
 constexpr std::size_t max_waiting_snapshots = 1024;
+/// read_all's shared cache of decoded events: chunk k holds the positions k * cached_chunk_events + 1 to
+/// (k + 1) * cached_chunk_events, all committed (the engine's projections read in batches of the same size).
+constexpr log_position cached_chunk_events = 1024;
+/// Decoded chunks kept, the least recently used evicted first, and the most payload text (bytes) behind them.
+constexpr std::size_t max_cached_chunks = 64;
+constexpr std::size_t max_cached_bytes = std::size_t{64} << 20;
+/// A reader waiting for a chunk that another reader decodes meanwhile decodes one of the next ones this far on.
+constexpr log_position read_ahead_chunks = 4;
+
+/// The events of one complete chunk, decoded once and then shared read-only by every reader.
+struct decoded_chunk {
+  std::vector<envelope> events;
+  /// Their payloads' JSON text, which bounds the cache.
+  std::size_t bytes = 0;
+};
+
+/// One chunk in the cache: being decoded by a reader, or ready.
+struct cached_chunk {
+  std::shared_ptr<const decoded_chunk> ready;
+  std::uint64_t last_use = 0;
+};
 
 /// A read connection and its prepared statements.
 struct reader {
@@ -470,6 +491,29 @@ public:
   }
 
   void read_all(log_position after_position, log_position up_to, const event_visitor& visit) const override {
+    auto next = after_position;
+    // The complete chunks below the committed head come from the shared cache, decoded once for all readers.
+    auto cached_end = std::min(up_to, head_.load(std::memory_order_acquire) / cached_chunk_events * cached_chunk_events);
+    while (next < cached_end) {
+      auto index = next / cached_chunk_events;
+      auto chunk = shared_chunk(index);
+      if (!chunk)
+        break; // the chunk does not decode: the direct read below stops at the failing event
+      const auto& events = chunk->events;
+      for (auto offset = next - index * cached_chunk_events; offset < events.size(); ++offset) {
+        const auto& event = events[offset];
+        if (event.position > up_to)
+          return;
+        if (!visit(event))
+          return;
+        next = event.position;
+      }
+    }
+    read_direct(next, up_to, visit);
+  }
+
+  /// read_all straight from the file, decoding each event for this reader alone.
+  void read_direct(log_position after_position, log_position up_to, const event_visitor& visit) const {
     codec_cursor codecs{codec_snapshot()};
     chunk fetched;
     auto next = after_position;
@@ -543,6 +587,8 @@ public:
                                    conflicts_.load(std::memory_order_relaxed),
                                    0,
                                    snapshots_.load(std::memory_order_relaxed)};
+    result.chunks_decoded = chunks_decoded_.load(std::memory_order_relaxed);
+    result.chunks_reused = chunks_reused_.load(std::memory_order_relaxed);
     std::lock_guard lock{queue_mutex_};
     result.queued = queue_.size();
     return result;
@@ -589,6 +635,119 @@ private:
   }
 
 private:
+  /// The decoded events of the complete chunk `index`, from the cache or decoded now (by this reader, or by
+  /// another one it waits for), or nullptr when the chunk does not decode (the caller then reads directly and
+  /// meets the failure at its event). While another reader decodes the chunk, this one decodes a chunk a little
+  /// further on instead of idling, so that readers walking the log together decode on every core.
+  std::shared_ptr<const decoded_chunk> shared_chunk(log_position index) const {
+    std::unique_lock lock{chunks_mutex_};
+    bool waited = false;
+    while (true) {
+      auto found = chunks_.find(index);
+      if (found == chunks_.end()) {
+        if (waited)
+          return nullptr; // the reader that decoded it failed
+        return load_chunk(index, lock);
+      }
+      if (found->second.ready) {
+        found->second.last_use = ++chunk_clock_;
+        chunks_reused_.fetch_add(1, std::memory_order_relaxed);
+        return found->second.ready;
+      }
+      // Being decoded by another reader.
+      auto committed_chunks = head_.load(std::memory_order_acquire) / cached_chunk_events;
+      bool helped = false;
+      for (auto ahead = index + 1; ahead <= index + read_ahead_chunks && ahead < committed_chunks; ++ahead) {
+        if (!chunks_.contains(ahead)) {
+          load_chunk(ahead, lock);
+          helped = true;
+          break;
+        }
+      }
+      if (!helped) {
+        chunks_changed_.wait(lock);
+        waited = true;
+      }
+    }
+  }
+
+  /// Decodes the chunk with the lock released (marked as being decoded meanwhile), then publishes it in the
+  /// cache, evicting the least recently used chunks beyond the cache's bounds.
+  std::shared_ptr<const decoded_chunk> load_chunk(log_position index, std::unique_lock<std::mutex>& lock) const {
+    chunks_.emplace(index, cached_chunk{});
+    lock.unlock();
+    std::shared_ptr<const decoded_chunk> decoded;
+    try {
+      decoded = decode_chunk(index);
+    } catch (...) {
+      // Only the direct read reports read errors, at the event they concern.
+    }
+    lock.lock();
+    if (!decoded) {
+      chunks_.erase(index);
+    } else {
+      chunks_decoded_.fetch_add(1, std::memory_order_relaxed);
+      auto& entry = chunks_.at(index);
+      entry.ready = decoded;
+      entry.last_use = ++chunk_clock_;
+      cached_bytes_ += decoded->bytes;
+      ++ready_chunks_;
+      while (ready_chunks_ > max_cached_chunks || (cached_bytes_ > max_cached_bytes && ready_chunks_ > 1)) {
+        auto oldest = chunks_.end();
+        for (auto candidate = chunks_.begin(); candidate != chunks_.end(); ++candidate)
+          if (candidate->second.ready && candidate->first != index
+              && (oldest == chunks_.end() || candidate->second.last_use < oldest->second.last_use))
+            oldest = candidate;
+        if (oldest == chunks_.end())
+          break;
+        cached_bytes_ -= oldest->second.ready->bytes;
+        --ready_chunks_;
+        chunks_.erase(oldest);
+      }
+    }
+    chunks_changed_.notify_all();
+    return decoded;
+  }
+
+  /// Reads and decodes the chunk's events from the file; nullptr when it is not all there or does not decode.
+  std::shared_ptr<const decoded_chunk> decode_chunk(log_position index) const {
+    auto result = std::make_shared<decoded_chunk>();
+    result->events.reserve(cached_chunk_events);
+    codec_cursor codecs{codec_snapshot()};
+    // Events of one stream share its id (the engine's own envelopes do too); the order workload interleaves
+    // many streams, so remember every stream of the chunk rather than only the last one.
+    std::unordered_map<std::string_view, std::shared_ptr<const stream_id>> streams;
+    auto lease = take_reader();
+    auto* query = lease.get()->log_events.get();
+    reset_on_exit reset{query};
+    sqlite3_bind_int64(query, 1, static_cast<sqlite3_int64>(index * cached_chunk_events));
+    sqlite3_bind_int64(query, 2, static_cast<sqlite3_int64>((index + 1) * cached_chunk_events));
+    int step = SQLITE_ROW;
+    while ((step = sqlite3_step(query)) == SQLITE_ROW) {
+      auto& event = result->events.emplace_back();
+      event.position = static_cast<log_position>(sqlite3_column_int64(query, 0));
+      auto type = column_text(query, 1);
+      auto id = column_text(query, 2);
+      if (auto found = streams.find(id); found != streams.end() && found->second->type == type) {
+        event.stream = found->second;
+      } else {
+        if (found != streams.end())
+          streams.erase(found);
+        auto fresh = std::make_shared<const stream_id>(stream_id{std::string{type}, std::string{id}});
+        // Keyed by the stream's own copy of the id, which outlives the row.
+        streams.emplace(std::string_view{fresh->id}, fresh);
+        event.stream = std::move(fresh);
+      }
+      event.version = static_cast<stream_version>(sqlite3_column_int64(query, 3));
+      result->bytes += decode_into(event, codecs, column_text(query, 4), sqlite3_column_int64(query, 5),
+                                   column_text(query, 6), column_text(query, 7), column_text(query, 8));
+    }
+    if (step != SQLITE_DONE || result->events.size() != cached_chunk_events
+        || result->events.front().position != index * cached_chunk_events + 1)
+      return nullptr;
+    return result;
+  }
+
   /// Steps a bound query and decodes its rows until the chunk is full, the query runs out or a row fails. The
   /// events before a failing row are kept: the visitor gets them before the failure is thrown.
   template <class Decode>
@@ -988,6 +1147,16 @@ private:
 
   mutable std::mutex readers_mutex_;
   mutable std::vector<std::unique_ptr<reader>> idle_readers_;
+
+  /// read_all's decoded chunks by index (see shared_chunk).
+  mutable std::mutex chunks_mutex_;
+  mutable std::condition_variable chunks_changed_;
+  mutable std::unordered_map<log_position, cached_chunk> chunks_;
+  mutable std::uint64_t chunk_clock_ = 0;
+  mutable std::size_t ready_chunks_ = 0;
+  mutable std::size_t cached_bytes_ = 0;
+  mutable std::atomic<std::uint64_t> chunks_decoded_{0};
+  mutable std::atomic<std::uint64_t> chunks_reused_{0};
 
   mutable std::shared_mutex codecs_mutex_;
   std::shared_ptr<const codec_map> codecs_ = std::make_shared<codec_map>();

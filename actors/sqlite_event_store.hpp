@@ -58,6 +58,10 @@ struct sqlite_store_statistics {
   std::uint64_t queued = 0;
   /// Snapshots written (each one committed with a transaction; a newer one of the same stream replaces it).
   std::uint64_t snapshots = 0;
+  /// Chunks of 1,024 committed positions that read_all decoded from the file into its shared cache.
+  std::uint64_t chunks_decoded = 0;
+  /// Chunk reads that read_all served from that cache (decoded earlier by another reader, or by a reader ahead).
+  std::uint64_t chunks_reused = 0;
 };
 
 /// Thrown by read_stream and read_all when the file cannot be read, or an event in it has no registered codec or
@@ -98,6 +102,10 @@ private:
 ///
 /// Reads run on pooled read connections concurrently with appends and with each other. They decode payloads
 /// with the codecs given to add_event_types; an event they cannot decode ends the read with event_read_error.
+/// read_all decodes the committed log in chunks of 1,024 positions that it keeps in a small shared cache (the
+/// most recently used 64 chunks), so that readers walking the log together (the engine's projections
+/// rebuilding at start) decode each event once; a reader that finds its chunk being decoded by another decodes
+/// the next ones meanwhile. Committed events never change, so the cache needs no invalidation.
 /// Listeners are called after each commit on the writer thread, outside the store's locks.
 /// One store per file: a second writer (another store or process) is detected and makes the store unhealthy.
 class sqlite_event_store : public event_store {

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <latch>
 #include <mutex>
+#include <numeric>
 #include <random>
 #include <thread>
 #include <type_traits>
@@ -556,4 +557,116 @@ TEST_CASE("snapshots ride along with appends and cost no transaction of their ow
   REQUIRE(loaded);
   CHECK(loaded->version == 2);
   CHECK(loaded->state == "two");
+}
+
+namespace {
+
+/// Appends `events` deposits (amounts 1, 2, ...) to streams a-0..a-9 in turn, 100 per request.
+void fill_deposits(cqrs::sqlite_event_store& store, int events) {
+  std::vector<cqrs::stream_version> versions(10, 0);
+  for (int first = 1; first <= events; first += 100) {
+    auto stream = (first / 100) % 10;
+    std::vector<std::int64_t> amounts;
+    for (int amount = first; amount < first + 100 && amount <= events; ++amount)
+      amounts.push_back(amount);
+    REQUIRE(store.append(deposits(account_stream("a-" + std::to_string(stream)), versions[stream], amounts)));
+    versions[stream] += amounts.size();
+  }
+}
+
+} // namespace
+
+TEST_CASE("readers walking the log together decode each complete chunk of 1,024 positions once",
+          "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  constexpr int events = 10 * 1024 + 500; // ten complete chunks and a partial one read from the file
+  {
+    auto store = open_store(path);
+    fill_deposits(*store, events);
+  }
+  auto store = open_store(path);
+  REQUIRE(store->head() == events);
+  constexpr int readers = 4;
+  std::vector<std::vector<std::int64_t>> seen(readers);
+  std::vector<std::vector<cqrs::log_position>> positions(readers);
+  std::barrier start{readers};
+  {
+    std::vector<std::jthread> threads;
+    for (int reader = 0; reader < readers; ++reader)
+      threads.emplace_back([&, reader] {
+        start.arrive_and_wait();
+        // In the engine's batches of 1,024, as projections rebuilding read the log.
+        for (cqrs::log_position from = 0; from < events; from += 1024)
+          store->read_all(from, std::min<cqrs::log_position>(events, from + 1024), [&](const cqrs::envelope& event) {
+            seen[reader].push_back(amount_of(event));
+            positions[reader].push_back(event.position);
+            return true;
+          });
+      });
+  }
+  std::vector<std::int64_t> expected(events);
+  std::iota(expected.begin(), expected.end(), 1);
+  for (int reader = 0; reader < readers; ++reader) {
+    CHECK(seen[reader] == expected); // amount n is at position n
+    CHECK(std::is_sorted(positions[reader].begin(), positions[reader].end()));
+  }
+  auto statistics = store->statistics();
+  CHECK(statistics.chunks_decoded == 10);
+  // Of the 40 chunk reads, those of a chunk that another reader decoded (first, or ahead while it waited).
+  CHECK(statistics.chunks_reused >= 10 * (readers - 1));
+  CHECK(statistics.chunks_reused <= 10 * readers);
+
+  // Reads that start and end inside chunks see exactly their range, from the cache.
+  std::vector<std::int64_t> middle;
+  store->read_all(1000, 3000, [&](const cqrs::envelope& event) {
+    middle.push_back(amount_of(event));
+    return true;
+  });
+  CHECK(middle.size() == 2000);
+  CHECK(middle.front() == 1001);
+  CHECK(middle.back() == 3000);
+  // A visitor that stops early stops the read.
+  int visited = 0;
+  store->read_all(0, events, [&](const cqrs::envelope&) { return ++visited < 1500; });
+  CHECK(visited == 1500);
+  CHECK(store->statistics().chunks_decoded == 10);
+}
+
+TEST_CASE("an undecodable event inside a complete chunk stops the read at that event", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    fill_deposits(*store, 3000);
+  }
+  test_support::raw_database{path}.execute("UPDATE events SET payload = '{\"amount_cents\":\"many\"}' "
+                                           "WHERE position = 1500");
+  auto store = open_store(path);
+  std::vector<std::int64_t> seen;
+  auto collect = [&](const cqrs::envelope& event) {
+    seen.push_back(amount_of(event));
+    return true;
+  };
+  for (int attempt = 0; attempt < 2; ++attempt) { // the failing chunk is not cached: the second read fails alike
+    seen.clear();
+    try {
+      store->read_all(0, store->head(), collect);
+      FAIL("read_all did not throw");
+    } catch (const cqrs::event_read_error& error) {
+      CHECK(error.position() == 1500);
+      CHECK_THAT(error.what(), Catch::Contains("does not decode"));
+    }
+    REQUIRE(seen.size() == 1499);
+    CHECK(seen.back() == 1499);
+  }
+  // Reads that do not touch it are fine, on both sides of it in its chunk.
+  seen.clear();
+  store->read_all(1024, 1499, collect);
+  CHECK(seen.size() == 475);
+  seen.clear();
+  store->read_all(1500, 3000, collect);
+  REQUIRE(seen.size() == 1500);
+  CHECK(seen.front() == 1501);
+  CHECK(seen.back() == 3000);
 }
