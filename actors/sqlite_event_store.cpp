@@ -186,8 +186,11 @@ constexpr std::size_t max_waiting_snapshots = 1024;
 /// read_all's shared cache of decoded events: chunk k holds the positions k * cached_chunk_events + 1 to
 /// (k + 1) * cached_chunk_events, all committed (the engine's projections read in batches of the same size).
 constexpr log_position cached_chunk_events = 1024;
-/// Decoded chunks kept, the least recently used evicted first, and the most payload text (bytes) behind them.
-constexpr std::size_t max_cached_chunks = 64;
+/// Decoded chunks kept, and the most payload text (bytes) behind them. Readers walk the log at different paces
+/// (the engine's scheduler may run two projections to the head before it starts the other two), so when the
+/// cache is full, the chunk that leaves is the lowest one that as many readers walked through as through any
+/// chunk so far (the slowest walker is past it), or else the one furthest along the log (the one needed last).
+constexpr std::size_t max_cached_chunks = 256;
 constexpr std::size_t max_cached_bytes = std::size_t{64} << 20;
 /// A reader waiting for a chunk that another reader decodes meanwhile decodes one of the next ones this far on.
 constexpr log_position read_ahead_chunks = 4;
@@ -202,7 +205,8 @@ struct decoded_chunk {
 /// One chunk in the cache: being decoded by a reader, or ready.
 struct cached_chunk {
   std::shared_ptr<const decoded_chunk> ready;
-  std::uint64_t last_use = 0;
+  /// Reads that entered the chunk at its first position: readers walking the log through it.
+  std::uint64_t walkers = 0;
 };
 
 /// A read connection and its prepared statements.
@@ -496,7 +500,7 @@ public:
     auto cached_end = std::min(up_to, head_.load(std::memory_order_acquire) / cached_chunk_events * cached_chunk_events);
     while (next < cached_end) {
       auto index = next / cached_chunk_events;
-      auto chunk = shared_chunk(index);
+      auto chunk = shared_chunk(index, next == index * cached_chunk_events);
       if (!chunk)
         break; // the chunk does not decode: the direct read below stops at the failing event
       const auto& events = chunk->events;
@@ -639,7 +643,7 @@ private:
   /// another one it waits for), or nullptr when the chunk does not decode (the caller then reads directly and
   /// meets the failure at its event). While another reader decodes the chunk, this one decodes a chunk a little
   /// further on instead of idling, so that readers walking the log together decode on every core.
-  std::shared_ptr<const decoded_chunk> shared_chunk(log_position index) const {
+  std::shared_ptr<const decoded_chunk> shared_chunk(log_position index, bool from_start) const {
     std::unique_lock lock{chunks_mutex_};
     bool waited = false;
     while (true) {
@@ -647,11 +651,12 @@ private:
       if (found == chunks_.end()) {
         if (waited)
           return nullptr; // the reader that decoded it failed
-        return load_chunk(index, lock);
+        return load_chunk(index, from_start, lock);
       }
       if (found->second.ready) {
-        found->second.last_use = ++chunk_clock_;
         chunks_reused_.fetch_add(1, std::memory_order_relaxed);
+        if (from_start)
+          max_walkers_ = std::max(max_walkers_, ++found->second.walkers);
         return found->second.ready;
       }
       // Being decoded by another reader.
@@ -659,7 +664,7 @@ private:
       bool helped = false;
       for (auto ahead = index + 1; ahead <= index + read_ahead_chunks && ahead < committed_chunks; ++ahead) {
         if (!chunks_.contains(ahead)) {
-          load_chunk(ahead, lock);
+          load_chunk(ahead, false, lock);
           helped = true;
           break;
         }
@@ -672,8 +677,9 @@ private:
   }
 
   /// Decodes the chunk with the lock released (marked as being decoded meanwhile), then publishes it in the
-  /// cache, evicting the least recently used chunks beyond the cache's bounds.
-  std::shared_ptr<const decoded_chunk> load_chunk(log_position index, std::unique_lock<std::mutex>& lock) const {
+  /// cache, evicting chunks beyond the cache's bounds (see max_cached_chunks).
+  std::shared_ptr<const decoded_chunk> load_chunk(log_position index, bool walker,
+                                                  std::unique_lock<std::mutex>& lock) const {
     chunks_.emplace(index, cached_chunk{});
     lock.unlock();
     std::shared_ptr<const decoded_chunk> decoded;
@@ -689,24 +695,37 @@ private:
       chunks_decoded_.fetch_add(1, std::memory_order_relaxed);
       auto& entry = chunks_.at(index);
       entry.ready = decoded;
-      entry.last_use = ++chunk_clock_;
+      if (walker)
+        max_walkers_ = std::max(max_walkers_, ++entry.walkers);
       cached_bytes_ += decoded->bytes;
       ++ready_chunks_;
       while (ready_chunks_ > max_cached_chunks || (cached_bytes_ > max_cached_bytes && ready_chunks_ > 1)) {
-        auto oldest = chunks_.end();
-        for (auto candidate = chunks_.begin(); candidate != chunks_.end(); ++candidate)
-          if (candidate->second.ready && candidate->first != index
-              && (oldest == chunks_.end() || candidate->second.last_use < oldest->second.last_use))
-            oldest = candidate;
-        if (oldest == chunks_.end())
+        auto walked = chunks_.end();   // the lowest chunk every walker is past
+        auto furthest = chunks_.end(); // otherwise the highest chunk
+        for (auto candidate = chunks_.begin(); candidate != chunks_.end(); ++candidate) {
+          if (!candidate->second.ready || candidate->first == index)
+            continue;
+          if (candidate->second.walkers >= max_walkers_) {
+            if (walked == chunks_.end() || candidate->first < walked->first)
+              walked = candidate;
+          } else if (furthest == chunks_.end() || candidate->first > furthest->first) {
+            furthest = candidate;
+          }
+        }
+        auto victim = walked != chunks_.end() ? walked : furthest;
+        if (victim == chunks_.end())
           break;
-        cached_bytes_ -= oldest->second.ready->bytes;
-        --ready_chunks_;
-        chunks_.erase(oldest);
+        evict(victim);
       }
     }
     chunks_changed_.notify_all();
     return decoded;
+  }
+
+  void evict(std::unordered_map<log_position, cached_chunk>::iterator chunk) const {
+    cached_bytes_ -= chunk->second.ready->bytes;
+    --ready_chunks_;
+    chunks_.erase(chunk);
   }
 
   /// Reads and decodes the chunk's events from the file; nullptr when it is not all there or does not decode.
@@ -1152,7 +1171,7 @@ private:
   mutable std::mutex chunks_mutex_;
   mutable std::condition_variable chunks_changed_;
   mutable std::unordered_map<log_position, cached_chunk> chunks_;
-  mutable std::uint64_t chunk_clock_ = 0;
+  mutable std::uint64_t max_walkers_ = 0;
   mutable std::size_t ready_chunks_ = 0;
   mutable std::size_t cached_bytes_ = 0;
   mutable std::atomic<std::uint64_t> chunks_decoded_{0};

@@ -102,8 +102,8 @@ private:
 ///
 /// Reads run on pooled read connections concurrently with appends and with each other. They decode payloads
 /// with the codecs given to add_event_types; an event they cannot decode ends the read with event_read_error.
-/// read_all decodes the committed log in chunks of 1,024 positions that it keeps in a small shared cache (the
-/// most recently used 64 chunks), so that readers walking the log together (the engine's projections
+/// read_all decodes the committed log in chunks of 1,024 positions that it keeps in a bounded shared cache (256
+/// chunks, 64 MB of payload text), so that readers walking the log together (the engine's projections
 /// rebuilding at start) decode each event once; a reader that finds its chunk being decoded by another decodes
 /// the next ones meanwhile. Committed events never change, so the cache needs no invalidation.
 /// Listeners are called after each commit on the writer thread, outside the store's locks.
