@@ -195,9 +195,12 @@ constexpr std::size_t max_cached_bytes = std::size_t{64} << 20;
 /// A reader waiting for a chunk that another reader decodes meanwhile decodes one of the next ones this far on.
 constexpr log_position read_ahead_chunks = 4;
 
-/// The events of one complete chunk, decoded once and then shared read-only by every reader.
+/// The events of one chunk, decoded once (or kept by the writer as they were appended) and then shared read-only
+/// by every reader. The writer fills the chunk at the log's head event by event while readers read it: the
+/// first `filled` events are set and never change.
 struct decoded_chunk {
-  std::vector<envelope> events;
+  std::unique_ptr<envelope[]> events = std::make_unique<envelope[]>(cached_chunk_events);
+  std::atomic<std::size_t> filled{0};
   /// Their payloads' JSON text, which bounds the cache.
   std::size_t bytes = 0;
 };
@@ -496,22 +499,28 @@ public:
 
   void read_all(log_position after_position, log_position up_to, const event_visitor& visit) const override {
     auto next = after_position;
-    // The complete chunks below the committed head come from the shared cache, decoded once for all readers.
-    auto cached_end = std::min(up_to, head_.load(std::memory_order_acquire) / cached_chunk_events * cached_chunk_events);
-    while (next < cached_end) {
+    // Complete chunks come from the shared cache, decoded once for all readers; the chunk at the head from the
+    // events the writer kept as it committed them. What neither holds is read from the file.
+    while (next < up_to) {
       auto index = next / cached_chunk_events;
-      auto chunk = shared_chunk(index, next == index * cached_chunk_events);
+      bool complete = (index + 1) * cached_chunk_events <= head_.load(std::memory_order_acquire);
+      auto chunk = complete ? shared_chunk(index, next == index * cached_chunk_events) : head_chunk(index);
       if (!chunk)
-        break; // the chunk does not decode: the direct read below stops at the failing event
-      const auto& events = chunk->events;
-      for (auto offset = next - index * cached_chunk_events; offset < events.size(); ++offset) {
-        const auto& event = events[offset];
+        break; // not kept, or it does not decode: the direct read below stops at the failing event
+      auto filled = chunk->filled.load(std::memory_order_acquire);
+      auto offset = next - index * cached_chunk_events;
+      if (offset >= filled)
+        break;
+      for (; offset < filled; ++offset) {
+        const auto& event = chunk->events[offset];
         if (event.position > up_to)
           return;
         if (!visit(event))
           return;
         next = event.position;
       }
+      if (filled < cached_chunk_events)
+        break;
     }
     read_direct(next, up_to, visit);
   }
@@ -699,11 +708,20 @@ private:
         max_walkers_ = std::max(max_walkers_, ++entry.walkers);
       cached_bytes_ += decoded->bytes;
       ++ready_chunks_;
+      trim(index);
+    }
+    chunks_changed_.notify_all();
+    return decoded;
+  }
+
+  /// Evicts chunks (never `kept`) until the cache is within its bounds.
+  void trim(log_position kept) const {
+    {
       while (ready_chunks_ > max_cached_chunks || (cached_bytes_ > max_cached_bytes && ready_chunks_ > 1)) {
         auto walked = chunks_.end();   // the lowest chunk every walker is past
         auto furthest = chunks_.end(); // otherwise the highest chunk
         for (auto candidate = chunks_.begin(); candidate != chunks_.end(); ++candidate) {
-          if (!candidate->second.ready || candidate->first == index)
+          if (!candidate->second.ready || candidate->first == kept)
             continue;
           if (candidate->second.walkers >= max_walkers_) {
             if (walked == chunks_.end() || candidate->first < walked->first)
@@ -718,8 +736,25 @@ private:
         evict(victim);
       }
     }
-    chunks_changed_.notify_all();
-    return decoded;
+  }
+
+  /// The chunk the writer fills at the head, if it is chunk `index`.
+  std::shared_ptr<const decoded_chunk> head_chunk(log_position index) const {
+    std::lock_guard lock{chunks_mutex_};
+    if (head_chunk_ && head_chunk_index_ == index)
+      return head_chunk_;
+    return nullptr;
+  }
+
+  /// Puts a ready chunk into the cache (a complete one the writer filled), evicting beyond the bounds.
+  void publish(log_position index, std::shared_ptr<const decoded_chunk> chunk) const {
+    auto [entry, inserted] = chunks_.try_emplace(index);
+    if (!inserted)
+      return; // a reader decoded it from the file meanwhile, or is decoding it
+    entry->second.ready = std::move(chunk);
+    cached_bytes_ += entry->second.ready->bytes;
+    ++ready_chunks_;
+    trim(index);
   }
 
   void evict(std::unordered_map<log_position, cached_chunk>::iterator chunk) const {
@@ -731,7 +766,7 @@ private:
   /// Reads and decodes the chunk's events from the file; nullptr when it is not all there or does not decode.
   std::shared_ptr<const decoded_chunk> decode_chunk(log_position index) const {
     auto result = std::make_shared<decoded_chunk>();
-    result->events.reserve(cached_chunk_events);
+    std::size_t count = 0;
     codec_cursor codecs{codec_snapshot()};
     // Events of one stream share its id (the engine's own envelopes do too); the order workload interleaves
     // many streams, so remember every stream of the chunk rather than only the last one.
@@ -742,8 +777,8 @@ private:
     sqlite3_bind_int64(query, 1, static_cast<sqlite3_int64>(index * cached_chunk_events));
     sqlite3_bind_int64(query, 2, static_cast<sqlite3_int64>((index + 1) * cached_chunk_events));
     int step = SQLITE_ROW;
-    while ((step = sqlite3_step(query)) == SQLITE_ROW) {
-      auto& event = result->events.emplace_back();
+    while ((step = sqlite3_step(query)) == SQLITE_ROW && count < cached_chunk_events) {
+      auto& event = result->events[count++];
       event.position = static_cast<log_position>(sqlite3_column_int64(query, 0));
       auto type = column_text(query, 1);
       auto id = column_text(query, 2);
@@ -761,9 +796,10 @@ private:
       result->bytes += decode_into(event, codecs, column_text(query, 4), sqlite3_column_int64(query, 5),
                                    column_text(query, 6), column_text(query, 7), column_text(query, 8));
     }
-    if (step != SQLITE_DONE || result->events.size() != cached_chunk_events
-        || result->events.front().position != index * cached_chunk_events + 1)
+    if (step != SQLITE_DONE || count != cached_chunk_events
+        || result->events[0].position != index * cached_chunk_events + 1)
       return nullptr;
+    result->filled.store(count, std::memory_order_release);
     return result;
   }
 
@@ -1082,8 +1118,54 @@ private:
     transactions_.fetch_add(1, std::memory_order_relaxed);
     appends_.fetch_add(accepted, std::memory_order_relaxed);
     events_.fetch_add(accepted_events, std::memory_order_relaxed);
+    keep_committed(batch, timestamp);
     head_.store(next_position - 1, std::memory_order_release);
     return next_position - 1;
+  }
+
+  /// Keeps the batch's committed events, as appended (no decoding), in the chunk at the head for readers: the
+  /// engine's projections then follow new events without reading the file. The first chunk starts at the
+  /// first chunk boundary the writer reaches (a chunk begun before the store opened is read from the file).
+  void keep_committed(std::vector<pending_append>& batch, std::int64_t timestamp) {
+    auto time = from_microseconds(timestamp);
+    for (auto& pending : batch) {
+      if (!pending.result)
+        continue;
+      auto& request = pending.request;
+      auto position = pending.result->first_position;
+      auto version = pending.result->version - request.events.size();
+      for (std::size_t index = 0; index < request.events.size(); ++index, ++position) {
+        auto chunk_index = (position - 1) / cached_chunk_events;
+        auto offset = (position - 1) % cached_chunk_events;
+        if (!writing_chunk_ || writing_chunk_index_ != chunk_index) {
+          writing_chunk_.reset();
+          if (offset != 0)
+            continue; // wait for the next chunk boundary
+          writing_chunk_ = std::make_shared<decoded_chunk>();
+          writing_chunk_index_ = chunk_index;
+          std::lock_guard lock{chunks_mutex_};
+          head_chunk_ = writing_chunk_;
+          head_chunk_index_ = chunk_index;
+        }
+        auto& event = writing_chunk_->events[offset];
+        event.stream = request.stream;
+        event.version = ++version;
+        event.position = position;
+        event.type_name = request.events[index].type_name;
+        event.timestamp = time;
+        event.command_id = request.command_id;
+        event.correlation_id = request.correlation_id;
+        event.payload = std::move(request.events[index].payload);
+        writing_chunk_->bytes += pending.payloads[index].size();
+        writing_chunk_->filled.store(offset + 1, std::memory_order_release);
+        if (offset + 1 == cached_chunk_events) {
+          std::lock_guard lock{chunks_mutex_};
+          publish(chunk_index, writing_chunk_);
+          head_chunk_.reset();
+          writing_chunk_.reset();
+        }
+      }
+    }
   }
 
   /// The stream's committed version: from the cache, or from the file the first time the stream is appended to.
@@ -1172,6 +1254,11 @@ private:
   mutable std::condition_variable chunks_changed_;
   mutable std::unordered_map<log_position, cached_chunk> chunks_;
   mutable std::uint64_t max_walkers_ = 0;
+  /// The chunk the writer fills at the head (the writer's own pointer, and the one readers take under the lock).
+  std::shared_ptr<decoded_chunk> writing_chunk_;
+  log_position writing_chunk_index_ = 0;
+  mutable std::shared_ptr<const decoded_chunk> head_chunk_;
+  mutable log_position head_chunk_index_ = 0;
   mutable std::size_t ready_chunks_ = 0;
   mutable std::size_t cached_bytes_ = 0;
   mutable std::atomic<std::uint64_t> chunks_decoded_{0};

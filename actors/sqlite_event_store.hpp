@@ -105,7 +105,10 @@ private:
 /// read_all decodes the committed log in chunks of 1,024 positions that it keeps in a bounded shared cache (256
 /// chunks, 64 MB of payload text), so that readers walking the log together (the engine's projections
 /// rebuilding at start) decode each event once; a reader that finds its chunk being decoded by another decodes
-/// the next ones meanwhile. Committed events never change, so the cache needs no invalidation.
+/// the next ones meanwhile. Committed events never change, so the cache needs no invalidation. The writer keeps
+/// the events it commits, as they were appended (payload objects, not decoded JSON), in the chunk at the head,
+/// which readers follow without reading the file; full chunks join the cache. Like the in-memory store, such a
+/// read hands out the appended payload itself, so a codec that does not round-trip shows only after a reopen.
 /// Listeners are called after each commit on the writer thread, outside the store's locks.
 /// One store per file: a second writer (another store or process) is detected and makes the store unhealthy.
 class sqlite_event_store : public event_store {

@@ -670,3 +670,45 @@ TEST_CASE("an undecodable event inside a complete chunk stops the read at that e
   CHECK(seen.front() == 1501);
   CHECK(seen.back() == 3000);
 }
+
+TEST_CASE("new events are read back as the writer kept them, without decoding the file, also across a reopen",
+          "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  auto amounts_up_to = [](int last) {
+    std::vector<std::int64_t> expected(last);
+    std::iota(expected.begin(), expected.end(), 1);
+    return expected;
+  };
+  {
+    auto store = open_store(path);
+    fill_deposits(*store, 3000); // chunks 0 and 1 complete, chunk 2 at the head
+    std::vector<std::int64_t> seen;
+    std::vector<std::int64_t> versions;
+    store->read_all(0, store->head(), [&](const cqrs::envelope& event) {
+      seen.push_back(amount_of(event));
+      if (event.stream->id == "a-0")
+        versions.push_back(static_cast<std::int64_t>(event.version));
+      CHECK(event.type_name == bank::money_deposited::type_name);
+      CHECK(event.command_id == "cmd-1");
+      return true;
+    });
+    CHECK(seen == amounts_up_to(3000));
+    CHECK(versions == amounts_up_to(300)); // stream a-0's own versions 1..300, as appended
+    CHECK(store->statistics().chunks_decoded == 0);
+  }
+  // Reopened at 3,000, inside chunk 2: the writer keeps events again from chunk 3 (position 3,073) on; chunks 0-2,
+  // complete now, are decoded from the file.
+  auto store = open_store(path);
+  std::vector<std::int64_t> amounts;
+  for (int amount = 3001; amount <= 3200; ++amount)
+    amounts.push_back(amount);
+  REQUIRE(store->append(deposits(account_stream("b"), 0, amounts)));
+  std::vector<std::int64_t> seen;
+  store->read_all(0, store->head(), [&](const cqrs::envelope& event) {
+    seen.push_back(amount_of(event));
+    return true;
+  });
+  CHECK(seen == amounts_up_to(3200));
+  CHECK(store->statistics().chunks_decoded == 3);
+}
