@@ -46,12 +46,18 @@ enum class query_dispatch {
 
 /// Which thread applies new events to the read models.
 enum class projection_dispatch {
+  /// The projection actors apply new events in batches (cheap per event), and a query that waits for a position
+  /// its read model has not reached applies the missing events itself, on its own thread, when no other thread is
+  /// applying to that read model: read-your-writes without waiting for the projection actor's turn on a busy
+  /// scheduler. The default.
+  projection_actor_or_waiting_query,
   /// The thread that appended them, unless another thread is already applying to that read model (it then
-  /// applies these too: flat combining); the projection actor takes over long catch-ups and rebuilds. A query
-  /// for one's own write then costs no actor hop. With a store that commits in the background (SQLite), the
-  /// projection actors apply instead, so that the store's commit thread never waits for read models.
+  /// applies these too: flat combining); the projection actor takes over long catch-ups and rebuilds. Every
+  /// event is applied at once (lowest visibility latency), at a cost per event. With a store that commits in the
+  /// background (SQLite), the projection actors apply instead, so that the store's commit thread never waits.
   appending_thread,
-  /// Always the projection actor (each read model is applied on a CAF worker, in turn with the aggregates).
+  /// Only the projection actors (each read model applied on a CAF worker, in turn with the aggregates): the
+  /// choice for read models whose apply may block or take long, which must never hold up writers or queries.
   projection_actor,
 };
 
@@ -65,7 +71,7 @@ struct options {
   /// Number of query actors that answer queries in parallel.
   std::size_t query_actors = 2;
   query_dispatch queries = query_dispatch::caller_when_ready;
-  projection_dispatch projections = projection_dispatch::appending_thread;
+  projection_dispatch projections = projection_dispatch::projection_actor_or_waiting_query;
   /// How long an `at_least` query waits for its read model when the query names no timeout.
   std::chrono::milliseconds query_timeout{5000};
   /// Aggregate actors that received no command for this long stop and rehydrate on their next command;

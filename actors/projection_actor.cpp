@@ -21,7 +21,7 @@ query_error failed_error(const projection_runtime& runtime) {
 } // namespace
 
 void engine_core::on_new_head(projection_slot& slot) {
-  if (settings.projections == projection_dispatch::projection_actor || store->appends_in_background()) {
+  if (settings.projections != projection_dispatch::appending_thread || store->appends_in_background()) {
     wake(slot);
     return;
   }
@@ -46,6 +46,15 @@ void engine_core::combine(projection_slot& slot) {
 
 void engine_core::park_or_answer(std::shared_ptr<query_task> task) {
   auto& slot = *static_cast<projection_slot*>(task->projection->slot);
+  if (settings.projections == projection_dispatch::projection_actor_or_waiting_query
+      && task->projection->checkpoint.load(std::memory_order_acquire) < task->min_position
+      && slot.applying.try_lock()) {
+    // Help the read model along instead of waiting for its actor's turn; the events are in the log already.
+    auto more = apply_new_events(slot, *store, *this, events_per_turn);
+    slot.applying.unlock();
+    if (more)
+      wake(slot);
+  }
   std::uint64_t waiter = 0;
   switch (slot.park(task, waiter)) {
     case projection_slot::park_outcome::ready:

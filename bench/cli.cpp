@@ -57,6 +57,7 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   std::string consistency = "any";
   std::string progress = "auto";
   std::string query_dispatch = "caller";
+  std::string projection_dispatch = "query-helps";
   bool baseline = false;
   std::string store = "memory";
   std::string sync;
@@ -116,6 +117,13 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
     ->type_name("NAME")
     ->capture_default_str()
     ->check(CLI::IsMember({"caller", "actors"}));
+  app
+    .add_option("--projections", projection_dispatch,
+                "New events applied to the read models by the projection actors, and by a query that waits for "
+                "them (query-helps), by the appending thread (appending), or only by the projection actors (actors)")
+    ->type_name("NAME")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"query-helps", "appending", "actors"}));
   add_count(app, "--visibility-every", load.visibility_every,
             "Sample visibility on one accepted command in N, asking one read model in turn (0: none)", std::uint64_t{0},
             std::uint64_t{1'000'000'000});
@@ -185,6 +193,9 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   load.policy = policy == "sharing" ? cqrs::scheduler_policy::sharing : cqrs::scheduler_policy::stealing;
   load.query_dispatch =
     query_dispatch == "actors" ? cqrs::query_dispatch::query_actors : cqrs::query_dispatch::caller_when_ready;
+  load.projection_dispatch = projection_dispatch == "actors"      ? cqrs::projection_dispatch::projection_actor
+                            : projection_dispatch == "appending" ? cqrs::projection_dispatch::appending_thread
+                                                                 : cqrs::projection_dispatch::projection_actor_or_waiting_query;
   load.consistency = consistency == "ryw" ? read_consistency::read_your_writes : read_consistency::any;
   static const std::map<std::string, progress_style> styles{{"auto", progress_style::automatic},
                                                             {"bar", progress_style::bar},

@@ -757,6 +757,7 @@ std::unique_ptr<cqrs::engine> make_engine(const load_options& options, const std
                                                              .policy = options.policy,
                                                              .store = options.store,
                                                              .queries = options.query_dispatch,
+                                                             .projections = options.projection_dispatch,
                                                              .passivate_after = options.passivate_after,
                                                              .max_live_aggregates = options.max_live_aggregates});
   engine->add_aggregate<orders::order>();

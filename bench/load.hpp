@@ -75,6 +75,7 @@ struct load_options {
   std::size_t drivers = 2;
   /// Where the engine answers a query whose read model is ready: on the caller's thread or by its query actors.
   cqrs::query_dispatch query_dispatch = cqrs::query_dispatch::caller_when_ready;
+  cqrs::projection_dispatch projection_dispatch = cqrs::projection_dispatch::projection_actor_or_waiting_query;
 
   /// One accepted command in this many is sampled for visibility latency (0 = none): at its acknowledgement one
   /// read model, each in turn, is asked at_least(its position); the time until the answer is its visibility.

@@ -174,6 +174,9 @@ boost::json::object to_json(const load_report& report) {
   object["policy"] = std::string{policy_name(options.policy)};
   object["drivers"] = options.drivers;
   object["query_dispatch"] = options.query_dispatch == cqrs::query_dispatch::query_actors ? "actors" : "caller";
+  object["projections"] = options.projection_dispatch == cqrs::projection_dispatch::projection_actor   ? "actors"
+                          : options.projection_dispatch == cqrs::projection_dispatch::appending_thread ? "appending"
+                                                                                                      : "query-helps";
   object["consistency"] = options.consistency == read_consistency::read_your_writes ? "ryw" : "any";
   object["loop"] = options.rate > 0 ? "open" : "closed";
   object["rate"] = options.rate;

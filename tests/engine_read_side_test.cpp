@@ -95,7 +95,9 @@ private:
 
 TEST_CASE("read-your-writes: a query at the command's position always sees its effect (10,000 times, under load)") {
   auto dispatch = GENERATE(cqrs::query_dispatch::caller_when_ready, cqrs::query_dispatch::query_actors);
-  auto engine = bank_engine(cqrs::options{.queries = dispatch});
+  auto projections = GENERATE(cqrs::projection_dispatch::projection_actor_or_waiting_query,
+                              cqrs::projection_dispatch::appending_thread, cqrs::projection_dispatch::projection_actor);
+  auto engine = bank_engine(cqrs::options{.queries = dispatch, .projections = projections});
   open(*engine, "mine");
   background_load load{*engine, 3};
   int violations = 0;
@@ -115,7 +117,9 @@ TEST_CASE("read-your-writes: a query at the command's position always sees its e
 }
 
 TEST_CASE("each read model equals a fold of the log, and a rebuild from position 0 equals the live one") {
-  auto engine = bank_engine();
+  auto projections = GENERATE(cqrs::projection_dispatch::projection_actor_or_waiting_query,
+                              cqrs::projection_dispatch::appending_thread, cqrs::projection_dispatch::projection_actor);
+  auto engine = bank_engine(cqrs::options{.projections = projections});
   {
     background_load load{*engine, 4};
     for (int index = 0; index < 50; ++index) {
