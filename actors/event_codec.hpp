@@ -56,8 +56,11 @@ event_type_codec codec_for() {
     Alternative::type_name,
     [](const std::any& payload) { return boost::json::serialize(event_to_json(*std::any_cast<Event>(&payload))); },
     [](std::string_view text) -> std::expected<std::any, std::string> {
+      // Parsed into a buffer on the stack (the heap only for payloads beyond it): recovery decodes every event.
+      unsigned char buffer[4096];
+      boost::json::monotonic_resource resource{buffer, sizeof buffer};
       boost::system::error_code error;
-      auto json = boost::json::parse(text, error);
+      auto json = boost::json::parse(text, error, &resource);
       if (error)
         return std::unexpected("malformed JSON payload of " + std::string{Alternative::type_name} + ": "
                                + error.message());
