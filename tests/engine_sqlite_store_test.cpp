@@ -24,6 +24,7 @@ namespace {
 using test_support::account_stream;
 using test_support::amount_of;
 using test_support::deposits;
+using test_support::start_writers;
 
 std::shared_ptr<cqrs::sqlite_event_store> open_store(const std::string& path, cqrs::sqlite_options options = {}) {
   auto opened = cqrs::open_sqlite_event_store(path, std::move(options));
@@ -203,15 +204,11 @@ TEST_CASE("appends from 16 threads share transactions (group commit)", "[store][
   std::atomic<int> refused{0};
   std::barrier start{threads};
   {
-    std::vector<std::jthread> writers;
-    for (int writer = 0; writer < threads; ++writer)
-      writers.emplace_back([&, writer] {
-        auto own = account_stream("w" + std::to_string(writer));
-        start.arrive_and_wait();
-        for (int index = 0; index < appends; ++index)
-          if (!store->append(deposits(own, index, {index})))
-            ++refused;
-      });
+    auto writers = start_writers(threads, start, [&](int, const auto& own) {
+      for (int index = 0; index < appends; ++index)
+        if (!store->append(deposits(own, index, {index})))
+          ++refused;
+    });
   }
   auto statistics = store->statistics();
   INFO("transactions: " << statistics.transactions << ", appends: " << statistics.appends);
@@ -412,24 +409,20 @@ TEST_CASE("append_async from 32 threads: every callback once, gap-free positions
   std::latch all_done{threads * appends};
   std::barrier start{threads};
   {
-    std::vector<std::jthread> writers;
-    for (int writer = 0; writer < threads; ++writer)
-      writers.emplace_back([&, writer] {
-        auto own = account_stream("w" + std::to_string(writer));
-        start.arrive_and_wait();
-        // Each request builds on the one before: the queue keeps one thread's requests in order.
-        for (int index = 0; index < appends; ++index)
-          store->append_async(deposits(own, index, {index}), [&, slot = writer * appends + index](auto result) {
-            ++calls[slot];
-            if (result) {
-              std::lock_guard lock{results_mutex};
-              positions.push_back(result->first_position);
-            } else {
-              ++failed;
-            }
-            all_done.count_down();
-          });
-      });
+    auto writers = start_writers(threads, start, [&](int writer, const auto& own) {
+      // Each request builds on the one before: the queue keeps one thread's requests in order.
+      for (int index = 0; index < appends; ++index)
+        store->append_async(deposits(own, index, {index}), [&, slot = writer * appends + index](auto result) {
+          ++calls[slot];
+          if (result) {
+            std::lock_guard lock{results_mutex};
+            positions.push_back(result->first_position);
+          } else {
+            ++failed;
+          }
+          all_done.count_down();
+        });
+    });
   }
   all_done.wait();
   CHECK(failed.load() == 0);

@@ -15,6 +15,7 @@ namespace {
 
 using test_support::account_stream;
 using test_support::deposits;
+using test_support::start_writers;
 using stopwatch = std::chrono::steady_clock;
 
 double seconds_since(stopwatch::time_point start) {
@@ -37,15 +38,11 @@ void measure_appends(cqrs::sqlite_synchronous synchronous, const char* mode, int
   std::atomic<int> refused{0};
   stopwatch::time_point began;
   {
-    std::vector<std::jthread> writers;
-    for (int writer = 0; writer < threads; ++writer)
-      writers.emplace_back([&, writer] {
-        auto own = account_stream("w" + std::to_string(writer));
-        start.arrive_and_wait();
-        for (int index = 0; index < appends_per_thread; ++index)
-          if (!store->append(deposits(own, index, {index}, "command-" + std::to_string(index))))
-            ++refused;
-      });
+    auto writers = start_writers(threads, start, [&](int, const auto& own) {
+      for (int index = 0; index < appends_per_thread; ++index)
+        if (!store->append(deposits(own, index, {index}, "command-" + std::to_string(index))))
+          ++refused;
+    });
     start.arrive_and_wait();
     began = stopwatch::now();
   }
@@ -70,18 +67,14 @@ void measure_async_appends(cqrs::sqlite_synchronous synchronous, const char* mod
   std::latch all_done{threads * appends_per_thread};
   stopwatch::time_point began;
   {
-    std::vector<std::jthread> writers;
-    for (int writer = 0; writer < threads; ++writer)
-      writers.emplace_back([&, writer] {
-        auto own = account_stream("w" + std::to_string(writer));
-        start.arrive_and_wait();
-        for (int index = 0; index < appends_per_thread; ++index)
-          store->append_async(deposits(own, index, {index}, "command-" + std::to_string(index)), [&](auto result) {
-            if (!result)
-              ++refused;
-            all_done.count_down();
-          });
-      });
+    auto writers = start_writers(threads, start, [&](int, const auto& own) {
+      for (int index = 0; index < appends_per_thread; ++index)
+        store->append_async(deposits(own, index, {index}, "command-" + std::to_string(index)), [&](auto result) {
+          if (!result)
+            ++refused;
+          all_done.count_down();
+        });
+    });
     start.arrive_and_wait();
     began = stopwatch::now();
   }

@@ -8,6 +8,7 @@
 #include <boost/describe.hpp>
 #include <sqlite3.h>
 
+#include <barrier>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -57,6 +59,20 @@ private:
 
 inline std::shared_ptr<const cqrs::stream_id> account_stream(std::string id) {
   return std::make_shared<const cqrs::stream_id>(cqrs::stream_id{"account", std::move(id)});
+}
+
+/// Starts `threads` writer threads, each with its own account stream "w<n>", that run `body(n, stream)` once all of
+/// them (and whoever else `start` counts) have arrived at `start`; the threads join when the result is destroyed.
+template <class Body>
+std::vector<std::jthread> start_writers(int threads, std::barrier<>& start, Body body) {
+  std::vector<std::jthread> writers;
+  for (int writer = 0; writer < threads; ++writer)
+    writers.emplace_back([&start, body, writer] {
+      auto own = account_stream("w" + std::to_string(writer));
+      start.arrive_and_wait();
+      body(writer, own);
+    });
+  return writers;
 }
 
 /// A request appending one deposit event per amount.
