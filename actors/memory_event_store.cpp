@@ -1,6 +1,6 @@
 // The in-memory event store: one log in a deque (stable addresses) plus a per-stream index of positions, the
 // positions of remembered command ids, and the latest snapshot of each stream.
-#include "actors/event_store.hpp"
+#include "actors/detail/store_support.hpp"
 
 #include <atomic>
 #include <new>
@@ -10,13 +10,6 @@
 
 namespace cqrs {
 namespace {
-
-struct stream_id_hash {
-  std::size_t operator()(const stream_id& stream) const noexcept {
-    std::size_t seed = std::hash<std::string>{}(stream.type);
-    return seed ^ (std::hash<std::string>{}(stream.id) + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2));
-  }
-};
 
 class memory_event_store final : public event_store {
 public:
@@ -67,7 +60,7 @@ public:
         commands_.try_emplace(std::move(request.command_id), result.first_position, result.last_position);
       head_.store(result.last_position, std::memory_order_release);
     }
-    notify(result.last_position);
+    listeners_.notify(result.last_position);
     return result;
   }
 
@@ -130,24 +123,10 @@ public:
     return found->second;
   }
 
-  std::uint64_t subscribe(head_listener listener) override {
-    std::unique_lock lock{listeners_mutex_};
-    auto id = ++last_subscription_;
-    listeners_.emplace(id, std::move(listener));
-    return id;
-  }
-
-  void unsubscribe(std::uint64_t subscription) override {
-    std::unique_lock lock{listeners_mutex_};
-    listeners_.erase(subscription);
-  }
+  std::uint64_t subscribe(head_listener listener) override { return listeners_.subscribe(std::move(listener)); }
+  void unsubscribe(std::uint64_t subscription) override { listeners_.unsubscribe(subscription); }
 
 private:
-  void notify(log_position head) {
-    std::shared_lock lock{listeners_mutex_};
-    for (auto& [id, listener] : listeners_)
-      listener(head);
-  }
 
   static constexpr std::size_t segment_bits = 16;
   static constexpr std::size_t segment_size = std::size_t{1} << segment_bits;
@@ -176,17 +155,15 @@ private:
   std::unique_ptr<std::atomic<envelope*>[]> segments_;
   /// Events in the log, published or being appended (the writer's view, under `mutex_`).
   log_position size_ = 0;
-  std::unordered_map<stream_id, std::vector<log_position>, stream_id_hash> streams_;
+  std::unordered_map<stream_id, std::vector<log_position>, detail::stream_id_hash> streams_;
   /// Command id -> first and last position of its events, for appends with remember_command_id only.
   std::unordered_map<std::string, std::pair<log_position, log_position>> commands_;
   std::atomic<log_position> head_{0};
 
   mutable std::mutex snapshots_mutex_;
-  std::unordered_map<stream_id, snapshot, stream_id_hash> snapshots_;
+  std::unordered_map<stream_id, snapshot, detail::stream_id_hash> snapshots_;
 
-  std::shared_mutex listeners_mutex_;
-  std::unordered_map<std::uint64_t, head_listener> listeners_;
-  std::uint64_t last_subscription_ = 0;
+  detail::head_listeners listeners_;
 };
 
 } // namespace

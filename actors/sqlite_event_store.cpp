@@ -1,5 +1,6 @@
 // The SQLite event store: schema and open checks, group commit by a writer thread, pooled readers, snapshots.
 #include "actors/sqlite_event_store.hpp"
+#include "actors/detail/store_support.hpp"
 
 #include <sqlite3.h>
 
@@ -104,13 +105,6 @@ std::chrono::system_clock::time_point from_microseconds(std::int64_t microsecond
   return std::chrono::system_clock::time_point{
     std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds{microseconds})};
 }
-
-struct stream_id_hash {
-  std::size_t operator()(const stream_id& stream) const noexcept {
-    std::size_t seed = std::hash<std::string>{}(stream.type);
-    return seed ^ (std::hash<std::string>{}(stream.id) + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2));
-  }
-};
 
 struct string_hash {
   using is_transparent = void;
@@ -354,7 +348,7 @@ public:
       std::vector<pending_append> batch;
       batch.push_back(std::move(*accepted));
       if (auto committed = commit(batch, {}))
-        notify(*committed);
+        listeners_.notify(*committed);
       return std::move(batch.front().result);
     }
     append_waiter waiter;
@@ -574,17 +568,8 @@ public:
     codecs_ = std::move(updated);
   }
 
-  std::uint64_t subscribe(head_listener listener) override {
-    std::unique_lock lock{listeners_mutex_};
-    auto id = ++last_subscription_;
-    listeners_.emplace(id, std::move(listener));
-    return id;
-  }
-
-  void unsubscribe(std::uint64_t subscription) override {
-    std::unique_lock lock{listeners_mutex_};
-    listeners_.erase(subscription);
-  }
+  std::uint64_t subscribe(head_listener listener) override { return listeners_.subscribe(std::move(listener)); }
+  void unsubscribe(std::uint64_t subscription) override { listeners_.unsubscribe(subscription); }
 
   bool healthy() const override { return healthy_.load(std::memory_order_acquire); }
 
@@ -943,7 +928,7 @@ private:
       // Neither listeners nor callbacks may end the writer thread: what they throw is dropped.
       if (committed) {
         try {
-          notify(*committed);
+          listeners_.notify(*committed);
         } catch (...) {
         }
       }
@@ -1034,7 +1019,7 @@ private:
 
     auto timestamp = to_microseconds(std::chrono::system_clock::now());
     auto next_position = head + 1;
-    std::unordered_map<stream_id, stream_version, stream_id_hash> batch_versions;
+    std::unordered_map<stream_id, stream_version, detail::stream_id_hash> batch_versions;
     std::uint64_t accepted = 0;
     std::uint64_t accepted_events = 0;
     std::uint64_t refused = 0;
@@ -1214,24 +1199,19 @@ private:
                                                + "; reopen it to continue"};
   }
 
-  void notify(log_position head) {
-    std::shared_lock lock{listeners_mutex_};
-    for (auto& [id, listener] : listeners_)
-      listener(head);
-  }
 
   const std::string path_;
   sqlite_options options_;
 
   // The writer's state: touched only on the writer thread.
   writer writer_;
-  std::unordered_map<stream_id, stream_version, stream_id_hash> versions_;
+  std::unordered_map<stream_id, stream_version, detail::stream_id_hash> versions_;
 
   mutable std::mutex queue_mutex_;
   std::condition_variable queue_changed_;
   std::deque<pending_append> queue_;
   /// Snapshots waiting for the next transaction (the latest of each stream), and those in the running one.
-  std::unordered_map<stream_id, snapshot, stream_id_hash> waiting_snapshots_;
+  std::unordered_map<stream_id, snapshot, detail::stream_id_hash> waiting_snapshots_;
   std::vector<snapshot> writing_snapshots_;
   std::chrono::steady_clock::time_point snapshots_due_;
   bool stopping_ = false;
@@ -1267,9 +1247,7 @@ private:
   mutable std::shared_mutex codecs_mutex_;
   std::shared_ptr<const codec_map> codecs_ = std::make_shared<codec_map>();
 
-  std::shared_mutex listeners_mutex_;
-  std::unordered_map<std::uint64_t, head_listener> listeners_;
-  std::uint64_t last_subscription_ = 0;
+  detail::head_listeners listeners_;
 
   /// Last member: it starts once everything it uses is constructed.
   std::thread writer_thread_;

@@ -1,0 +1,50 @@
+// Internal: pieces both event stores share: hashing a stream id, and the registry of head listeners.
+#pragma once
+
+#include "actors/event_store.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+
+namespace cqrs::detail {
+
+struct stream_id_hash {
+  std::size_t operator()(const stream_id& stream) const noexcept {
+    std::size_t seed = std::hash<std::string>{}(stream.type);
+    return seed ^ (std::hash<std::string>{}(stream.id) + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2));
+  }
+};
+
+/// The listeners of a store's head: subscribe and unsubscribe from any thread, notify after each commit.
+class head_listeners {
+public:
+  std::uint64_t subscribe(head_listener listener) {
+    std::unique_lock lock{mutex_};
+    auto id = ++last_subscription_;
+    listeners_.emplace(id, std::move(listener));
+    return id;
+  }
+
+  void unsubscribe(std::uint64_t subscription) {
+    std::unique_lock lock{mutex_};
+    listeners_.erase(subscription);
+  }
+
+  /// Calls every listener with the new head, under a shared lock: listeners may run concurrently.
+  void notify(log_position head) {
+    std::shared_lock lock{mutex_};
+    for (auto& [id, listener] : listeners_)
+      listener(head);
+  }
+
+private:
+  std::shared_mutex mutex_;
+  std::unordered_map<std::uint64_t, head_listener> listeners_;
+  std::uint64_t last_subscription_ = 0;
+};
+
+} // namespace cqrs::detail
