@@ -82,6 +82,25 @@ bool idle(const aggregate_slot::entry& entry) {
   return entry.presence->unhandled.load(std::memory_order_acquire) == 0;
 }
 
+/// Walks a shard from its least recently used actor, passivating the idle ones (busy ones are skipped) while
+/// `more(entry)` holds, looking at `limit` actors at most.
+template <class More>
+void passivate_oldest(aggregate_slot::shard& shard, engine_core::counters_type& counters, More more,
+                      std::size_t limit) {
+  std::size_t looked_at = 0;
+  for (auto candidate = shard.recency.end(); candidate != shard.recency.begin() && looked_at++ < limit;) {
+    --candidate;
+    auto found = shard.actors.find(std::string_view{*candidate});
+    if (!more(found->second))
+      break;
+    if (!idle(found->second))
+      continue;
+    auto previous = std::next(candidate);
+    passivate(shard, found, counters);
+    candidate = previous;
+  }
+}
+
 } // namespace
 
 void engine_core::make_room(aggregate_slot::shard& shard, std::size_t incoming) {
@@ -90,17 +109,8 @@ void engine_core::make_room(aggregate_slot::shard& shard, std::size_t incoming) 
   auto share = std::max<std::size_t>(1, settings.max_live_aggregates / aggregate_slot::shard_count);
   // Bounded: when the least recently used actors are all busy, the shard goes over its share for a while
   // (until a later spawn or the sweeper finds them idle).
-  auto looked_at = 0;
-  auto candidate = shard.recency.end();
-  while (shard.actors.size() + incoming > share && candidate != shard.recency.begin() && looked_at++ < 8) {
-    --candidate;
-    auto found = shard.actors.find(std::string_view{*candidate});
-    if (!idle(found->second))
-      continue;
-    auto previous = std::next(candidate);
-    passivate(shard, found, counters);
-    candidate = previous;
-  }
+  passivate_oldest(
+    shard, counters, [&](const aggregate_slot::entry&) { return shard.actors.size() + incoming > share; }, 8);
 }
 
 void engine_core::count_started() {
@@ -123,17 +133,9 @@ void engine_core::passivate_idle() {
       if (!by_time)
         continue;
       // The recency list is ordered by last use: walk from the oldest until an entry is recent.
-      for (auto candidate = shard.recency.end(); candidate != shard.recency.begin();) {
-        --candidate;
-        auto found = shard.actors.find(std::string_view{*candidate});
-        if (found->second.last_used > cutoff)
-          break;
-        if (!idle(found->second))
-          continue;
-        auto previous = std::next(candidate);
-        passivate(shard, found, counters);
-        candidate = previous;
-      }
+      passivate_oldest(
+        shard, counters, [&](const aggregate_slot::entry& entry) { return entry.last_used <= cutoff; },
+        shard.recency.size());
     }
 }
 
