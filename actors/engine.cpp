@@ -107,6 +107,8 @@ void engine_core::make_room(aggregate_slot::shard& shard, std::size_t incoming) 
   if (settings.max_live_aggregates == 0)
     return;
   auto share = std::max<std::size_t>(1, settings.max_live_aggregates / aggregate_slot::shard_count);
+  if (shard.actors.size() + incoming <= share)
+    return; // the common case on a spawn: no lookup at all
   // Bounded: when the least recently used actors are all busy, the shard goes over its share for a while
   // (until a later spawn or the sweeper finds them idle).
   passivate_oldest(
