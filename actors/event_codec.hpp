@@ -1,6 +1,7 @@
 // Converts an aggregate's events to and from JSON by their versioned type names (for durable stores and tools).
 #pragma once
 
+#include "actors/detail/flat_json.hpp"
 #include "actors/detail/type_erasure.hpp"
 
 #include <boost/json.hpp>
@@ -56,6 +57,11 @@ event_type_codec codec_for() {
     Alternative::type_name,
     [](const std::any& payload) { return boost::json::serialize(event_to_json(*std::any_cast<Event>(&payload))); },
     [](std::string_view text) -> std::expected<std::any, std::string> {
+      if constexpr (flat_json_struct<Alternative>) {
+        Alternative decoded{};
+        if (decode_flat_json(text, decoded))
+          return std::any{Event{std::move(decoded)}};
+      }
       // Parsed into a buffer on the stack (the heap only for payloads beyond it): recovery decodes every event.
       unsigned char buffer[4096];
       boost::json::monotonic_resource resource{buffer, sizeof buffer};

@@ -1,0 +1,177 @@
+// The event codecs' direct decoding of flat events: the same results as Boost.JSON's value_to, document by document.
+#include "actors/event_codec.hpp"
+#include "domain/bank_account.hpp"
+#include "domain/orders.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <any>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace codec_test {
+
+struct sample {
+  static constexpr std::string_view type_name = "Sample.v1";
+  std::string name;
+  std::int64_t count = 0;
+  std::uint32_t small = 0;
+  bool flag = false;
+  double ratio = 0;
+  bool operator==(const sample&) const = default;
+};
+BOOST_DESCRIBE_STRUCT(sample, (), (name, count, small, flag, ratio))
+
+struct empty_event {
+  static constexpr std::string_view type_name = "Empty.v1";
+  bool operator==(const empty_event&) const = default;
+};
+BOOST_DESCRIBE_STRUCT(empty_event, (), ())
+
+struct with_list {
+  static constexpr std::string_view type_name = "WithList.v1";
+  std::vector<std::int64_t> values;
+  bool operator==(const with_list&) const = default;
+};
+BOOST_DESCRIBE_STRUCT(with_list, (), (values))
+
+/// Described, but converted by its own tag_invoke, which Boost.JSON prefers: the codec must keep using it.
+struct custom {
+  static constexpr std::string_view type_name = "Custom.v1";
+  std::string text;
+  bool operator==(const custom&) const = default;
+};
+BOOST_DESCRIBE_STRUCT(custom, (), (text))
+
+custom tag_invoke(boost::json::value_to_tag<custom>, const boost::json::value& json) {
+  return custom{"custom:" + std::string{json.at("text").as_string()}};
+}
+void tag_invoke(boost::json::value_from_tag, boost::json::value& json, const custom& value) {
+  json = {{"text", value.text}};
+}
+
+using event = std::variant<sample, empty_event, with_list, custom>;
+
+/// What value_to makes of the document, or nothing when it does not parse or convert.
+template <class Struct>
+std::optional<Struct> through_value_to(std::string_view text) {
+  boost::system::error_code error;
+  auto json = boost::json::parse(text, error);
+  if (error)
+    return std::nullopt;
+  auto converted = boost::json::try_value_to<Struct>(json);
+  if (!converted)
+    return std::nullopt;
+  return *converted;
+}
+
+/// Decodes with the direct decoder; the struct when it took the document.
+template <class Struct>
+std::optional<Struct> through_flat_decoder(std::string_view text) {
+  Struct decoded{};
+  if (!cqrs::detail::decode_flat_json(text, decoded))
+    return std::nullopt;
+  return decoded;
+}
+
+} // namespace codec_test
+
+using namespace codec_test;
+
+TEST_CASE("the order and bank events are flat, so their codecs decode them directly", "[json]") {
+  STATIC_REQUIRE(cqrs::detail::flat_json_struct<orders::order_placed>);
+  STATIC_REQUIRE(cqrs::detail::flat_json_struct<orders::item_added>);
+  STATIC_REQUIRE(cqrs::detail::flat_json_struct<orders::item_removed>);
+  STATIC_REQUIRE(cqrs::detail::flat_json_struct<orders::order_shipped>);
+  STATIC_REQUIRE(cqrs::detail::flat_json_struct<orders::order_cancelled>);
+  STATIC_REQUIRE(cqrs::detail::flat_json_struct<bank::account_opened>);
+  STATIC_REQUIRE(cqrs::detail::flat_json_struct<bank::account_closed>);
+  STATIC_REQUIRE(cqrs::detail::flat_json_struct<sample>);
+  STATIC_REQUIRE(cqrs::detail::flat_json_struct<empty_event>);
+  // A container member, or a conversion of the type's own, leaves the decoding to value_to.
+  STATIC_REQUIRE_FALSE(cqrs::detail::flat_json_struct<with_list>);
+  STATIC_REQUIRE_FALSE(cqrs::detail::flat_json_struct<custom>);
+}
+
+TEST_CASE("the direct decoder takes what value_to takes, with the same result, and leaves it the rest", "[json]") {
+  // Long enough for the parser to hand strings and keys over in pieces.
+  std::string long_escaped(9000, 'x');
+  std::size_t escapes = 0;
+  for (std::size_t index = 0; index < long_escaped.size(); index += 97, ++escapes)
+    long_escaped.replace(index, 2, "\\n");
+  struct document {
+    std::string text;
+    bool direct; // whether the direct decoder is expected to take it
+  };
+  const std::vector<document> documents{
+    {R"({"name":"a","count":-5,"small":7,"flag":true,"ratio":0.5})", true},
+    {R"({"ratio":0.25,"flag":false,"small":0,"count":9223372036854775807,"name":""})", true},
+    {R"( { "name" : "spaced" , "count" : 1 , "small" : 4294967295 , "flag" : true , "ratio" : -1e3 } )", true},
+    {R"({"name":"caf\u00e9 \"quoted\" \\ \/","count":1,"small":1,"flag":true,"ratio":1})", true},
+    {R"({"name":"n","count":1,"small":1,"flag":true,"ratio":3})", true},                    // an integer into a double
+    {R"({"name":"n","count":1,"small":1,"flag":true,"ratio":18446744073709551615})", true}, // a uint64 into a double
+    {R"({"name":")" + long_escaped + R"(","count":1,"small":1,"flag":true,"ratio":1})", true},
+    {R"({"extra":1,"name":"n","count":1,"small":1,"flag":true,"ratio":1})", false},        // a member too many
+    {R"({")" + long_escaped + R"(":1,"name":"n","count":1,"small":1,"flag":true,"ratio":1})", false},
+    {R"({"name":"n","count":1,"small":1,"flag":true,"ratio":1,"nested":{"a":1}})", false},
+    {R"({"name":"n","count":1,"small":1,"flag":true,"ratio":1,"list":[1,2]})", false},
+    {R"({"name":"n","count":1,"small":1,"flag":true})", false},                             // a member missing
+    {R"({"name":"n","count":1,"count":2,"small":1,"flag":true,"ratio":1})", false},         // a member repeated
+    {R"({"name":"n","count":"1","small":1,"flag":true,"ratio":1})", false},                 // mistyped
+    {R"({"name":1,"count":1,"small":1,"flag":true,"ratio":1})", false},
+    {R"({"name":"n","count":1,"small":1,"flag":1,"ratio":1})", false},
+    {R"({"name":"n","count":1,"small":-1,"flag":true,"ratio":1})", false},                  // out of range
+    {R"({"name":"n","count":1,"small":4294967296,"flag":true,"ratio":1})", false},
+    {R"({"name":"n","count":18446744073709551615,"small":1,"flag":true,"ratio":1})", false},
+    {R"({"name":"n","count":2.0,"small":1,"flag":true,"ratio":1})", false},                 // a fraction into an integer
+    {R"({"name":null,"count":1,"small":1,"flag":true,"ratio":1})", false},
+    {R"({"name":"n","count":1,"small":1,"flag":true,"ratio":1} x)", false},                 // malformed
+    {R"({"name":"n","count":1,"small":1,"flag":true,"ratio":1)", false},
+    {R"({"name":"n",})", false},
+    {R"([1,2])", false},
+    {R"("text")", false},
+    {R"(null)", false},
+    {"", false},
+  };
+  for (const auto& [text, direct] : documents) {
+    INFO(text.substr(0, 120));
+    auto reference = through_value_to<sample>(text);
+    auto flat = through_flat_decoder<sample>(text);
+    CHECK(flat.has_value() == direct);
+    if (flat) {
+      REQUIRE(reference.has_value());
+      CHECK(*flat == *reference);
+    }
+    // Through the codec, direct or not: value_to's outcome, and its error message when it fails.
+    auto codecs = cqrs::event_codecs<event>();
+    auto decoded = codecs[0].decode(text);
+    REQUIRE(decoded.has_value() == reference.has_value());
+    if (decoded)
+      CHECK(std::get<sample>(std::any_cast<event>(*decoded)) == *reference);
+    else
+      CHECK(decoded.error().find("Sample.v1") != std::string::npos);
+  }
+  CHECK(through_flat_decoder<sample>(R"({"name":")" + long_escaped + R"(","count":1,"small":1,"flag":true,"ratio":1})")
+          ->name.size()
+        == long_escaped.size() - escapes);
+}
+
+TEST_CASE("an event without members decodes directly from an empty object only", "[json]") {
+  CHECK(through_flat_decoder<empty_event>("{}").has_value());
+  CHECK(through_flat_decoder<empty_event>(" { } ").has_value());
+  CHECK_FALSE(through_flat_decoder<empty_event>(R"({"a":1})").has_value());
+  CHECK_FALSE(through_flat_decoder<empty_event>(R"({"a":{}})").has_value());
+  CHECK_FALSE(through_flat_decoder<empty_event>("[]").has_value());
+}
+
+TEST_CASE("types the direct decoder does not take still decode through value_to and their own conversion", "[json]") {
+  auto codecs = cqrs::event_codecs<event>();
+  auto list = codecs[2].decode(R"({"values":[1,2,3]})");
+  REQUIRE(list);
+  CHECK(std::get<with_list>(std::any_cast<event>(*list)).values == std::vector<std::int64_t>{1, 2, 3});
+  auto converted = codecs[3].decode(R"({"text":"t"})");
+  REQUIRE(converted);
+  CHECK(std::get<custom>(std::any_cast<event>(*converted)).text == "custom:t");
+}
