@@ -55,7 +55,14 @@ template <class Event, class Alternative>
 event_type_codec codec_for() {
   return event_type_codec{
     Alternative::type_name,
-    [](const std::any& payload) { return boost::json::serialize(event_to_json(*std::any_cast<Event>(&payload))); },
+    [](const std::any& payload) {
+      const auto& event = *std::any_cast<Event>(&payload);
+      if constexpr (flat_json_struct<Alternative>) {
+        if (const auto* flat = std::get_if<Alternative>(&event))
+          return encode_flat_json(*flat);
+      }
+      return boost::json::serialize(event_to_json(event));
+    },
     [](std::string_view text) -> std::expected<std::any, std::string> {
       if constexpr (flat_json_struct<Alternative>) {
         Alternative decoded{};

@@ -1,7 +1,9 @@
-// The one instantiation of Boost.JSON's parser with the flat-object callbacks of detail/flat_json.hpp.
+// The compiled part of detail/flat_json.hpp: the one instantiation of Boost.JSON's parser with the flat-object
+// callbacks, and the string escaping of the flat encoder.
 #include "actors/detail/flat_json.hpp"
 
 #include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/serialize.hpp>
 
 namespace cqrs::detail {
 namespace {
@@ -138,6 +140,37 @@ private:
 };
 
 } // namespace
+
+void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out += '"';
+  std::size_t plain = 0; // start of the run of characters that need no escape
+  for (std::size_t index = 0; index < text.size(); ++index) {
+    auto character = static_cast<unsigned char>(text[index]);
+    if (character >= 0x20 && character != '"' && character != '\\')
+      continue;
+    out.append(text.data() + plain, index - plain);
+    plain = index + 1;
+    out += '\\';
+    switch (character) {
+      case '"': out += '"'; break;
+      case '\\': out += '\\'; break;
+      case '\b': out += 'b'; break;
+      case '\t': out += 't'; break;
+      case '\n': out += 'n'; break;
+      case '\f': out += 'f'; break;
+      case '\r': out += 'r'; break;
+      default:
+        out += "u00";
+        out += hex[character >> 4];
+        out += hex[character & 15];
+    }
+  }
+  out.append(text.data() + plain, text.size() - plain);
+  out += '"';
+}
+
+void append_json_double(std::string& out, double number) { out += boost::json::serialize(boost::json::value(number)); }
 
 bool decode_flat_json(std::string_view text, const flat_json_member* members, std::size_t count, void* target) {
   boost::json::basic_parser<flat_object_handler> parser{boost::json::parse_options{}, members, count, target};

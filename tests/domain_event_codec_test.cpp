@@ -7,6 +7,7 @@
 
 #include <any>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <variant>
@@ -52,7 +53,16 @@ void tag_invoke(boost::json::value_from_tag, boost::json::value& json, const cus
   json = {{"text", value.text}};
 }
 
-using event = std::variant<sample, empty_event, with_list, custom>;
+struct numbers {
+  static constexpr std::string_view type_name = "Numbers.v1";
+  std::int8_t tiny = 0;
+  std::uint64_t big = 0;
+  float single = 0;
+  bool operator==(const numbers&) const = default;
+};
+BOOST_DESCRIBE_STRUCT(numbers, (), (tiny, big, single))
+
+using event = std::variant<sample, empty_event, with_list, custom, numbers>;
 
 /// What value_to makes of the document, or nothing when it does not parse or convert.
 template <class Struct>
@@ -174,4 +184,37 @@ TEST_CASE("types the direct decoder does not take still decode through value_to 
   auto converted = codecs[3].decode(R"({"text":"t"})");
   REQUIRE(converted);
   CHECK(std::get<custom>(std::any_cast<event>(*converted)).text == "custom:t");
+}
+
+TEST_CASE("the direct encoder writes the text boost::json::serialize writes", "[json]") {
+  std::string every_control_character;
+  for (char character = 0; character < 0x20; ++character)
+    every_control_character += character;
+  const std::vector<sample> samples{
+    {},
+    {"plain", -1, 1, true, 0.5},
+    {every_control_character + "\"\\/ caf\xc3\xa9 \x7f", std::numeric_limits<std::int64_t>::min(),
+     std::numeric_limits<std::uint32_t>::max(), false, -0.0},
+    {"x", std::numeric_limits<std::int64_t>::max(), 0, true, 1e300},
+    {"", 0, 7, false, -2.5e-10},
+  };
+  auto codecs = cqrs::event_codecs<event>();
+  for (const auto& value : samples) {
+    auto expected = boost::json::serialize(boost::json::value_from(value));
+    CHECK(cqrs::detail::encode_flat_json(value) == expected);
+    CHECK(codecs[0].encode(std::any{event{value}}) == expected);
+    auto decoded = codecs[0].decode(expected);
+    REQUIRE(decoded);
+    CHECK(std::get<sample>(std::any_cast<event>(*decoded)) == value);
+  }
+  for (const auto& value : {numbers{}, numbers{-128, std::numeric_limits<std::uint64_t>::max(), 0.1f},
+                            numbers{127, 1, -3.0e38f}}) {
+    auto expected = boost::json::serialize(boost::json::value_from(value));
+    INFO(expected);
+    CHECK(cqrs::detail::encode_flat_json(value) == expected);
+    CHECK(through_flat_decoder<numbers>(expected) == value);
+  }
+  CHECK(cqrs::detail::encode_flat_json(empty_event{}) == "{}");
+  // The codec of a type the direct encoder does not take still writes what its own conversion writes.
+  CHECK(codecs[3].encode(std::any{event{custom{"t"}}}) == R"({"text":"t"})");
 }

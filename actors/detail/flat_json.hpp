@@ -7,6 +7,7 @@
 #include <boost/mp11/algorithm.hpp>
 
 #include <array>
+#include <charconv>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -79,6 +80,11 @@ struct flat_json_member {
 /// the struct's members, each once.
 bool decode_flat_json(std::string_view text, const flat_json_member* members, std::size_t count, void* target);
 
+/// Appends `text` as a JSON string, escaped exactly as boost::json::serialize escapes it (flat_json.cpp).
+void append_json_string(std::string& out, std::string_view text);
+/// Appends the number as boost::json::serialize writes a double (flat_json.cpp).
+void append_json_double(std::string& out, double number);
+
 template <class Struct, class Descriptor>
 bool set_flat_json_member(void* target, const flat_json_value& value) {
   using member_type = described_member_type<Struct, Descriptor>;
@@ -137,6 +143,39 @@ template <flat_json_struct Struct>
 bool decode_flat_json(std::string_view text, Struct& target) {
   static constexpr auto members = flat_json_table<Struct>(static_cast<flat_json_members<Struct>*>(nullptr));
   return decode_flat_json(text, members.data(), members.size(), &target);
+}
+
+/// The struct as JSON text, the text boost::json::serialize(boost::json::value_from(value)) gives, without the
+/// document in between: a durable store encodes every appended event.
+template <flat_json_struct Struct>
+std::string encode_flat_json(const Struct& value) {
+  std::string out;
+  out.reserve(64);
+  out += '{';
+  bool first = true;
+  boost::mp11::mp_for_each<flat_json_members<Struct>>([&](auto descriptor) {
+    if (!first)
+      out += ',';
+    first = false;
+    out += '"';
+    out += descriptor.name; // a C++ identifier: nothing to escape
+    out += "\":";
+    const auto& member = value.*descriptor.pointer;
+    using member_type = std::remove_cvref_t<decltype(member)>;
+    if constexpr (std::same_as<member_type, std::string>) {
+      append_json_string(out, member);
+    } else if constexpr (std::same_as<member_type, bool>) {
+      out += member ? "true" : "false";
+    } else if constexpr (std::is_floating_point_v<member_type>) {
+      append_json_double(out, static_cast<double>(member));
+    } else {
+      char digits[24];
+      auto written = std::to_chars(digits, digits + sizeof digits, member);
+      out.append(digits, written.ptr);
+    }
+  });
+  out += '}';
+  return out;
 }
 
 } // namespace cqrs::detail
