@@ -90,11 +90,20 @@ void bind_text(sqlite3_stmt* statement, int index, std::string_view text) {
   sqlite3_bind_text64(statement, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
 }
 
+// Columns are read through sqlite3_column_value: the sqlite3_column_* functions each take the connection's mutex
+// and check for a failed allocation, a third of the cost of reading a row here. SQLite calls reading an
+// unprotected value "not threadsafe", which is about that mutex: every connection of this store is opened
+// NOMUTEX and used by one thread at a time anyway.
 std::string_view column_text(sqlite3_stmt* statement, int index) {
-  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(statement, index));
+  auto* value = sqlite3_column_value(statement, index);
+  const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(value));
   if (!text)
     return {};
-  return {text, static_cast<std::size_t>(sqlite3_column_bytes(statement, index))};
+  return {text, static_cast<std::size_t>(sqlite3_value_bytes(value))};
+}
+
+std::int64_t column_integer(sqlite3_stmt* statement, int index) {
+  return sqlite3_value_int64(sqlite3_column_value(statement, index));
 }
 
 std::int64_t to_microseconds(std::chrono::system_clock::time_point time) {
@@ -388,14 +397,14 @@ public:
       throw event_read_error("looking up command " + command_id + " in " + path_
                                + " failed: " + error_text(lease.get()->database.get()),
                              0, "");
-    auto events = static_cast<std::size_t>(sqlite3_column_int64(query, 5));
+    auto events = static_cast<std::size_t>(column_integer(query, 5));
     if (events == 0)
       return std::nullopt;
     return recorded_command{stream_id{std::string{column_text(query, 0)}, std::string{column_text(query, 1)}},
-                            static_cast<log_position>(sqlite3_column_int64(query, 2)),
-                            static_cast<log_position>(sqlite3_column_int64(query, 3)),
-                            static_cast<stream_version>(sqlite3_column_int64(query, 4)), events,
-                            from_microseconds(sqlite3_column_int64(query, 6))};
+                            static_cast<log_position>(column_integer(query, 2)),
+                            static_cast<log_position>(column_integer(query, 3)),
+                            static_cast<stream_version>(column_integer(query, 4)), events,
+                            from_microseconds(column_integer(query, 6))};
   }
 
   void save_snapshot(snapshot taken) override {
@@ -432,9 +441,9 @@ public:
     bind_text(query, 2, stream.id);
     auto step = sqlite3_step(query);
     if (step == SQLITE_ROW) {
-      auto version = static_cast<stream_version>(sqlite3_column_int64(query, 0));
+      auto version = static_cast<stream_version>(column_integer(query, 0));
       if (!result || version > result->version)
-        result = snapshot{stream, version, static_cast<std::uint32_t>(sqlite3_column_int64(query, 1)),
+        result = snapshot{stream, version, static_cast<std::uint32_t>(column_integer(query, 1)),
                           std::string{column_text(query, 2)}};
     } else if (step != SQLITE_DONE) {
       throw event_read_error("reading the snapshot of " + stream.to_string() + " from " + path_
@@ -462,9 +471,9 @@ public:
         sqlite3_bind_int64(query, 3, static_cast<sqlite3_int64>(from));
         fetch(query, lease.get()->database.get(), fetched, [&](sqlite3_stmt* row, envelope& event) {
           event.stream = shared_stream;
-          event.position = static_cast<log_position>(sqlite3_column_int64(row, 0));
-          event.version = static_cast<stream_version>(sqlite3_column_int64(row, 1));
-          return decode_into(event, codecs, column_text(row, 2), sqlite3_column_int64(row, 3), column_text(row, 4),
+          event.position = static_cast<log_position>(column_integer(row, 0));
+          event.version = static_cast<stream_version>(column_integer(row, 1));
+          return decode_into(event, codecs, column_text(row, 2), column_integer(row, 3), column_text(row, 4),
                              column_text(row, 5), column_text(row, 6));
         });
       }
@@ -481,6 +490,10 @@ public:
       // version consistent with what the visitor saw.
       if (fetched.exhausted && delivered)
         return from;
+      // A stream read from its start that had no events in that snapshot is at version 0 as the visitor saw it;
+      // every new aggregate asks this, and a second query for it costs as much as the first.
+      if (fetched.exhausted && from == 0)
+        return 0;
       if (fetched.exhausted) {
         // Nothing after `after_version` in that snapshot; if events arrived since, read them too rather than
         // report a version whose events the visitor never saw.
@@ -534,15 +547,15 @@ public:
         sqlite3_bind_int64(query, 1, static_cast<sqlite3_int64>(next));
         sqlite3_bind_int64(query, 2, static_cast<sqlite3_int64>(std::min<log_position>(up_to, INT64_MAX)));
         fetch(query, lease.get()->database.get(), fetched, [&](sqlite3_stmt* row, envelope& event) {
-          event.position = static_cast<log_position>(sqlite3_column_int64(row, 0));
+          event.position = static_cast<log_position>(column_integer(row, 0));
           auto type = column_text(row, 1);
           auto id = column_text(row, 2);
           // Consecutive events of one stream share its id, as the engine's own envelopes do.
           if (!last_stream || last_stream->type != type || last_stream->id != id)
             last_stream = std::make_shared<const stream_id>(stream_id{std::string{type}, std::string{id}});
           event.stream = last_stream;
-          event.version = static_cast<stream_version>(sqlite3_column_int64(row, 3));
-          return decode_into(event, codecs, column_text(row, 4), sqlite3_column_int64(row, 5), column_text(row, 6),
+          event.version = static_cast<stream_version>(column_integer(row, 3));
+          return decode_into(event, codecs, column_text(row, 4), column_integer(row, 5), column_text(row, 6),
                              column_text(row, 7), column_text(row, 8));
         });
       }
@@ -764,7 +777,7 @@ private:
     int step = SQLITE_ROW;
     while ((step = sqlite3_step(query)) == SQLITE_ROW && count < cached_chunk_events) {
       auto& event = result->events[count++];
-      event.position = static_cast<log_position>(sqlite3_column_int64(query, 0));
+      event.position = static_cast<log_position>(column_integer(query, 0));
       auto type = column_text(query, 1);
       auto id = column_text(query, 2);
       if (auto found = streams.find(id); found != streams.end() && found->second->type == type) {
@@ -777,8 +790,8 @@ private:
         streams.emplace(std::string_view{fresh->id}, fresh);
         event.stream = std::move(fresh);
       }
-      event.version = static_cast<stream_version>(sqlite3_column_int64(query, 3));
-      result->bytes += decode_into(event, codecs, column_text(query, 4), sqlite3_column_int64(query, 5),
+      event.version = static_cast<stream_version>(column_integer(query, 3));
+      result->bytes += decode_into(event, codecs, column_text(query, 4), column_integer(query, 5),
                                    column_text(query, 6), column_text(query, 7), column_text(query, 8));
     }
     if (step != SQLITE_DONE || count != cached_chunk_events
@@ -857,7 +870,7 @@ private:
     bind_text(query, 2, stream.id);
     auto step = sqlite3_step(query);
     if (step == SQLITE_ROW)
-      return static_cast<stream_version>(sqlite3_column_int64(query, 0));
+      return static_cast<stream_version>(column_integer(query, 0));
     if (step == SQLITE_DONE)
       return 0;
     throw event_read_error("reading " + path_ + " failed: " + error_text(lease.get()->database.get()), 0, "");
@@ -1008,7 +1021,7 @@ private:
         fail_batch(batch, "cannot read the last position of " + path_ + ": " + error_text(database));
         return std::nullopt;
       }
-      file_head = static_cast<log_position>(sqlite3_column_int64(writer_.last_position.get(), 0));
+      file_head = static_cast<log_position>(column_integer(writer_.last_position.get(), 0));
     }
     auto head = head_.load(std::memory_order_relaxed);
     if (file_head != head) {
@@ -1019,7 +1032,8 @@ private:
 
     auto timestamp = to_microseconds(std::chrono::system_clock::now());
     auto next_position = head + 1;
-    std::unordered_map<stream_id, stream_version, detail::stream_id_hash> batch_versions;
+    detail::shared_stream_map<stream_version> batch_versions;
+    batch_versions.reserve(batch.size());
     std::uint64_t accepted = 0;
     std::uint64_t accepted_events = 0;
     std::uint64_t refused = 0;
@@ -1029,7 +1043,7 @@ private:
       if (auto found = batch_versions.find(*request.stream); found != batch_versions.end()) {
         current = found->second;
       } else {
-        auto loaded = cached_version(*request.stream);
+        auto loaded = cached_version(request.stream);
         if (!loaded) {
           fail_batch(batch, std::move(loaded.error()));
           return std::nullopt;
@@ -1066,7 +1080,7 @@ private:
       }
       result.last_position = next_position - 1;
       result.version = current + request.events.size();
-      batch_versions[*request.stream] = result.version;
+      batch_versions.insert_or_assign(request.stream, result.version);
       pending.result = result;
       ++accepted;
       accepted_events += request.events.size();
@@ -1154,7 +1168,8 @@ private:
   }
 
   /// The stream's committed version: from the cache, or from the file the first time the stream is appended to.
-  std::expected<stream_version, std::string> cached_version(const stream_id& stream) {
+  std::expected<stream_version, std::string> cached_version(const std::shared_ptr<const stream_id>& shared) {
+    const auto& stream = *shared;
     if (auto found = versions_.find(stream); found != versions_.end())
       return found->second;
     auto* query = writer_.stream_version.get();
@@ -1164,13 +1179,13 @@ private:
     stream_version version = 0;
     auto step = sqlite3_step(query);
     if (step == SQLITE_ROW)
-      version = static_cast<stream_version>(sqlite3_column_int64(query, 0));
+      version = static_cast<stream_version>(column_integer(query, 0));
     else if (step != SQLITE_DONE)
       return std::unexpected("reading the version of " + stream.to_string() + " from " + path_
                              + " failed: " + error_text(writer_.database.get()));
     if (versions_.size() >= max_cached_streams)
       versions_.clear();
-    versions_.emplace(stream, version);
+    versions_.emplace(shared, version);
     return version;
   }
 
@@ -1205,7 +1220,7 @@ private:
 
   // The writer's state: touched only on the writer thread.
   writer writer_;
-  std::unordered_map<stream_id, stream_version, detail::stream_id_hash> versions_;
+  detail::shared_stream_map<stream_version> versions_;
 
   mutable std::mutex queue_mutex_;
   std::condition_variable queue_changed_;

@@ -1,10 +1,12 @@
-// Internal: pieces both event stores share: hashing a stream id, and the registry of head listeners.
+// Internal: pieces both event stores share: hashing a stream id (and maps keyed by shared streams), and the
+// registry of head listeners.
 #pragma once
 
 #include "actors/event_store.hpp"
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
@@ -18,6 +20,28 @@ struct stream_id_hash {
     return seed ^ (std::hash<std::string>{}(stream.id) + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2));
   }
 };
+
+/// Hashes and compares streams held by shared pointer by their ids, and finds them by a stream_id: map keys that
+/// share a request's stream instead of copying its two strings.
+struct shared_stream_hash {
+  using is_transparent = void;
+  std::size_t operator()(const stream_id& stream) const noexcept { return stream_id_hash{}(stream); }
+  std::size_t operator()(const std::shared_ptr<const stream_id>& stream) const noexcept { return (*this)(*stream); }
+};
+
+struct shared_stream_equal {
+  using is_transparent = void;
+  static const stream_id& id_of(const stream_id& stream) noexcept { return stream; }
+  static const stream_id& id_of(const std::shared_ptr<const stream_id>& stream) noexcept { return *stream; }
+  template <class Left, class Right>
+  bool operator()(const Left& left, const Right& right) const noexcept {
+    return id_of(left) == id_of(right);
+  }
+};
+
+template <class Value>
+using shared_stream_map =
+  std::unordered_map<std::shared_ptr<const stream_id>, Value, shared_stream_hash, shared_stream_equal>;
 
 /// The listeners of a store's head: subscribe and unsubscribe from any thread, notify after each commit.
 class head_listeners {
