@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include <any>
+#include <chrono>
+#include <cstdio>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -217,4 +219,55 @@ TEST_CASE("the direct encoder writes the text boost::json::serialize writes", "[
   CHECK(cqrs::detail::encode_flat_json(empty_event{}) == "{}");
   // The codec of a type the direct encoder does not take still writes what its own conversion writes.
   CHECK(codecs[3].encode(std::any{event{custom{"t"}}}) == R"({"text":"t"})");
+}
+
+// Hidden figures (run with "[.benchmark]"): the codecs' direct paths against value_to / value_from on the order
+// events a load run writes, in the same process, so that the ratio holds however busy the machine is.
+TEST_CASE("benchmark: decoding and encoding order events, direct against through a JSON document", "[.benchmark]") {
+  using clock = std::chrono::steady_clock;
+  std::vector<orders::event> events;
+  for (int order = 0; order < 20'000; ++order) {
+    events.push_back(orders::order_placed{"cust-" + std::to_string(order % 5000)});
+    for (int line = 0; line < 8; ++line)
+      events.push_back(orders::item_added{"sku-" + std::to_string((order + line) % 97), line + 1, 150 + line});
+    events.push_back(orders::order_shipped{12345, 36});
+  }
+  auto codecs = cqrs::event_codecs<orders::event>();
+  auto codec_of = [&](const orders::event& event) { return &codecs[event.index()]; };
+  std::vector<std::string> texts;
+  for (const auto& event : events)
+    texts.push_back(boost::json::serialize(cqrs::event_to_json(event)));
+  auto seconds = [](clock::time_point start) { return std::chrono::duration<double>(clock::now() - start).count(); };
+  for (int round = 0; round < 3; ++round) {
+    auto started = clock::now();
+    std::size_t decoded = 0;
+    for (std::size_t index = 0; index < texts.size(); ++index) {
+      // As the codec decoded before it had the direct path: parsed into a stack buffer, then value_to.
+      unsigned char buffer[4096];
+      boost::json::monotonic_resource resource{buffer, sizeof buffer};
+      auto json = boost::json::parse(texts[index], &resource);
+      decoded += cqrs::event_from_json<orders::event>(codec_of(events[index])->type_name, json).has_value();
+    }
+    auto document = seconds(started);
+    started = clock::now();
+    for (std::size_t index = 0; index < texts.size(); ++index)
+      decoded += codec_of(events[index])->decode(texts[index]).has_value();
+    auto direct = seconds(started);
+    REQUIRE(decoded == 2 * texts.size());
+    started = clock::now();
+    std::size_t bytes = 0;
+    for (const auto& event : events)
+      bytes += boost::json::serialize(cqrs::event_to_json(event)).size();
+    auto serialized = seconds(started);
+    started = clock::now();
+    for (const auto& event : events)
+      bytes += codec_of(event)->encode(std::any{event}).size();
+    auto written = seconds(started);
+    CHECK(bytes > 0);
+    auto per_event = [&](double total) { return total * 1e6 / static_cast<double>(events.size()); };
+    std::printf("decode: parse + value_to %.3f us, codec (direct) %.3f us: %.2fx; "
+                "encode: value_from + serialize %.3f us, codec (direct) %.3f us: %.2fx\n",
+                per_event(document), per_event(direct), document / direct, per_event(serialized), per_event(written),
+                serialized / written);
+  }
 }
