@@ -149,14 +149,14 @@ std::uint64_t fingerprint(const order_read_models& models) {
       hash.add(order_id);
     }
   }
-  for (const auto& [sku, quantity] : models.products.model.shipped_quantity) {
+  for (const auto& [sku, quantity] : in_key_order(models.products.model.shipped_quantity)) {
     hash.add(sku);
     hash.add(quantity);
   }
   for (const auto& [order_id, lines] : in_key_order(models.products.model.open_lines)) {
     hash.add(order_id);
     hash.add(std::uint64_t{lines.size()});
-    for (const auto& [sku, quantity] : lines) {
+    for (const auto& [sku, quantity] : in_key_order(lines)) {
       hash.add(sku);
       hash.add(quantity);
     }

@@ -272,9 +272,9 @@ TEST_CASE("top products drop a removed line, and an order whose last line is rem
   log.append_to(live, "o-1", item_added{"apple", 5, 10});
   log.append_to(live, "o-1", item_added{"pear", 2, 10});
   log.append_to(live, "o-1", item_added{"apple", 1, 10});
-  CHECK(live.open_lines.at("o-1") == std::map<std::string, std::int64_t, std::less<>>{{"apple", 6}, {"pear", 2}});
+  CHECK(live.open_lines.at("o-1") == string_map<std::int64_t>{{"apple", 6}, {"pear", 2}});
   log.append_to(live, "o-1", item_removed{"apple"});
-  CHECK(live.open_lines.at("o-1") == std::map<std::string, std::int64_t, std::less<>>{{"pear", 2}});
+  CHECK(live.open_lines.at("o-1") == string_map<std::int64_t>{{"pear", 2}});
   log.append_to(live, "o-1", item_removed{"pear"});
   CHECK(live.open_lines.empty());
   log.append_to(live, "o-1", item_added{"fig", 3, 10});
