@@ -325,15 +325,7 @@ private:
 /// How the baseline's clients are built.
 enum class client_shape { actors, callbacks };
 
-struct phase_outcome {
-  std::uint64_t sent = 0;
-  std::uint64_t invalid_sent = 0;
-  outcome_tally tally;
-  histogram latencies;
-  double seconds = 0;
-};
-
-phase_outcome run_phase(caf::actor_system& system, program& shared, phase& current, std::uint64_t clients,
+detail::baseline_phase_outcome run_phase(caf::actor_system& system, program& shared, phase& current, std::uint64_t clients,
                         client_shape shape) {
   current.running.add(static_cast<std::int64_t>(clients));
   auto started = clock::now();
@@ -353,7 +345,7 @@ phase_outcome run_phase(caf::actor_system& system, program& shared, phase& curre
   }
   while (!current.running.wait_for_zero(std::chrono::seconds{1})) {
   }
-  phase_outcome outcome;
+  detail::baseline_phase_outcome outcome;
   outcome.sent = current.sent.load();
   outcome.invalid_sent = current.invalid_sent.load();
   outcome.tally = current.recorder.tally();
@@ -376,21 +368,11 @@ baseline_figures run_raw_caf(const load_options& options, client_shape shape) {
   caf::actor_system system{config};
   shared.projection = system.spawn(projection_actor, &shared);
 
-  auto run = [&](workload_plan plan, std::unique_ptr<phase_budget> budget, std::uint64_t clients,
-                 const std::string& name) {
-    phases.push_back(std::make_unique<phase>(std::move(plan), std::move(budget)));
-    auto outcome = run_phase(system, shared, *phases.back(), clients, shape);
-    auto problems =
-      detail::count_problems(figures.name + " " + name, outcome.sent, outcome.invalid_sent, outcome.tally);
-    figures.problems.insert(figures.problems.end(), problems.begin(), problems.end());
-    return outcome;
-  };
-  if (auto plan = detail::setup_plan(options))
-    run(*plan, detail::setup_budget(options), std::clamp<std::uint64_t>(options.clients, 1, 64), "setup");
-  if (auto plan = detail::warmup_plan(options))
-    run(*plan, detail::warmup_budget(options, clock::now()), options.clients, "warm-up");
-  auto measured =
-    run(detail::measured_plan(options), detail::measured_budget(options, clock::now()), options.clients, "measured");
+  auto measured = detail::run_baseline_phases(
+    options, figures, [&](workload_plan plan, std::unique_ptr<phase_budget> budget, std::uint64_t clients) {
+      phases.push_back(std::make_unique<phase>(std::move(plan), std::move(budget)));
+      return run_phase(system, shared, *phases.back(), clients, shape);
+    });
 
   // Every accepted command told the projection its events before replying: a request sent now is answered after
   // all of them.
@@ -408,15 +390,7 @@ baseline_figures run_raw_caf(const load_options& options, client_shape shape) {
     figures.problems.push_back(figures.name + ": the projection applied " + std::to_string(applied) + " events of "
                                + std::to_string(events));
   shared.stop_all();
-
-  figures.commands = measured.sent;
-  figures.rejected = measured.tally.rejected;
-  figures.seconds = measured.seconds;
-  auto replies = measured.tally.accepted + measured.tally.rejected;
-  figures.commands_per_s = measured.seconds > 0 ? static_cast<double>(replies) / measured.seconds : 0;
-  figures.latency = summarise(measured.latencies);
-  figures.mean_in_flight = figures.commands_per_s * figures.latency.mean_us / 1e6;
-  figures.verified = figures.problems.empty();
+  detail::fill_baseline_figures(figures, measured);
   return figures;
 }
 

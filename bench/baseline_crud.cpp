@@ -32,16 +32,8 @@ struct crud_model {
   }
 };
 
-struct crud_outcome {
-  std::uint64_t sent = 0;
-  std::uint64_t invalid_sent = 0;
-  outcome_tally tally;
-  histogram latencies;
-  double seconds = 0;
-};
-
 /// `clients` threads run the plan's scripts against the model until the budget is spent.
-crud_outcome run_phase(crud_model& model, const workload_plan& plan, phase_budget& budget, std::uint64_t clients) {
+detail::baseline_phase_outcome run_phase(crud_model& model, const workload_plan& plan, phase_budget& budget, std::uint64_t clients) {
   struct client_result {
     std::uint64_t sent = 0;
     std::uint64_t invalid_sent = 0;
@@ -87,7 +79,7 @@ crud_outcome run_phase(crud_model& model, const workload_plan& plan, phase_budge
     started = clock::now();
     ready.arrive_and_wait();
   }
-  crud_outcome outcome;
+  detail::baseline_phase_outcome outcome;
   for (const auto& one : results) {
     outcome.sent += one.sent;
     outcome.invalid_sent += one.invalid_sent;
@@ -104,27 +96,11 @@ baseline_figures run_crud_baseline(const load_options& options) {
   baseline_figures figures;
   figures.name = "CRUD (one mutex)";
   crud_model model;
-  auto run = [&](const workload_plan& plan, std::unique_ptr<phase_budget> budget, std::uint64_t clients,
-                 const std::string& name) {
-    auto outcome = run_phase(model, plan, *budget, clients);
-    auto problems = detail::count_problems("CRUD " + name, outcome.sent, outcome.invalid_sent, outcome.tally);
-    figures.problems.insert(figures.problems.end(), problems.begin(), problems.end());
-    return outcome;
-  };
-  if (auto plan = detail::setup_plan(options))
-    run(*plan, detail::setup_budget(options), std::clamp<std::uint64_t>(options.clients, 1, 64), "setup");
-  if (auto plan = detail::warmup_plan(options))
-    run(*plan, detail::warmup_budget(options, clock::now()), options.clients, "warm-up");
-  auto measured =
-    run(detail::measured_plan(options), detail::measured_budget(options, clock::now()), options.clients, "measured");
-  figures.commands = measured.sent;
-  figures.rejected = measured.tally.rejected;
-  figures.seconds = measured.seconds;
-  auto replies = measured.tally.accepted + measured.tally.rejected;
-  figures.commands_per_s = measured.seconds > 0 ? static_cast<double>(replies) / measured.seconds : 0;
-  figures.latency = summarise(measured.latencies);
-  figures.mean_in_flight = figures.commands_per_s * figures.latency.mean_us / 1e6;
-  figures.verified = figures.problems.empty();
+  auto measured = detail::run_baseline_phases(
+    options, figures, [&](workload_plan plan, std::unique_ptr<phase_budget> budget, std::uint64_t clients) {
+      return run_phase(model, plan, *budget, clients);
+    });
+  detail::fill_baseline_figures(figures, measured);
   return figures;
 }
 

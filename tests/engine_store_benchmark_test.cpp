@@ -30,50 +30,35 @@ std::shared_ptr<cqrs::sqlite_event_store> open_store(const std::string& path, cq
   return *opened;
 }
 
-/// Appends one event per request from `threads` threads, each to its own stream; prints appends per second.
-void measure_appends(cqrs::sqlite_synchronous synchronous, const char* mode, int threads, int appends_per_thread) {
-  test_support::temporary_folder folder;
-  auto store = open_store(folder.file("events.db"), cqrs::sqlite_options{.synchronous = synchronous});
-  std::barrier start{threads + 1};
-  std::atomic<int> refused{0};
-  stopwatch::time_point began;
-  {
-    auto writers = start_writers(threads, start, [&](int, const auto& own) {
-      for (int index = 0; index < appends_per_thread; ++index)
-        if (!store->append(deposits(own, index, {index}, "command-" + std::to_string(index))))
-          ++refused;
-    });
-    start.arrive_and_wait();
-    began = stopwatch::now();
-  }
-  auto elapsed = seconds_since(began);
-  auto statistics = store->statistics();
-  std::printf("appends, synchronous=%-6s %2d threads: %9.0f appends/s  (%llu appends in %llu transactions, "
-              "%.1f per transaction, %.2f s)\n",
-              mode, threads, statistics.appends / elapsed, static_cast<unsigned long long>(statistics.appends),
-              static_cast<unsigned long long>(statistics.transactions),
-              static_cast<double>(statistics.appends) / static_cast<double>(statistics.transactions), elapsed);
-  CHECK(refused.load() == 0);
-}
+/// How the benchmark's threads hand their appends over: one at a time, waiting for each, or all queued at once
+/// with append_async (each building on the one before in its stream, the clock stopping when the last callback
+/// ran).
+enum class append_style { waiting, queued };
 
-/// Like measure_appends, but every thread queues all its requests with append_async without waiting (each one
-/// building on the one before in its stream) and the clock stops when the last callback ran.
-void measure_async_appends(cqrs::sqlite_synchronous synchronous, const char* mode, int threads,
-                           int appends_per_thread) {
+/// Appends one event per request from `threads` threads, each to its own stream; prints appends per second.
+void measure_appends(cqrs::sqlite_synchronous synchronous, const char* mode, append_style style, int threads,
+                     int appends_per_thread) {
   test_support::temporary_folder folder;
   auto store = open_store(folder.file("events.db"), cqrs::sqlite_options{.synchronous = synchronous});
   std::barrier start{threads + 1};
   std::atomic<int> refused{0};
-  std::latch all_done{threads * appends_per_thread};
+  std::latch all_done{style == append_style::queued ? threads * appends_per_thread : 0};
   stopwatch::time_point began;
   {
     auto writers = start_writers(threads, start, [&](int, const auto& own) {
-      for (int index = 0; index < appends_per_thread; ++index)
-        store->append_async(deposits(own, index, {index}, "command-" + std::to_string(index)), [&](auto result) {
+      for (int index = 0; index < appends_per_thread; ++index) {
+        auto request = deposits(own, index, {index}, "command-" + std::to_string(index));
+        if (style == append_style::waiting) {
+          if (!store->append(std::move(request)))
+            ++refused;
+          continue;
+        }
+        store->append_async(std::move(request), [&](auto result) {
           if (!result)
             ++refused;
           all_done.count_down();
         });
+      }
     });
     start.arrive_and_wait();
     began = stopwatch::now();
@@ -81,9 +66,10 @@ void measure_async_appends(cqrs::sqlite_synchronous synchronous, const char* mod
   all_done.wait();
   auto elapsed = seconds_since(began);
   auto statistics = store->statistics();
-  std::printf("append_async, synchronous=%-6s %2d threads: %9.0f appends/s  (%llu appends in %llu transactions, "
+  std::printf("%s, synchronous=%-6s %2d threads: %9.0f appends/s  (%llu appends in %llu transactions, "
               "%.1f per transaction, %.2f s)\n",
-              mode, threads, statistics.appends / elapsed, static_cast<unsigned long long>(statistics.appends),
+              style == append_style::waiting ? "appends" : "append_async", mode, threads,
+              statistics.appends / elapsed, static_cast<unsigned long long>(statistics.appends),
               static_cast<unsigned long long>(statistics.transactions),
               static_cast<double>(statistics.appends) / static_cast<double>(statistics.transactions), elapsed);
   CHECK(refused.load() == 0);
@@ -92,16 +78,16 @@ void measure_async_appends(cqrs::sqlite_synchronous synchronous, const char* mod
 } // namespace
 
 TEST_CASE("benchmark: 32 threads waiting on append versus queueing with append_async (synchronous full)", "[.benchmark]") {
-  measure_appends(cqrs::sqlite_synchronous::full, "full", 32, 200);
-  measure_async_appends(cqrs::sqlite_synchronous::full, "full", 32, 200);
+  measure_appends(cqrs::sqlite_synchronous::full, "full", append_style::waiting, 32, 200);
+  measure_appends(cqrs::sqlite_synchronous::full, "full", append_style::queued, 32, 200);
 }
 
 TEST_CASE("benchmark: appends per second with 1 and 16 threads, synchronous full and normal",
           "[.benchmark]") {
-  measure_appends(cqrs::sqlite_synchronous::full, "full", 1, 1000);
-  measure_appends(cqrs::sqlite_synchronous::full, "full", 16, 500);
-  measure_appends(cqrs::sqlite_synchronous::normal, "normal", 1, 20000);
-  measure_appends(cqrs::sqlite_synchronous::normal, "normal", 16, 2000);
+  measure_appends(cqrs::sqlite_synchronous::full, "full", append_style::waiting, 1, 1000);
+  measure_appends(cqrs::sqlite_synchronous::full, "full", append_style::waiting, 16, 500);
+  measure_appends(cqrs::sqlite_synchronous::normal, "normal", append_style::waiting, 1, 20000);
+  measure_appends(cqrs::sqlite_synchronous::normal, "normal", append_style::waiting, 16, 2000);
 }
 
 TEST_CASE("benchmark: reading back 1,000,000 events (recovery)", "[.benchmark]") {
