@@ -41,7 +41,10 @@ struct aggregate_state {
   std::deque<held_message> held;
 
   /// One message fully handled: passivation may stop this actor once none is left.
-  void handled() { presence->unhandled.fetch_sub(1, std::memory_order_release); }
+  void handled() {
+    costs::atomic_update();
+    presence->unhandled.fetch_sub(1, std::memory_order_release);
+  }
 
   /// Starts from the latest usable snapshot, if the aggregate type takes snapshots; nothing otherwise.
   std::optional<std::pair<std::unique_ptr<aggregate_instance>, stream_version>> from_snapshot(log_position& last) {

@@ -116,6 +116,7 @@ void engine_core::make_room(aggregate_slot::shard& shard, std::size_t incoming) 
 }
 
 void engine_core::count_started() {
+  costs::atomic_update(2);
   counters.aggregates_started.fetch_add(1, std::memory_order_relaxed);
   auto live = counters.live_aggregates.fetch_add(1, std::memory_order_relaxed) + 1;
   auto peak = counters.peak_live_aggregates.load(std::memory_order_relaxed);
@@ -181,20 +182,24 @@ sweeper_actor spawn_sweeper(caf::actor_system& system, engine_core* core) {
 }
 
 void engine_core::dispatch_query(std::shared_ptr<query_task> task) {
+  costs::atomic_update();
   auto index = next_query_actor.fetch_add(1, std::memory_order_relaxed) % query_actors.size();
   deliver(query_actors[index], query_message{std::move(task)});
 }
 
 void engine_core::wake(projection_slot& slot) {
+  costs::atomic_update();
   if (!slot.advance_pending.exchange(true))
     deliver(slot.actor, advance_atom::value);
 }
 
 void engine_core::operation_started() {
+  costs::atomic_update();
   in_flight.fetch_add(1);
 }
 
 void engine_core::operation_finished() {
+  costs::atomic_update();
   if (in_flight.fetch_sub(1) == 1 && closing.load()) {
     std::lock_guard lock{drain_mutex};
     drained.notify_all();
@@ -261,6 +266,7 @@ void engine::submit(std::type_index command_type, void* command, command_options
   detail::aggregate_slot* slot = nullptr;
   detail::command_router router = nullptr;
   {
+    detail::costs::lock();
     std::shared_lock lock{core.registry_mutex};
     if (auto found = core.routes.find(command_type); found != core.routes.end())
       std::tie(slot, router) = found->second;
@@ -283,6 +289,8 @@ void engine::submit(std::type_index command_type, void* command, command_options
     return;
   }
   auto sender_chose_id = !ids.command_id.empty();
+  if (!sender_chose_id)
+    detail::costs::atomic_update();
   if (!sender_chose_id)
     ids.command_id = core.command_id_prefix + std::to_string(core.last_command_number.fetch_add(1) + 1);
   if (ids.correlation_id.empty())
@@ -441,6 +449,7 @@ void engine::inspect(std::string type_name, std::string aggregate_id,
 }
 
 detail::projection_runtime* engine::find_projection(std::type_index type) const {
+  detail::costs::lock();
   std::shared_lock lock{core_->registry_mutex};
   auto found = core_->projections_by_type.find(type);
   return found == core_->projections_by_type.end() ? nullptr : found->second->runtime.get();

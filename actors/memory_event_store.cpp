@@ -1,5 +1,6 @@
 // The in-memory event store: one log in a deque (stable addresses) plus a per-stream index of positions, the
 // positions of remembered command ids, and the latest snapshot of each stream.
+#include "actors/detail/cost_counting.hpp"
 #include "actors/detail/store_support.hpp"
 
 #include <atomic>
@@ -30,6 +31,7 @@ public:
       return std::unexpected(store_error{store_errc::invalid_request, "append without events"});
     append_result result;
     {
+      detail::costs::lock();
       std::unique_lock lock{mutex_};
       auto& positions = streams_[*request.stream];
       if (positions.size() != request.expected_version)
@@ -69,7 +71,8 @@ public:
     std::vector<const envelope*> events;
     stream_version version = 0;
     {
-      std::shared_lock lock{mutex_};
+      detail::costs::lock();
+    std::shared_lock lock{mutex_};
       auto found = streams_.find(stream);
       if (found == streams_.end())
         return 0;
@@ -96,6 +99,7 @@ public:
   log_position head() const override { return head_.load(std::memory_order_acquire); }
 
   std::optional<recorded_command> find_command(const std::string& command_id) const override {
+    detail::costs::lock();
     std::shared_lock lock{mutex_};
     auto found = commands_.find(command_id);
     if (found == commands_.end())

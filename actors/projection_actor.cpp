@@ -32,7 +32,7 @@ void engine_core::on_new_head(projection_slot& slot) {
 void engine_core::combine(projection_slot& slot) {
   // Flat combining: whoever holds `applying` re-checks `behind` after letting go, so an append that finds the
   // lock taken is applied by the holder (or by the next appender), never left behind.
-  while (slot.behind.load() && slot.applying.try_lock()) {
+  while (slot.behind.load() && (costs::lock(), slot.applying.try_lock())) {
     slot.behind.store(false);
     auto more = apply_new_events(slot, *store, *this, events_per_turn);
     slot.applying.unlock();
@@ -48,7 +48,7 @@ void engine_core::park_or_answer(std::shared_ptr<query_task> task) {
   auto& slot = *static_cast<projection_slot*>(task->projection->slot);
   if (settings.projections == projection_dispatch::projection_actor_or_waiting_query
       && task->projection->checkpoint.load(std::memory_order_acquire) < task->min_position
-      && slot.applying.try_lock()) {
+      && (costs::lock(), slot.applying.try_lock())) {
     // Help the read model along instead of waiting for its actor's turn; the events are in the log already.
     auto more = apply_new_events(slot, *store, *this, events_per_turn);
     slot.applying.unlock();
@@ -89,6 +89,8 @@ projection_slot::park_outcome projection_slot::park(std::shared_ptr<query_task> 
   // Counted before the checkpoint is read, and the projection publishes its checkpoint before it reads the count
   // (both sequentially consistent): either this reads the new checkpoint, or the projection sees the count and
   // takes the lock to release waiters, which it cannot do before this task is in the lot.
+  costs::atomic_update(2);
+  costs::lock();
   parked_count_.fetch_add(1);
   std::lock_guard lock{waiters_mutex_};
   if (runtime->failed()) {
@@ -110,6 +112,7 @@ std::vector<std::shared_ptr<query_task>> projection_slot::take_reached() {
   if (parked_count_.load() == 0)
     return reached; // the common case: nobody waits, no lock taken
   auto checkpoint = runtime->checkpoint.load();
+  costs::lock();
   std::lock_guard lock{waiters_mutex_};
   while (!waiters_.empty() && waiters_.begin()->first <= checkpoint) {
     waiters_by_id_.erase(waiters_.begin()->second.id);
@@ -145,6 +148,7 @@ std::vector<std::shared_ptr<query_task>> projection_slot::take_all() {
 
 void answer(query_task& task) {
   auto& model = *task.projection;
+  costs::lock();
   std::shared_lock lock{model.mutex};
   if (model.failed())
     task.fail(failed_error(model));
@@ -160,6 +164,7 @@ bool apply_new_events(projection_slot& slot, event_store& store, engine_core& co
     auto from = model.checkpoint.load();
     auto applied = from;
     {
+      costs::lock();
       std::unique_lock lock{model.mutex};
       try {
         store.read_all(from, std::min(stop_at, from + batch_size), [&](const envelope& event) {

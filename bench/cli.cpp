@@ -167,6 +167,8 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   add_count(app, "--passivate-after-ms", passivate_after_ms,
             "Aggregate actors idle this long passivate (0: never)", std::uint64_t{0}, std::uint64_t{86'400'000});
   app.add_flag("--json", parsed.json, "Print one JSON object as the last line of stdout");
+  app.add_flag("--ledger", parsed.ledger,
+               "Print the cost per operation (allocations, CAF messages, locks, atomic updates) and exit");
   app.add_option("--progress", progress, "auto (a bar on a terminal, lines otherwise), bar, lines or none")
     ->type_name("STYLE")
     ->capture_default_str()
@@ -209,6 +211,9 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   if (!chosen_store)
     return usage_error(chosen_store.error());
   parsed.store = *chosen_store;
+  if (parsed.ledger && (parsed.sweep || baseline || parsed.store.durable() || load.rate > 0))
+    return usage_error("--ledger runs its own fixed operations on in-memory engines: drop --sweep, --baseline, "
+                       "--store and --rate");
   if (parsed.sweep && parsed.store.durable())
     return usage_error("--sweep makes an engine per row on a new in-memory store; drop --store");
   if (parsed.sweep && !load.ack_log.empty())

@@ -17,6 +17,8 @@ struct command_line {
   std::string csv = "sweep.csv";
   /// Print one JSON object as the last line of stdout.
   bool json = false;
+  /// Print the cost ledger per operation instead of running a load.
+  bool ledger = false;
   /// --store and --sync: the caller opens it (demo::open_store) into load.store.
   demo::store_choice store{};
 };

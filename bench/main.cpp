@@ -1,5 +1,6 @@
 // cqrs-load: the command line of the load tester; the logic lives in cqrs_bench (bench/load.hpp).
 #include "bench/cli.hpp"
+#include "bench/ledger.hpp"
 #include "bench/report.hpp"
 
 #include <exception>
@@ -13,6 +14,18 @@ int main(int argc, char** argv) {
     return parsed.exit_code;
   }
   auto& request = *parsed.options;
+  if (request.ledger) {
+    try {
+      auto ledger = bench::measure_cost_ledger();
+      bench::print_ledger(std::cout, ledger);
+      if (request.json)
+        std::cout << bench::json_line(ledger_to_json(ledger)) << std::endl;
+      return ledger.allocations_counted ? bench::exit_verified : bench::exit_not_verified;
+    } catch (const std::exception& error) {
+      std::cerr << "cqrs-load: " << error.what() << '\n';
+      return bench::exit_not_verified;
+    }
+  }
   auto store = demo::open_store(request.store);
   if (!store) {
     std::cerr << "cqrs-load: " << store.error() << '\n';

@@ -30,8 +30,17 @@ add_test(NAME "bench/cqrs-load exits 2 on a bad option value"
 add_test(NAME "bench/cqrs-load exits 2 on an unknown option"
   COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-load>" "-Darguments=--no-such-option"
           -Dexpected_exit=2 -Dexpected_error=--no-such-option -P ${bench_run_check})
+add_test(NAME "bench/cqrs-load --ledger counts allocations and messages per operation"
+  COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-load>" "-Darguments=--ledger --json"
+          -Dexpected_exit=0 -Djson_true=allocations_counted -Djson_positive=messages_per_command_live
+          -P ${bench_run_check})
+add_test(NAME "bench/cqrs-load exits 2 on --ledger with a load option it cannot take"
+  COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-load>" "-Darguments=--ledger --rate 1000"
+          -Dexpected_exit=2 -Dexpected_error=--ledger -P ${bench_run_check})
 set_tests_properties("bench/cqrs-load runs a small orders run to a verified end"
   "bench/cqrs-load exits 2 on a bad option value" "bench/cqrs-load exits 2 on an unknown option"
+  "bench/cqrs-load --ledger counts allocations and messages per operation"
+  "bench/cqrs-load exits 2 on --ledger with a load option it cannot take"
   PROPERTIES TIMEOUT 120 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
 
 # The durable store: two runs in a row on one SQLite file (the second recovers), and a bad --store.

@@ -2,6 +2,7 @@
 // Includes CAF: only the engine's own .cpp files include it.
 #pragma once
 
+#include "actors/detail/cost_counting.hpp"
 #include "actors/engine.hpp"
 
 #include <caf/all.hpp>
@@ -50,19 +51,30 @@ inline void received([[maybe_unused]] caf::abstract_actor* self) {
 /// runs on whichever worker handles the exit, calls `received`).
 template <class Handle>
 void stop(const Handle& receiver) {
+  costs::message();
 #ifdef CQRS_THREAD_SANITIZER
   __tsan_release(caf::actor_cast<caf::abstract_actor*>(receiver));
 #endif
   caf::anon_send_exit(receiver, caf::exit_reason::user_shutdown);
 }
 
-/// Sends a message from outside or inside an actor (anon_send), stating the mailbox edge to TSan.
+/// Sends a message from outside or inside an actor (like anon_send, with its static type check), stating the
+/// mailbox edge to TSan once the message is built: every write to its content comes before the release.
 template <class Handle, class... Message>
 void deliver(const Handle& receiver, Message&&... message) {
+  using token = caf::detail::type_list<caf::detail::strip_and_convert_t<Message>...>;
+  static_assert(caf::response_type_unbox<caf::signatures_of_t<Handle>, token>::valid,
+                "receiver does not accept given message");
+  if (!receiver)
+    return;
+  costs::message();
+  auto element = caf::make_mailbox_element(nullptr, caf::make_message_id(), caf::no_stages,
+                                           std::forward<Message>(message)...);
+  auto* actor = caf::actor_cast<caf::abstract_actor*>(receiver);
 #ifdef CQRS_THREAD_SANITIZER
-  __tsan_release(caf::actor_cast<caf::abstract_actor*>(receiver));
+  __tsan_release(actor);
 #endif
-  caf::anon_send(receiver, std::forward<Message>(message)...);
+  actor->enqueue(std::move(element), nullptr);
 }
 
 /// Counts an operation as in flight while it lives, so shutdown can drain: a command from its creation until
@@ -321,6 +333,7 @@ void engine_core::send_to_aggregate(aggregate_slot& slot, std::string aggregate_
   auto now = std::chrono::steady_clock::now();
   // Spawning under the shard lock is what keeps two actors from ever running for one aggregate; counting the
   // message under it is what keeps passivation from stopping an actor that has one coming.
+  costs::lock();
   std::lock_guard lock{shard.mutex};
   auto found = shard.actors.find(aggregate_id);
   if (found == shard.actors.end()) {
@@ -338,6 +351,7 @@ void engine_core::send_to_aggregate(aggregate_slot& slot, std::string aggregate_
   }
   auto& entry = found->second;
   entry.last_used = now;
+  costs::atomic_update();
   entry.presence->unhandled.fetch_add(1, std::memory_order_relaxed);
   deliver(entry.actor, std::move(message));
 }

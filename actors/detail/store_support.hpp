@@ -2,6 +2,7 @@
 // registry of head listeners.
 #pragma once
 
+#include "actors/detail/cost_counting.hpp"
 #include "actors/event_store.hpp"
 
 #include <cstdint>
@@ -60,6 +61,7 @@ public:
 
   /// Calls every listener with the new head, under a shared lock: listeners may run concurrently.
   void notify(log_position head) {
+    costs::lock();
     std::shared_lock lock{mutex_};
     for (auto& [id, listener] : listeners_)
       listener(head);
