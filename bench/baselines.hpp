@@ -37,6 +37,8 @@ struct baseline_phase_outcome {
   outcome_tally tally;
   histogram latencies;
   double seconds = 0;
+  /// Process CPU time during the phase (user + system, every thread).
+  double cpu_seconds = 0;
 };
 
 /// Runs the phases the engine run would (set-up, warm-up, measured), each through
@@ -47,7 +49,9 @@ baseline_phase_outcome run_baseline_phases(const load_options& options, baseline
                                            RunPhase run_phase) {
   auto run = [&](workload_plan plan, std::unique_ptr<phase_budget> budget, std::uint64_t clients,
                  const std::string& name) {
+    auto cpu_before = process_cpu_seconds();
     baseline_phase_outcome outcome = run_phase(std::move(plan), std::move(budget), clients);
+    outcome.cpu_seconds = process_cpu_seconds() - cpu_before;
     auto problems = count_problems(figures.name + " " + name, outcome.sent, outcome.invalid_sent, outcome.tally);
     figures.problems.insert(figures.problems.end(), problems.begin(), problems.end());
     return outcome;
@@ -69,6 +73,8 @@ inline void fill_baseline_figures(baseline_figures& figures, const baseline_phas
   figures.commands_per_s = measured.seconds > 0 ? static_cast<double>(replies) / measured.seconds : 0;
   figures.latency = summarise(measured.latencies);
   figures.mean_in_flight = figures.commands_per_s * figures.latency.mean_us / 1e6;
+  figures.cpu_us_per_command =
+    measured.sent > 0 ? measured.cpu_seconds * 1e6 / static_cast<double>(measured.sent) : 0;
   figures.verified = figures.problems.empty();
 }
 } // namespace detail

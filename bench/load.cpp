@@ -916,6 +916,13 @@ double peak_rss_mb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
 }
 
+double process_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& value) { return static_cast<double>(value.tv_sec) + value.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
 void reset_peak_rss() {
   std::ofstream clear{"/proc/self/clear_refs"};
   if (clear)
@@ -988,10 +995,15 @@ load_report run_load(const load_options& chosen, std::vector<read_model_probe> p
     auto budget = detail::measured_budget(options, clock::now());
     auto* budget_view = budget.get();
     auto expected = detail::expected_commands(options);
+    auto cpu_before = process_cpu_seconds();
     auto measured = options.rate > 0 ? run_open_phase(run, plan, std::move(budget), true, meter, label, expected,
                                                       options.duration_seconds)
                                      : run_closed_phase(run, plan, std::move(budget), options.clients, true, meter,
                                                         label, expected, options.duration_seconds);
+    auto cpu_seconds = process_cpu_seconds() - cpu_before;
+    report.cpu_us_per_command = measured.sent > 0 ? cpu_seconds * 1e6 / static_cast<double>(measured.sent) : 0;
+    report.engine_workers = options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+    report.sending_threads = options.rate > 0 ? options.pacers : options.drivers;
     // Catch-up: from the last reply until every read model has applied the log head.
     auto caught_up = run.engine->wait_until_caught_up();
     auto caught_up_at = clock::now();

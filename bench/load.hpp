@@ -217,6 +217,8 @@ struct baseline_figures {
   latency_summary latency;
   /// Little's law: throughput x mean latency.
   double mean_in_flight = 0;
+  /// Process CPU time (user + system, every thread) during the measured phase, per command sent.
+  double cpu_us_per_command = 0;
   /// Its own checks (every invalid command rejected, no valid one, its read model complete).
   bool verified = false;
   std::vector<std::string> problems;
@@ -246,6 +248,13 @@ struct load_report {
   double sampled_in_flight = 0;
   /// Open loop: times a pacer waited because max_in_flight commands were outstanding.
   std::uint64_t pacer_waits = 0;
+  /// Process CPU time (user + system, every thread: engine workers, drivers or pacers, the engine's timers)
+  /// during the measured phase, per command sent: on 2 cores, what the throughput figure cost.
+  double cpu_us_per_command = 0;
+  /// The threads the run used: CAF workers of the engine, and the host threads that sent (closed loop: the
+  /// drivers; open loop: the pacers).
+  std::size_t engine_workers = 0;
+  std::size_t sending_threads = 0;
 
   /// Acknowledgement -> at_least answer, over all read models, and per read model (probe order).
   latency_summary visibility;
@@ -344,6 +353,8 @@ std::uint64_t expected_commands(const load_options& options);
 
 /// Peak resident memory of this process so far, in MiB (VmHWM; ru_maxrss when /proc is unavailable).
 double peak_rss_mb();
+/// User plus system CPU time the whole process has used so far, in seconds.
+double process_cpu_seconds();
 /// Resets the peak to the current resident size where Linux allows it (/proc/self/clear_refs).
 void reset_peak_rss();
 

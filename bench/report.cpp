@@ -93,6 +93,9 @@ void print_table(std::ostream& out, const load_report& report) {
     in_flight += ", " + format("%.1f", report.sampled_in_flight) + " sampled"
                  + (report.pacer_waits ? ", pacers waited " + std::to_string(report.pacer_waits) + " times" : "");
   row(out, "in flight", in_flight);
+  row(out, "cpu", format("%.2f us", report.cpu_us_per_command) + " per command (process user + system, "
+                    + std::to_string(report.engine_workers) + " engine workers, " + std::to_string(report.sending_threads)
+                    + (options.rate > 0 ? " pacer" : " driver") + (report.sending_threads == 1 ? " thread)" : " threads)"));
   if (report.visibility.count > 0) {
     row(out, "visibility",
         "p50 " + duration_text(report.visibility.p50_us) + "  p99 " + duration_text(report.visibility.p99_us) + "  max "
@@ -141,7 +144,8 @@ void print_table(std::ostream& out, const load_report& report) {
     auto ratio = baseline.commands_per_s > 0 ? report.commands_per_s / baseline.commands_per_s : 0;
     row(out, baseline.name,
         grouped(baseline.commands_per_s) + " commands/s, p99 " + duration_text(baseline.latency.p99_us) + ", in flight "
-          + format("%.1f", baseline.mean_in_flight) + " -> engine " + format("%.2fx", ratio)
+          + format("%.1f", baseline.mean_in_flight) + ", cpu " + format("%.2f us", baseline.cpu_us_per_command)
+          + " per command -> engine " + format("%.2fx", ratio)
           + (baseline.verified ? "" : "  (NOT verified)"));
   };
   if (report.raw_caf || report.raw_caf_callbacks || report.crud)
@@ -195,6 +199,9 @@ boost::json::object to_json(const load_report& report) {
   object["commands_per_s"] = round_to(report.commands_per_s, 0);
   put_latency(object, "", report.latency);
   object["mean_in_flight"] = round_to(report.mean_in_flight, 2);
+  object["cpu_us_per_command"] = round_to(report.cpu_us_per_command, 3);
+  object["engine_workers"] = report.engine_workers;
+  object[options.rate > 0 ? "pacer_threads" : "driver_threads"] = report.sending_threads;
   if (options.rate > 0)
     object["sampled_in_flight"] = round_to(report.sampled_in_flight, 2);
   object["visibility_every"] = options.visibility_every;
@@ -233,6 +240,7 @@ boost::json::object to_json(const load_report& report) {
     object["raw_caf_commands_per_s"] = round_to(report.raw_caf->commands_per_s, 0);
     object["raw_caf_p99_us"] = round_to(report.raw_caf->latency.p99_us, 2);
     object["raw_caf_mean_in_flight"] = round_to(report.raw_caf->mean_in_flight, 2);
+    object["raw_caf_cpu_us_per_command"] = round_to(report.raw_caf->cpu_us_per_command, 3);
     object["raw_caf_verified"] = report.raw_caf->verified;
     object["ratio_raw_caf"] =
       report.raw_caf->commands_per_s > 0 ? round_to(report.commands_per_s / report.raw_caf->commands_per_s, 3) : 0.0;
@@ -242,6 +250,7 @@ boost::json::object to_json(const load_report& report) {
     object["raw_caf_callbacks_commands_per_s"] = round_to(callbacks.commands_per_s, 0);
     object["raw_caf_callbacks_p99_us"] = round_to(callbacks.latency.p99_us, 2);
     object["raw_caf_callbacks_mean_in_flight"] = round_to(callbacks.mean_in_flight, 2);
+    object["raw_caf_callbacks_cpu_us_per_command"] = round_to(callbacks.cpu_us_per_command, 3);
     object["raw_caf_callbacks_verified"] = callbacks.verified;
     object["ratio_raw_caf_callbacks"] =
       callbacks.commands_per_s > 0 ? round_to(report.commands_per_s / callbacks.commands_per_s, 3) : 0.0;
@@ -250,6 +259,7 @@ boost::json::object to_json(const load_report& report) {
     object["crud_commands_per_s"] = round_to(report.crud->commands_per_s, 0);
     object["crud_p99_us"] = round_to(report.crud->latency.p99_us, 2);
     object["crud_mean_in_flight"] = round_to(report.crud->mean_in_flight, 2);
+    object["crud_cpu_us_per_command"] = round_to(report.crud->cpu_us_per_command, 3);
     object["crud_verified"] = report.crud->verified;
     object["ratio_crud"] =
       report.crud->commands_per_s > 0 ? round_to(report.commands_per_s / report.crud->commands_per_s, 3) : 0.0;

@@ -94,6 +94,10 @@ TEST_CASE("a short orders run in a closed loop ends verified with every invalid 
   CHECK(report.queries > 0);
   CHECK(report.query_failures == 0);
   CHECK(report.peak_rss_mb > 0);
+  // A measured phase of 1,800 commands takes CPU time, and the run names the threads it used.
+  CHECK(report.cpu_us_per_command > 0);
+  CHECK(report.engine_workers == small_run().threads);
+  CHECK(report.sending_threads == small_run().drivers);
 }
 
 TEST_CASE("a hot run with read-your-writes reads every write back") {
@@ -200,7 +204,13 @@ TEST_CASE("both baselines run the same commands as the engine and check themselv
                             "ratio_raw_caf",
                             "ratio_crud",
                             "raw_caf_callbacks_commands_per_s",
-                            "ratio_raw_caf_callbacks"}) {
+                            "ratio_raw_caf_callbacks",
+                            "cpu_us_per_command",
+                            "raw_caf_cpu_us_per_command",
+                            "raw_caf_callbacks_cpu_us_per_command",
+                            "crud_cpu_us_per_command",
+                            "engine_workers",
+                            "driver_threads"}) {
     INFO(field);
     CHECK(json.contains(field));
   }
