@@ -131,7 +131,7 @@ struct aggregate_state {
     }
     std::expected<std::vector<new_event>, rejection> decided;
     try {
-      decided = instance->decide(job.command);
+      decided = instance->decide(job.command.get());
     } catch (const std::exception& error) {
       return internal_error(std::string{"decide threw: "} + error.what());
     } catch (...) {

@@ -32,10 +32,9 @@ in_flight_token::~in_flight_token() {
   core_.operation_finished();
 }
 
-command_job::command_job(engine_core& core, std::any command_value, std::string command, std::string correlation,
-                         bool sender_chose, std::function<void(command_result)> on_reply)
+command_job::command_job(engine_core& core, std::string command, std::string correlation, bool sender_chose,
+                         std::function<void(command_result)> on_reply)
   : token(core),
-    command(std::move(command_value)),
     command_id(std::move(command)),
     correlation_id(std::move(correlation)),
     sender_chose_id(sender_chose),
@@ -276,34 +275,34 @@ void engine::submit(std::type_index command_type, void* command, command_options
                                                       + detail::readable_type_name(command_type)));
     return;
   }
-  detail::routed_command routed;
-  try {
-    routed = router(command);
-  } catch (const std::exception& error) {
-    on_reply(detail::refuse(errc::internal_error, std::string{"aggregate_id threw: "} + error.what()));
-    return;
-  }
-  if (routed.aggregate_id.empty()) {
-    on_reply(detail::refuse(errc::invalid_aggregate_id,
-                            "a " + slot->model->type_name + " command needs a non-empty aggregate id"));
-    return;
-  }
   auto sender_chose_id = !ids.command_id.empty();
-  if (!sender_chose_id)
+  if (!sender_chose_id) {
     detail::costs::atomic_update();
-  if (!sender_chose_id)
     ids.command_id = core.command_id_prefix + std::to_string(core.last_command_number.fetch_add(1) + 1);
+  }
   if (ids.correlation_id.empty())
     ids.correlation_id = ids.command_id;
-  // The job counts as in flight from here; the check after the count closes the race with shutdown().
-  auto job = std::make_shared<detail::command_job>(core, std::move(routed.command), std::move(ids.command_id),
-                                                   std::move(ids.correlation_id), sender_chose_id,
-                                                   std::move(on_reply));
+  // One allocation holds the job and its command. The job counts as in flight from here, and replies exactly once
+  // (also when routing refuses the command); the check after the count closes the race with shutdown().
+  auto job = std::make_shared<detail::command_job>(core, std::move(ids.command_id), std::move(ids.correlation_id),
+                                                   sender_chose_id, std::move(on_reply));
+  std::string aggregate_id;
+  try {
+    aggregate_id = router(command, job->command);
+  } catch (const std::exception& error) {
+    job->reply(detail::refuse(errc::internal_error, std::string{"aggregate_id threw: "} + error.what()));
+    return;
+  }
+  if (aggregate_id.empty()) {
+    job->reply(detail::refuse(errc::invalid_aggregate_id,
+                              "a " + slot->model->type_name + " command needs a non-empty aggregate id"));
+    return;
+  }
   if (core.closing.load()) {
     job->reply(detail::refuse(errc::engine_stopped, "the engine is shut down"));
     return;
   }
-  core.send_to_aggregate(*slot, std::move(routed.aggregate_id), detail::command_message{std::move(job)});
+  core.send_to_aggregate(*slot, std::move(aggregate_id), detail::command_message{std::move(job)});
 }
 
 void engine::submit_query(std::type_index projection_type, std::shared_ptr<detail::query_task> task,

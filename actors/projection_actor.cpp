@@ -232,6 +232,7 @@ projection_actor::behavior_type projection_behavior(projection_actor::stateful_p
       state.slot->advance_pending.store(false);
       bool more = false;
       {
+        costs::lock();
         std::lock_guard applying{state.slot->applying};
         more = apply_new_events(*state.slot, *state.store, *state.core, events_per_turn);
       }

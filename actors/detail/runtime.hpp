@@ -93,12 +93,13 @@ private:
 
 /// A command on its way through its aggregate actor. Replied exactly once (engine_stopped if dropped).
 struct command_job {
-  command_job(engine_core& core, std::any command_value, std::string command, std::string correlation,
-              bool sender_chose_id, std::function<void(command_result)> on_reply);
+  command_job(engine_core& core, std::string command, std::string correlation, bool sender_chose_id,
+              std::function<void(command_result)> on_reply);
 
   // Declared first so it is destroyed last: the command leaves the in-flight count after its reply.
   in_flight_token token;
-  std::any command;
+  /// The aggregate's command variant, stored by its router.
+  command_storage command;
   std::string command_id;
   std::string correlation_id;
   /// The sender gave the command id, so it may re-send it: look it up before deciding, and let the store find it.

@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <expected>
 #include <functional>
 #include <memory>
@@ -107,16 +109,48 @@ public:
   virtual ~aggregate_instance() = default;
   /// Folds one event (the aggregate's event variant in an any) into the state.
   virtual void apply(const std::any& event) = 0;
-  /// Runs decide(); the events come back ready to append.
-  virtual std::expected<std::vector<new_event>, rejection> decide(const std::any& command) const = 0;
+  /// Runs decide() on the aggregate's command variant; the events come back ready to append.
+  virtual std::expected<std::vector<new_event>, rejection> decide(const void* command) const = 0;
   /// A copy of the state, for inspection.
   virtual std::any state() const = 0;
 };
 
-/// A command converted to its aggregate's command variant, with the id of the aggregate it targets.
-struct routed_command {
-  std::any command;
-  std::string aggregate_id;
+/// Room for a command inside the job that carries it to its aggregate actor: the aggregate's command variant is
+/// constructed in place when it fits (one allocation per command for job and command together), else on the heap.
+class command_storage {
+public:
+  static constexpr std::size_t capacity = 192;
+
+  command_storage() = default;
+  command_storage(const command_storage&) = delete;
+  command_storage& operator=(const command_storage&) = delete;
+  ~command_storage() {
+    if (destroy_)
+      destroy_(*this);
+  }
+
+  /// The aggregate's command variant, once a router stored it.
+  const void* get() const noexcept { return command_; }
+
+  template <class Variant>
+  const Variant& store(Variant&& value) {
+    if constexpr (sizeof(Variant) <= capacity && alignof(Variant) <= alignof(std::max_align_t)) {
+      auto* placed = ::new (static_cast<void*>(bytes_)) Variant(std::move(value));
+      command_ = placed;
+      destroy_ = [](command_storage& storage) { static_cast<const Variant*>(storage.command_)->~Variant(); };
+      return *placed;
+    } else {
+      auto* allocated = new Variant(std::move(value));
+      command_ = allocated;
+      destroy_ = [](command_storage& storage) { delete static_cast<const Variant*>(storage.command_); };
+      return *allocated;
+    }
+  }
+
+private:
+  alignas(std::max_align_t) std::byte bytes_[capacity];
+  const void* command_ = nullptr;
+  void (*destroy_)(command_storage&) = nullptr;
 };
 
 /// What the engine core knows of one registered aggregate type.
@@ -136,8 +170,9 @@ struct aggregate_model {
   std::function<std::expected<decoded_state, std::string>(std::string_view)> decode_state;
 };
 
-/// Turns a command of one concrete type (passed as void*, moved from) into its aggregate's command variant.
-using command_router = routed_command (*)(void* command);
+/// Turns a command of one concrete type (passed as void*, moved from) into its aggregate's command variant, kept
+/// in `into`, and returns the id of the aggregate it targets.
+using command_router = std::string (*)(void* command, command_storage& into);
 
 template <class Aggregate>
 class aggregate_instance_for final : public aggregate_instance {
@@ -154,8 +189,8 @@ public:
     state_ = call_evolve(std::move(state_), *std::any_cast<event>(&payload));
   }
 
-  std::expected<std::vector<new_event>, rejection> decide(const std::any& payload) const override {
-    auto outcome = call_decide(state_, *std::any_cast<command>(&payload));
+  std::expected<std::vector<new_event>, rejection> decide(const void* payload) const override {
+    auto outcome = call_decide(state_, *static_cast<const command*>(payload));
     if (!outcome.accepted())
       return std::unexpected(outcome.error());
     std::vector<new_event> events;
@@ -175,10 +210,9 @@ private:
 };
 
 template <class Aggregate, class Command>
-routed_command route_command(void* raw) {
-  typename Aggregate::command command{std::move(*static_cast<Command*>(raw))};
-  std::string id{aggregate_id(command)};
-  return routed_command{std::any{std::move(command)}, std::move(id)};
+std::string route_command(void* raw, command_storage& into) {
+  const auto& command = into.store(typename Aggregate::command{std::move(*static_cast<Command*>(raw))});
+  return std::string{aggregate_id(command)};
 }
 
 /// One registered projection: its read model behind a reader/writer lock, and its checkpoint.
