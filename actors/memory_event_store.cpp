@@ -33,7 +33,13 @@ public:
     {
       detail::costs::lock();
       std::unique_lock lock{mutex_};
-      auto& positions = streams_[*request.stream];
+      auto known = streams_.find(request.stream);
+      if (known == streams_.end()) {
+        // Keyed by the request's shared stream (no copy of its ids); room for a typical stream's first events.
+        known = streams_.emplace(request.stream, std::vector<log_position>{}).first;
+        known->second.reserve(initial_stream_capacity);
+      }
+      auto& positions = known->second;
       if (positions.size() != request.expected_version)
         return std::unexpected(store_error{
           store_errc::version_conflict,
@@ -159,7 +165,8 @@ private:
   std::unique_ptr<std::atomic<envelope*>[]> segments_;
   /// Events in the log, published or being appended (the writer's view, under `mutex_`).
   log_position size_ = 0;
-  std::unordered_map<stream_id, std::vector<log_position>, detail::stream_id_hash> streams_;
+  static constexpr std::size_t initial_stream_capacity = 8;
+  detail::shared_stream_map<std::vector<log_position>> streams_;
   /// Command id -> first and last position of its events, for appends with remember_command_id only.
   std::unordered_map<std::string, std::pair<log_position, log_position>> commands_;
   std::atomic<log_position> head_{0};
