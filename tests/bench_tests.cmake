@@ -30,10 +30,17 @@ add_test(NAME "bench/cqrs-load exits 2 on a bad option value"
 add_test(NAME "bench/cqrs-load exits 2 on an unknown option"
   COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-load>" "-Darguments=--no-such-option"
           -Dexpected_exit=2 -Dexpected_error=--no-such-option -P ${bench_run_check})
-add_test(NAME "bench/cqrs-load --ledger counts allocations and messages per operation"
-  COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-load>" "-Darguments=--ledger --json"
-          -Dexpected_exit=0 -Djson_true=allocations_counted -Djson_positive=messages_per_command_live
-          -P ${bench_run_check})
+if(CQRS_SANITIZE OR CQRS_TSAN)
+  # No counting operator new here (see bench/CMakeLists.txt): the ledger still runs, and says it did not count.
+  add_test(NAME "bench/cqrs-load --ledger counts allocations and messages per operation"
+    COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-load>" "-Darguments=--ledger --json"
+            -Dexpected_exit=1 "-Dexpected_output=allocations NOT counted" -P ${bench_run_check})
+else()
+  add_test(NAME "bench/cqrs-load --ledger counts allocations and messages per operation"
+    COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-load>" "-Darguments=--ledger --json"
+            -Dexpected_exit=0 -Djson_true=allocations_counted -Djson_positive=messages_per_command_live
+            -P ${bench_run_check})
+endif()
 add_test(NAME "bench/cqrs-load exits 2 on --ledger with a load option it cannot take"
   COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-load>" "-Darguments=--ledger --rate 1000"
           -Dexpected_exit=2 -Dexpected_error=--ledger -P ${bench_run_check})
