@@ -3,6 +3,7 @@
 
 #include "actors/decision.hpp"
 #include "actors/detail/type_erasure.hpp"
+#include "actors/domain_contract.hpp"
 #include "actors/envelope.hpp"
 #include "actors/event_codec.hpp"
 #include "actors/event_store.hpp"
@@ -209,7 +210,7 @@ public:
   /// Registers an aggregate type: commands of any alternative of `Aggregate::command` are routed to it, and the
   /// store learns its event types' JSON form (each event converts through Boost.JSON, see event_codec.hpp).
   /// Throws std::invalid_argument if the aggregate or one of its command types is already registered.
-  template <class Aggregate>
+  template <aggregate Aggregate>
   void add_aggregate(aggregate_options settings = {}) {
     auto model = std::make_unique<detail::aggregate_model>();
     model->type_name = std::string{Aggregate::type_name};
@@ -229,7 +230,7 @@ public:
   }
 
   /// Registers a projection and starts it from position 0. Throws std::invalid_argument on a duplicate.
-  template <class Projection>
+  template <projection Projection>
   void add_projection() {
     add_projection(typeid(Projection), std::make_unique<detail::projection_runtime_for<Projection>>());
   }

@@ -222,3 +222,14 @@ TEST_CASE("an aggregate recovered by replay in a new engine equals the live one 
   REQUIRE(all);
   CHECK(all->version == 53);
 }
+
+// The domain contract, checked where add_aggregate and add_projection take their types.
+static_assert(cqrs::aggregate<bank::account>);
+static_assert(cqrs::projection<readmodels::account_balances>);
+namespace {
+struct lacks_the_contract {
+  int value = 0;
+};
+} // namespace
+static_assert(!cqrs::aggregate<lacks_the_contract>, "no command or event variants, no decide or evolve");
+static_assert(!cqrs::projection<lacks_the_contract>, "no name, no subscription, no apply");
