@@ -32,7 +32,7 @@ void engine_core::on_new_head(projection_slot& slot) {
 void engine_core::combine(projection_slot& slot) {
   // Flat combining: whoever holds `applying` re-checks `behind` after letting go, so an append that finds the
   // lock taken is applied by the holder (or by the next appender), never left behind.
-  while (slot.behind.load() && (costs::lock(), slot.applying.try_lock())) {
+  while (slot.behind.load() && costs::try_lock(slot.applying)) {
     slot.behind.store(false);
     auto more = apply_new_events(slot, *store, *this, events_per_turn);
     slot.applying.unlock();
@@ -48,7 +48,7 @@ void engine_core::park_or_answer(std::shared_ptr<query_task> task) {
   auto& slot = *static_cast<projection_slot*>(task->projection->slot);
   if (settings.projections == projection_dispatch::projection_actor_or_waiting_query
       && task->projection->checkpoint.load(std::memory_order_acquire) < task->min_position
-      && (costs::lock(), slot.applying.try_lock())) {
+      && costs::try_lock(slot.applying)) {
     // Help the read model along instead of waiting for its actor's turn; the events are in the log already.
     auto more = apply_new_events(slot, *store, *this, events_per_turn);
     slot.applying.unlock();

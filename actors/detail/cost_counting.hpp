@@ -22,4 +22,11 @@ inline void message() { add(messages); }
 inline void lock() { add(locks); }
 inline void atomic_update(std::uint64_t count = 1) { add(atomic_updates, count); }
 
+/// A try_lock counted as a lock taken (whether or not it succeeds).
+template <class Mutex>
+bool try_lock(Mutex& mutex) {
+  lock();
+  return mutex.try_lock();
+}
+
 } // namespace cqrs::detail::costs
