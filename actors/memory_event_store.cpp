@@ -1,12 +1,12 @@
 // The in-memory event store: one log in a deque (stable addresses) plus a per-stream index of positions, the
 // positions of remembered command ids, and the latest snapshot of each stream.
+#include "actors/detail/adaptive_mutex.hpp"
 #include "actors/detail/cost_counting.hpp"
 #include "actors/detail/store_support.hpp"
 
 #include <atomic>
 #include <new>
 #include <mutex>
-#include <shared_mutex>
 #include <unordered_map>
 
 namespace cqrs {
@@ -30,9 +30,10 @@ public:
     if (request.events.empty())
       return std::unexpected(store_error{store_errc::invalid_request, "append without events"});
     append_result result;
+    auto now = std::chrono::system_clock::now();
     {
       detail::costs::lock();
-      std::unique_lock lock{mutex_};
+      std::lock_guard lock{mutex_};
       auto known = streams_.find(request.stream);
       if (known == streams_.end()) {
         // Keyed by the request's shared stream (no copy of its ids); room for a typical stream's first events.
@@ -47,7 +48,6 @@ public:
             + ", expected " + std::to_string(request.expected_version)});
       if (size_ + request.events.size() > segment_count * segment_size)
         return std::unexpected(store_error{store_errc::io_error, "the in-memory log is full"});
-      auto now = std::chrono::system_clock::now();
       result.first_position = size_ + 1;
       for (auto& event : request.events) {
         auto& stored = emplace_next();
@@ -78,7 +78,7 @@ public:
     stream_version version = 0;
     {
       detail::costs::lock();
-    std::shared_lock lock{mutex_};
+      std::lock_guard lock{mutex_};
       auto found = streams_.find(stream);
       if (found == streams_.end())
         return 0;
@@ -106,7 +106,7 @@ public:
 
   std::optional<recorded_command> find_command(const std::string& command_id) const override {
     detail::costs::lock();
-    std::shared_lock lock{mutex_};
+    std::lock_guard lock{mutex_};
     auto found = commands_.find(command_id);
     if (found == commands_.end())
       return std::nullopt;
@@ -161,7 +161,8 @@ private:
     return *new (&at(size_)) envelope{};
   }
 
-  mutable std::shared_mutex mutex_;
+  /// Appends and stream reads are short and exclusive: no reader/writer lock, whose waits all sleep.
+  mutable detail::adaptive_mutex mutex_;
   std::unique_ptr<std::atomic<envelope*>[]> segments_;
   /// Events in the log, published or being appended (the writer's view, under `mutex_`).
   log_position size_ = 0;

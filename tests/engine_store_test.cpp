@@ -1,4 +1,5 @@
 // The in-memory event store: atomic appends, expected-version conflicts, ordered reads, head notifications.
+#include "actors/detail/adaptive_mutex.hpp"
 #include "actors/event_store.hpp"
 
 #include <catch2/catch.hpp>
@@ -155,4 +156,34 @@ TEST_CASE("listeners hear every new head until they unsubscribe") {
   store->unsubscribe(subscription);
   REQUIRE(store->append(request(stream("a"), 3, {4})));
   CHECK(heads == std::vector<cqrs::log_position>{2, 3});
+}
+
+TEST_CASE("the store's adaptive mutex excludes concurrent holders, also when waiters have gone to sleep") {
+  cqrs::detail::adaptive_mutex mutex;
+  std::uint64_t counter = 0; // plain: only the mutex keeps the increments apart
+  volatile int busy = 0;
+  constexpr int threads = 4;
+  constexpr int rounds = 50000;
+  std::barrier start{threads};
+  std::vector<std::jthread> workers;
+  for (int index = 0; index < threads; ++index)
+    workers.emplace_back([&] {
+      start.arrive_and_wait();
+      for (int round = 0; round < rounds; ++round) {
+        std::lock_guard lock{mutex};
+        // Every 500th hold is long, so that the others exhaust their spin and sleep on the futex.
+        auto before = counter;
+        if (round % 500 == 0)
+          for (int step = 0; step < 20000; ++step)
+            busy = step;
+        counter = before + 1;
+      }
+    });
+  workers.clear();
+  CHECK(counter == std::uint64_t{threads} * rounds);
+  REQUIRE(mutex.try_lock());
+  CHECK_FALSE(mutex.try_lock());
+  mutex.unlock();
+  CHECK(mutex.try_lock());
+  mutex.unlock();
 }
