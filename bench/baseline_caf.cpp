@@ -1,6 +1,7 @@
 // The raw-CAF baseline: the orders workload as a hand-written CAF program, with no engine. Client actors send
 // each command as a request to its order's actor (a sharded directory, lazily spawned actors), which decides,
-// evolves its state, tells one projection actor the events (applied to order_summaries) and replies.
+// evolves its state, tells one projection actor the events (applied to the read models the engine run registers)
+// and replies.
 #include "bench/baselines.hpp"
 
 #include "bench/phase_support.hpp"
@@ -8,6 +9,7 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <array>
 #include <unordered_map>
 
@@ -158,16 +160,48 @@ void program::stop_all() {
   projection = nullptr;
 }
 
+/// The read models the engine run registers (options.read_models), each applied by the one projection actor: the
+/// same read-side work as the engine's, without its log.
+struct read_side {
+  explicit read_side(const std::vector<std::string>& names) {
+    auto wanted = [&](std::string_view name) {
+      if (names.size() == 1 && names.front() == "none")
+        return false;
+      return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
+    };
+    summaries_on = wanted(readmodels::order_summaries::name);
+    customers_on = wanted(readmodels::customer_stats::name);
+    statuses_on = wanted(readmodels::orders_by_status::name);
+    products_on = wanted(readmodels::top_products::name);
+  }
+
+  void apply(const cqrs::envelope& meta, const orders::event& event) {
+    if (summaries_on)
+      summaries.apply(meta, event);
+    if (customers_on)
+      customers.apply(meta, event);
+    if (statuses_on)
+      statuses.apply(meta, event);
+    if (products_on)
+      products.apply(meta, event);
+  }
+
+  bool summaries_on, customers_on, statuses_on, products_on;
+  readmodels::order_summaries summaries;
+  readmodels::customer_stats customers;
+  readmodels::orders_by_status statuses;
+  readmodels::top_products products;
+};
+
 struct projection_state {
   static inline const char* name = "bench.projection";
-  readmodels::order_summaries model;
+  std::unique_ptr<read_side> models;
   cqrs::envelope meta;
   std::uint64_t applied = 0;
 };
 
-// `shared` is unused but needed: CAF 0.17 spawns an argument-less function through a null
-// std::shared_ptr<std::tuple<>> dereference, which UBSan rightly aborts on.
-caf::behavior projection_actor(caf::stateful_actor<projection_state>* self, [[maybe_unused]] program* shared) {
+caf::behavior projection_actor(caf::stateful_actor<projection_state>* self, const std::vector<std::string>& names) {
+  self->state.models = std::make_unique<read_side>(names);
   return {
     [self](const applied_events& batch) {
       received(self);
@@ -175,7 +209,7 @@ caf::behavior projection_actor(caf::stateful_actor<projection_state>* self, [[ma
       state.meta.stream = batch.stream;
       for (std::size_t index = 0; index < batch.events.size(); ++index) {
         state.meta.position = batch.first + index;
-        state.model.apply(state.meta, batch.events[index]);
+        state.models->apply(state.meta, batch.events[index]);
       }
       state.applied += batch.events.size();
     },
@@ -366,7 +400,7 @@ baseline_figures run_raw_caf(const load_options& options, client_shape shape) {
   config.set("scheduler.policy",
              options.policy == cqrs::scheduler_policy::sharing ? caf::atom("sharing") : caf::atom("stealing"));
   caf::actor_system system{config};
-  shared.projection = system.spawn(projection_actor, &shared);
+  shared.projection = system.spawn(projection_actor, options.read_models);
 
   auto measured = detail::run_baseline_phases(
     options, figures, [&](workload_plan plan, std::unique_ptr<phase_budget> budget, std::uint64_t clients) {
@@ -377,12 +411,14 @@ baseline_figures run_raw_caf(const load_options& options, client_shape shape) {
   // Every accepted command told the projection its events before replying: a request sent now is answered after
   // all of them.
   std::uint64_t applied = 0;
+  auto last_phase_ended = clock::now();
   {
     caf::scoped_actor self{system};
     sending_to(caf::actor_cast<caf::abstract_actor*>(shared.projection));
     self->request(shared.projection, caf::infinite, sync_atom::value)
       .receive([&](std::uint64_t count) { applied = count; }, [&](caf::error&) {});
   }
+  figures.catchup_ms = std::chrono::duration<double, std::milli>(clock::now() - last_phase_ended).count();
   std::uint64_t events = 0;
   for (const auto& one : phases)
     events += one->events.load();

@@ -219,6 +219,8 @@ struct baseline_figures {
   double mean_in_flight = 0;
   /// Process CPU time (user + system, every thread) during the measured phase, per command sent.
   double cpu_us_per_command = 0;
+  /// From the last reply until its read side had applied every event (negative: it has no read side).
+  double catchup_ms = -1;
   /// Its own checks (every invalid command rejected, no valid one, its read model complete).
   bool verified = false;
   std::vector<std::string> problems;

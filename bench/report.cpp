@@ -52,6 +52,13 @@ std::string_view policy_name(cqrs::scheduler_policy policy) {
   return policy == cqrs::scheduler_policy::sharing ? "sharing" : "stealing";
 }
 
+/// Commands per second counted until the read side had applied them all: the last reply, plus the catch-up after
+/// it (a program whose read models lag still owes that work when its last reply goes out).
+double caught_up_rate(double commands, double seconds, double catchup_ms) {
+  auto total = seconds + std::max(0.0, catchup_ms) / 1000.0;
+  return total > 0 ? commands / total : 0;
+}
+
 double round_to(double value, int decimals) {
   auto scale = std::pow(10.0, decimals);
   return std::round(value * scale) / scale;
@@ -145,7 +152,10 @@ void print_table(std::ostream& out, const load_report& report) {
     row(out, baseline.name,
         grouped(baseline.commands_per_s) + " commands/s, p99 " + duration_text(baseline.latency.p99_us) + ", in flight "
           + format("%.1f", baseline.mean_in_flight) + ", cpu " + format("%.2f us", baseline.cpu_us_per_command)
-          + " per command -> engine " + format("%.2fx", ratio)
+          + " per command"
+          + (baseline.catchup_ms >= 0 ? ", read side caught up " + duration_text(baseline.catchup_ms * 1000.0) + " later"
+                                      : "")
+          + " -> engine " + format("%.2fx", ratio)
           + (baseline.verified ? "" : "  (NOT verified)"));
   };
   if (report.raw_caf || report.raw_caf_callbacks || report.crud)
@@ -236,34 +246,29 @@ boost::json::object to_json(const load_report& report) {
   for (const auto& problem : report.problems)
     problems.emplace_back(problem);
   object["problems"] = std::move(problems);
-  if (report.raw_caf) {
-    object["raw_caf_commands_per_s"] = round_to(report.raw_caf->commands_per_s, 0);
-    object["raw_caf_p99_us"] = round_to(report.raw_caf->latency.p99_us, 2);
-    object["raw_caf_mean_in_flight"] = round_to(report.raw_caf->mean_in_flight, 2);
-    object["raw_caf_cpu_us_per_command"] = round_to(report.raw_caf->cpu_us_per_command, 3);
-    object["raw_caf_verified"] = report.raw_caf->verified;
-    object["ratio_raw_caf"] =
-      report.raw_caf->commands_per_s > 0 ? round_to(report.commands_per_s / report.raw_caf->commands_per_s, 3) : 0.0;
-  }
-  if (report.raw_caf_callbacks) {
-    const auto& callbacks = *report.raw_caf_callbacks;
-    object["raw_caf_callbacks_commands_per_s"] = round_to(callbacks.commands_per_s, 0);
-    object["raw_caf_callbacks_p99_us"] = round_to(callbacks.latency.p99_us, 2);
-    object["raw_caf_callbacks_mean_in_flight"] = round_to(callbacks.mean_in_flight, 2);
-    object["raw_caf_callbacks_cpu_us_per_command"] = round_to(callbacks.cpu_us_per_command, 3);
-    object["raw_caf_callbacks_verified"] = callbacks.verified;
-    object["ratio_raw_caf_callbacks"] =
-      callbacks.commands_per_s > 0 ? round_to(report.commands_per_s / callbacks.commands_per_s, 3) : 0.0;
-  }
-  if (report.crud) {
-    object["crud_commands_per_s"] = round_to(report.crud->commands_per_s, 0);
-    object["crud_p99_us"] = round_to(report.crud->latency.p99_us, 2);
-    object["crud_mean_in_flight"] = round_to(report.crud->mean_in_flight, 2);
-    object["crud_cpu_us_per_command"] = round_to(report.crud->cpu_us_per_command, 3);
-    object["crud_verified"] = report.crud->verified;
-    object["ratio_crud"] =
-      report.crud->commands_per_s > 0 ? round_to(report.commands_per_s / report.crud->commands_per_s, 3) : 0.0;
-  }
+  auto engine_caught_up = caught_up_rate(static_cast<double>(report.accepted + report.rejected), report.seconds,
+                                         report.catchup_ms);
+  object["caught_up_commands_per_s"] = round_to(engine_caught_up, 0);
+  auto add_baseline = [&](const std::string& prefix, const std::optional<baseline_figures>& baseline) {
+    if (!baseline)
+      return;
+    object[prefix + "_commands_per_s"] = round_to(baseline->commands_per_s, 0);
+    object[prefix + "_p99_us"] = round_to(baseline->latency.p99_us, 2);
+    object[prefix + "_mean_in_flight"] = round_to(baseline->mean_in_flight, 2);
+    object[prefix + "_cpu_us_per_command"] = round_to(baseline->cpu_us_per_command, 3);
+    if (baseline->catchup_ms >= 0) {
+      object[prefix + "_catchup_ms"] = round_to(baseline->catchup_ms, 3);
+      auto rate = caught_up_rate(static_cast<double>(baseline->commands), baseline->seconds, baseline->catchup_ms);
+      object[prefix + "_caught_up_commands_per_s"] = round_to(rate, 0);
+      object["ratio_" + prefix + "_caught_up"] = rate > 0 ? round_to(engine_caught_up / rate, 3) : 0.0;
+    }
+    object[prefix + "_verified"] = baseline->verified;
+    object["ratio_" + prefix] =
+      baseline->commands_per_s > 0 ? round_to(report.commands_per_s / baseline->commands_per_s, 3) : 0.0;
+  };
+  add_baseline("raw_caf", report.raw_caf);
+  add_baseline("raw_caf_callbacks", report.raw_caf_callbacks);
+  add_baseline("crud", report.crud);
   return object;
 }
 
