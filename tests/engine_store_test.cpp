@@ -162,8 +162,8 @@ TEST_CASE("the store's adaptive mutex excludes concurrent holders, also when wai
   cqrs::detail::adaptive_mutex mutex;
   std::uint64_t counter = 0; // plain: only the mutex keeps the increments apart
   volatile int busy = 0;
-  constexpr int threads = 4;
-  constexpr int rounds = 50000;
+  constexpr int threads = 6;
+  constexpr int rounds = 40000;
   std::barrier start{threads};
   std::vector<std::jthread> workers;
   for (int index = 0; index < threads; ++index)
@@ -171,9 +171,10 @@ TEST_CASE("the store's adaptive mutex excludes concurrent holders, also when wai
       start.arrive_and_wait();
       for (int round = 0; round < rounds; ++round) {
         std::lock_guard lock{mutex};
-        // Every 500th hold is long, so that the others exhaust their spin and sleep on the futex.
+        // Every 200th hold is long, so that the others exhaust their spin and sleep on the futex (a lost wake-up
+        // would hang here).
         auto before = counter;
-        if (round % 500 == 0)
+        if (round % 200 == 0)
           for (int step = 0; step < 20000; ++step)
             busy = step;
         counter = before + 1;

@@ -8,6 +8,11 @@
 #if defined(__x86_64__) || defined(__i386__)
 #  include <immintrin.h>
 #endif
+#if defined(__linux__)
+#  include <linux/futex.h>
+#  include <sys/syscall.h>
+#  include <unistd.h>
+#endif
 
 namespace cqrs::detail {
 
@@ -22,20 +27,23 @@ public:
   adaptive_mutex& operator=(const adaptive_mutex&) = delete;
 
   void lock() noexcept {
-    if (state_.exchange(locked, std::memory_order_acquire) == unlocked) [[likely]]
+    if (try_lock()) [[likely]]
       return;
     lock_contended();
   }
 
+  /// Takes the lock only from `unlocked`: taking it over a `sleeping` state as `locked` would lose the sleeper's
+  /// wake-up.
   bool try_lock() noexcept {
+    std::uint32_t expected = unlocked;
     return state_.load(std::memory_order_relaxed) == unlocked
-           && state_.exchange(locked, std::memory_order_acquire) == unlocked;
+           && state_.compare_exchange_strong(expected, locked, std::memory_order_acquire, std::memory_order_relaxed);
   }
 
   void unlock() noexcept {
     // Only a holder that saw a sleeper (or may have) pays for the wake-up.
     if (state_.exchange(unlocked, std::memory_order_release) == sleeping)
-      state_.notify_one();
+      wake_one();
   }
 
 private:
@@ -51,17 +59,34 @@ private:
   void lock_contended() noexcept {
     for (int spin = 0; spin < spin_limit; ++spin) {
       pause();
-      if (state_.load(std::memory_order_relaxed) == unlocked
-          && state_.exchange(locked, std::memory_order_acquire) == unlocked)
+      if (try_lock())
         return;
     }
     // From here on the lock is taken as `sleeping`, so that whoever holds it wakes a waiter when it lets go
     // (Drepper's three-state futex mutex, "Futexes Are Tricky").
     while (state_.exchange(sleeping, std::memory_order_acquire) != unlocked)
-      state_.wait(sleeping, std::memory_order_relaxed);
+      sleep_while_sleeping();
+  }
+
+  // The futex calls themselves: libstdc++ 12's atomic wait and notify add a shared waiter table in between.
+  void sleep_while_sleeping() noexcept {
+#if defined(__linux__)
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&state_), FUTEX_WAIT_PRIVATE, sleeping, nullptr, nullptr, 0);
+#else
+    state_.wait(sleeping, std::memory_order_relaxed);
+#endif
+  }
+
+  void wake_one() noexcept {
+#if defined(__linux__)
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&state_), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+#else
+    state_.notify_one();
+#endif
   }
 
   std::atomic<std::uint32_t> state_{unlocked};
+  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t), "the futex word is the atomic itself");
 };
 
 } // namespace cqrs::detail
