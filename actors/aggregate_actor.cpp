@@ -1,5 +1,6 @@
-// The aggregate actor: one per aggregate instance; recovers from its stream (or its latest snapshot), then decides
-// commands one at a time, answering re-sent commands with their original outcome.
+// The aggregate actor: one per aggregate instance (its cell and, once needed, its CAF actor); recovers from its
+// stream (or its latest snapshot), then decides commands one at a time, answering re-sent commands with their
+// original outcome.
 #include "actors/detail/runtime.hpp"
 
 namespace cqrs::detail {
@@ -12,6 +13,265 @@ std::unexpected<rejection> internal_error(std::string message) {
 
 } // namespace
 
+namespace {
+
+/// How many of this thread's nested runs of aggregate work are under way (see aggregate_cell::may_run_here).
+thread_local int running_depth = 0;
+
+/// Queued items a submitting thread runs after its own command before it hands the rest to the actor: enough to
+/// absorb a short burst on one aggregate, few enough that a host thread is soon back to its own work.
+constexpr std::size_t inline_budget = 8;
+/// Items the actor runs per drain message before it lets the other actors of its worker have a turn.
+constexpr std::size_t actor_budget = 64;
+
+} // namespace
+
+struct aggregate_cell::running_scope {
+  running_scope() { ++running_depth; }
+  ~running_scope() { --running_depth; }
+  running_scope(const running_scope&) = delete;
+  running_scope& operator=(const running_scope&) = delete;
+};
+
+bool aggregate_cell::may_run_here() noexcept {
+  return running_depth == 0;
+}
+
+aggregate_cell::aggregate_cell(engine_core& core, const aggregate_model& model,
+                               std::shared_ptr<const stream_id> stream, std::mutex& guard)
+  : core_(core), model_(model), store_(*core.store), stream_(std::move(stream)), guard_(guard) {}
+
+void aggregate_cell::hand_to_actor() {
+  if (!actor)
+    actor = spawn_aggregate(*core_.system, shared_from_this());
+  deliver(actor, drain_atom::value);
+}
+
+void aggregate_cell::run_here(std::shared_ptr<command_job> job) {
+  running_scope scope;
+  if (run_command(std::move(job)))
+    run_queued(inline_budget);
+}
+
+void aggregate_cell::drain() {
+  running_scope scope;
+  run_queued(actor_budget);
+}
+
+void aggregate_cell::appended(std::expected<append_result, store_error> outcome) {
+  running_scope scope;
+  auto job = std::move(committing_);
+  job->reply(finish(std::move(outcome), committing_events_));
+  job.reset();
+  run_queued(actor_budget);
+}
+
+void aggregate_cell::run_queued(std::size_t budget) {
+  // Destroyed only after the cell is let go (see below): a job counts as in flight until it is destroyed, and
+  // shutdown waits for that before it takes the directory apart.
+  aggregate_work next;
+  for (std::size_t ran = 0;; ++ran) {
+    {
+      costs::lock();
+      std::lock_guard lock{guard_};
+      if (queue.empty()) {
+        running = false;
+        return;
+      }
+      if (ran == budget) {
+        hand_to_actor();
+        return;
+      }
+      next = std::move(queue.front());
+      queue.pop_front();
+    }
+    if (!run(std::move(next)))
+      return; // the actor goes on when the append's outcome arrives
+  }
+}
+
+bool aggregate_cell::run(aggregate_work work) {
+  if (auto* job = std::get_if<std::shared_ptr<command_job>>(&work))
+    return run_command(std::move(*job));
+  run_inspection(*std::get<std::shared_ptr<state_sink>>(work));
+  return true;
+}
+
+bool aggregate_cell::run_command(std::shared_ptr<command_job> job) {
+  auto result = decide(job);
+  if (!result)
+    return false; // committing in the background: from here on the cell belongs to the append's outcome
+  job->reply(std::move(*result));
+  return true;
+}
+
+void aggregate_cell::run_inspection(state_sink& reply) {
+  if (auto failure = recover())
+    reply(std::unexpected(std::move(*failure)));
+  else
+    reply(instance_->state());
+}
+
+std::optional<std::pair<std::unique_ptr<aggregate_instance>, stream_version>>
+aggregate_cell::from_snapshot(log_position& last) {
+  if (model_.snapshot_every == 0)
+    return std::nullopt;
+  auto taken = store_.load_snapshot(*stream_);
+  if (!taken)
+    return std::nullopt;
+  if (taken->format_version == model_.snapshot_format) {
+    if (auto decoded = model_.decode_state(taken->state)) {
+      core_.counters.snapshots_used.fetch_add(1, std::memory_order_relaxed);
+      last = decoded->position;
+      return std::pair{std::move(decoded->instance), taken->version};
+    }
+  }
+  core_.counters.snapshots_rejected.fetch_add(1, std::memory_order_relaxed);
+  return std::nullopt;
+}
+
+std::optional<rejection> aggregate_cell::recover() {
+  if (recovered_)
+    return std::nullopt;
+  try {
+    log_position last = 0;
+    auto start = from_snapshot(last);
+    auto fresh = start ? std::move(start->first) : model_.make_instance();
+    stream_version after = start ? start->second : 0;
+    std::uint64_t replayed = 0;
+    auto fold = [&](const envelope& event) {
+      fresh->apply(event.payload);
+      last = event.position;
+      ++replayed;
+      return true;
+    };
+    auto reached = store_.read_stream(*stream_, after, fold);
+    if (reached < after) {
+      // A snapshot ahead of its stream cannot be trusted: replay everything.
+      core_.counters.snapshots_rejected.fetch_add(1, std::memory_order_relaxed);
+      fresh = model_.make_instance();
+      last = 0;
+      reached = store_.read_stream(*stream_, 0, fold);
+    }
+    core_.counters.events_replayed.fetch_add(replayed, std::memory_order_relaxed);
+    instance_ = std::move(fresh);
+    version_ = reached;
+    last_position_ = last;
+    recovered_ = true;
+    return std::nullopt;
+  } catch (const std::exception& error) {
+    return internal_error("aggregate " + stream_->to_string() + " could not be recovered: " + error.what()).error();
+  } catch (...) {
+    return internal_error("aggregate " + stream_->to_string() + " could not be recovered: non-standard exception")
+      .error();
+  }
+}
+
+std::optional<command_result> aggregate_cell::earlier_outcome(const command_job& job) const {
+  auto found = store_.find_command(job.command_id);
+  if (!found || std::chrono::system_clock::now() - found->timestamp > core_.settings.idempotency_window)
+    return std::nullopt;
+  if (found->stream != *stream_)
+    return std::unexpected(rejection{std::string{errc::duplicate_command_id},
+                                     "command id " + job.command_id + " was already used by a command to "
+                                       + found->stream.to_string()});
+  core_.counters.duplicate_commands.fetch_add(1, std::memory_order_relaxed);
+  return accepted{found->version, found->last_position, found->events};
+}
+
+std::optional<command_result> aggregate_cell::decide(std::shared_ptr<command_job>& job_pointer) {
+  auto& job = *job_pointer;
+  if (auto failure = recover())
+    return std::unexpected(std::move(*failure));
+  if (job.sender_chose_id) {
+    try {
+      if (auto earlier = earlier_outcome(job))
+        return std::move(*earlier);
+    } catch (const std::exception& error) {
+      return internal_error("cannot look up command id " + job.command_id + ": " + error.what());
+    }
+  }
+  std::expected<std::vector<new_event>, rejection> decided;
+  try {
+    decided = instance_->decide(job.command.get());
+  } catch (const std::exception& error) {
+    return internal_error(std::string{"decide threw: "} + error.what());
+  } catch (...) {
+    return internal_error("decide threw a non-standard exception");
+  }
+  if (!decided)
+    return std::unexpected(std::move(decided.error()));
+  if (decided->empty())
+    return accepted{version_, last_position_, 0};
+  if (auto reason = core_.unhealthy_reason())
+    return std::unexpected(rejection{std::string{errc::store_failure}, "the engine refuses writes: " + *reason});
+  auto count = decided->size();
+  // Evolve before appending, so an event that evolve cannot take is never stored (replay would choke on it).
+  try {
+    for (const auto& event : *decided)
+      instance_->apply(event.payload);
+  } catch (const std::exception& error) {
+    recovered_ = false;
+    return internal_error(std::string{"evolve threw: "} + error.what());
+  } catch (...) {
+    recovered_ = false;
+    return internal_error("evolve threw a non-standard exception");
+  }
+  append_request request{stream_, version_, std::move(job.command_id), std::move(job.correlation_id),
+                         std::move(*decided), job.sender_chose_id};
+  if (store_.appends_in_background()) {
+    // The thread goes on with other work while the store commits; the cell stays claimed, holding its later work
+    // until the commit is done, so its commands still run one at a time and in order. The actor takes over then.
+    aggregate_actor handle;
+    {
+      costs::lock();
+      std::lock_guard lock{guard_};
+      if (!actor)
+        actor = spawn_aggregate(*core_.system, shared_from_this());
+      handle = actor;
+    }
+    committing_ = std::move(job_pointer);
+    committing_events_ = count;
+    // The outcome may arrive (on the store's thread, and on to the actor) before append_async returns: nothing
+    // of the cell is touched on this thread after it.
+    store_.append_async(std::move(request), [handle](std::expected<append_result, store_error> outcome) {
+      deliver(handle, appended_message{std::move(outcome)});
+    });
+    return std::nullopt;
+  }
+  return finish(store_.append(std::move(request)), count);
+}
+
+command_result aggregate_cell::finish(std::expected<append_result, store_error> appended, std::size_t count) {
+  if (!appended) {
+    // The state already holds the refused events: rebuild it from the stream before the next command.
+    recovered_ = false;
+    if (appended.error().code == store_errc::version_conflict)
+      return std::unexpected(rejection{std::string{errc::concurrency_conflict}, std::move(appended.error().message)});
+    if (appended.error().code == store_errc::io_error)
+      core_.mark_unhealthy(appended.error().message);
+    return std::unexpected(rejection{std::string{errc::store_failure}, std::move(appended.error().message)});
+  }
+  auto before = version_;
+  version_ = appended->version;
+  last_position_ = appended->last_position;
+  if (model_.snapshot_every > 0 && before / model_.snapshot_every != version_ / model_.snapshot_every)
+    take_snapshot();
+  return accepted{version_, last_position_, count};
+}
+
+void aggregate_cell::take_snapshot() {
+  try {
+    store_.save_snapshot(
+      snapshot{*stream_, version_, model_.snapshot_format, model_.encode_state(*instance_, last_position_)});
+    core_.counters.snapshots_saved.fetch_add(1, std::memory_order_relaxed);
+  } catch (...) {
+    // A snapshot is only a shortcut for recovery; without it the next recovery replays more events.
+  }
+}
+
+namespace {
+
 struct aggregate_state {
   static inline const char* name = "cqrs.aggregate";
 
@@ -20,260 +280,31 @@ struct aggregate_state {
   aggregate_state& operator=(const aggregate_state&) = delete;
   ~aggregate_state() { received(self); }
 
-  /// A message that arrived while an append was being committed in the background: handled after it, in order.
-  using held_message = std::variant<std::shared_ptr<command_job>, std::shared_ptr<state_sink>>;
-
   aggregate_actor::pointer self = nullptr;
-  engine_core* core = nullptr;
-  const aggregate_model* model = nullptr;
-  event_store* store = nullptr;
-  std::shared_ptr<const stream_id> stream;
-  std::shared_ptr<aggregate_presence> presence;
-  std::unique_ptr<aggregate_instance> instance;
-  stream_version version = 0;
-  /// Position of the stream's latest event: what a command that appends nothing reports.
-  log_position last_position = 0;
-  /// False until the state is rebuilt from the stream, and again whenever it may differ from the stream.
-  bool recovered = false;
-  /// The command whose append the store is committing in the background, and how many events it appends.
-  std::shared_ptr<command_job> committing;
-  std::size_t committing_events = 0;
-  std::deque<held_message> held;
-
-  /// One message fully handled: passivation may stop this actor once none is left.
-  void handled() {
-    costs::atomic_update();
-    presence->unhandled.fetch_sub(1, std::memory_order_release);
-  }
-
-  /// Starts from the latest usable snapshot, if the aggregate type takes snapshots; nothing otherwise.
-  std::optional<std::pair<std::unique_ptr<aggregate_instance>, stream_version>> from_snapshot(log_position& last) {
-    if (model->snapshot_every == 0)
-      return std::nullopt;
-    auto taken = store->load_snapshot(*stream);
-    if (!taken)
-      return std::nullopt;
-    if (taken->format_version == model->snapshot_format) {
-      if (auto decoded = model->decode_state(taken->state)) {
-        core->counters.snapshots_used.fetch_add(1, std::memory_order_relaxed);
-        last = decoded->position;
-        return std::pair{std::move(decoded->instance), taken->version};
-      }
-    }
-    core->counters.snapshots_rejected.fetch_add(1, std::memory_order_relaxed);
-    return std::nullopt;
-  }
-
-  /// Rebuilds the state from the stream; on failure the reason comes back as a rejection.
-  std::optional<rejection> recover() {
-    if (recovered)
-      return std::nullopt;
-    try {
-      log_position last = 0;
-      auto start = from_snapshot(last);
-      auto fresh = start ? std::move(start->first) : model->make_instance();
-      stream_version after = start ? start->second : 0;
-      std::uint64_t replayed = 0;
-      auto fold = [&](const envelope& event) {
-        fresh->apply(event.payload);
-        last = event.position;
-        ++replayed;
-        return true;
-      };
-      auto reached = store->read_stream(*stream, after, fold);
-      if (reached < after) {
-        // A snapshot ahead of its stream cannot be trusted: replay everything.
-        core->counters.snapshots_rejected.fetch_add(1, std::memory_order_relaxed);
-        fresh = model->make_instance();
-        last = 0;
-        reached = store->read_stream(*stream, 0, fold);
-      }
-      core->counters.events_replayed.fetch_add(replayed, std::memory_order_relaxed);
-      instance = std::move(fresh);
-      version = reached;
-      last_position = last;
-      recovered = true;
-      return std::nullopt;
-    } catch (const std::exception& error) {
-      return internal_error("aggregate " + stream->to_string() + " could not be recovered: " + error.what()).error();
-    } catch (...) {
-      return internal_error("aggregate " + stream->to_string() + " could not be recovered: non-standard exception")
-        .error();
-    }
-  }
-
-  /// The original outcome of a command re-sent with an id that an accepted command already used, if any.
-  std::optional<command_result> earlier_outcome(const command_job& job) const {
-    auto found = store->find_command(job.command_id);
-    if (!found || std::chrono::system_clock::now() - found->timestamp > core->settings.idempotency_window)
-      return std::nullopt;
-    if (found->stream != *stream)
-      return std::unexpected(rejection{std::string{errc::duplicate_command_id},
-                                       "command id " + job.command_id + " was already used by a command to "
-                                         + found->stream.to_string()});
-    core->counters.duplicate_commands.fetch_add(1, std::memory_order_relaxed);
-    return accepted{found->version, found->last_position, found->events};
-  }
-
-  /// Decides one command. Returns its result, or nothing when the store is committing its events in the
-  /// background (the result then comes with the appended_message).
-  std::optional<command_result> handle(std::shared_ptr<command_job>& job_pointer) {
-    auto& job = *job_pointer;
-    if (auto failure = recover())
-      return std::unexpected(std::move(*failure));
-    if (job.sender_chose_id) {
-      try {
-        if (auto earlier = earlier_outcome(job))
-          return std::move(*earlier);
-      } catch (const std::exception& error) {
-        return internal_error("cannot look up command id " + job.command_id + ": " + error.what());
-      }
-    }
-    std::expected<std::vector<new_event>, rejection> decided;
-    try {
-      decided = instance->decide(job.command.get());
-    } catch (const std::exception& error) {
-      return internal_error(std::string{"decide threw: "} + error.what());
-    } catch (...) {
-      return internal_error("decide threw a non-standard exception");
-    }
-    if (!decided)
-      return std::unexpected(std::move(decided.error()));
-    if (decided->empty())
-      return accepted{version, last_position, 0};
-    if (auto reason = core->unhealthy_reason())
-      return std::unexpected(rejection{std::string{errc::store_failure}, "the engine refuses writes: " + *reason});
-    auto count = decided->size();
-    // Evolve before appending, so an event that evolve cannot take is never stored (replay would choke on it).
-    try {
-      for (const auto& event : *decided)
-        instance->apply(event.payload);
-    } catch (const std::exception& error) {
-      recovered = false;
-      return internal_error(std::string{"evolve threw: "} + error.what());
-    } catch (...) {
-      recovered = false;
-      return internal_error("evolve threw a non-standard exception");
-    }
-    append_request request{stream, version, std::move(job.command_id), std::move(job.correlation_id),
-                           std::move(*decided), job.sender_chose_id};
-    if (store->appends_in_background()) {
-      // The worker thread goes on with other actors while the store commits; this actor holds its later
-      // messages until the commit is done, so its commands still run one at a time and in order.
-      committing = std::move(job_pointer);
-      committing_events = count;
-      store->append_async(std::move(request),
-                          [handle = caf::actor_cast<aggregate_actor>(self)](std::expected<append_result, store_error> outcome) {
-                            deliver(handle, appended_message{std::move(outcome)});
-                          });
-      return std::nullopt;
-    }
-    return finish(store->append(std::move(request)), count);
-  }
-
-  /// The reply to a command whose append completed.
-  command_result finish(std::expected<append_result, store_error> appended, std::size_t count) {
-    if (!appended) {
-      // The state already holds the refused events: rebuild it from the stream before the next command.
-      recovered = false;
-      if (appended.error().code == store_errc::version_conflict)
-        return std::unexpected(rejection{std::string{errc::concurrency_conflict}, std::move(appended.error().message)});
-      if (appended.error().code == store_errc::io_error)
-        core->mark_unhealthy(appended.error().message);
-      return std::unexpected(rejection{std::string{errc::store_failure}, std::move(appended.error().message)});
-    }
-    auto before = version;
-    version = appended->version;
-    last_position = appended->last_position;
-    if (model->snapshot_every > 0 && before / model->snapshot_every != version / model->snapshot_every)
-      take_snapshot();
-    return accepted{version, last_position, count};
-  }
-
-  void take_snapshot() {
-    try {
-      store->save_snapshot(snapshot{*stream, version, model->snapshot_format,
-                                    model->encode_state(*instance, last_position)});
-      core->counters.snapshots_saved.fetch_add(1, std::memory_order_relaxed);
-    } catch (...) {
-      // A snapshot is only a shortcut for recovery; without it the next recovery replays more events.
-    }
-  }
-
-  void run_command(std::shared_ptr<command_job> job) {
-    if (auto result = handle(job)) {
-      job->reply(std::move(*result));
-      handled();
-    }
-  }
-
-  void run_inspection(const std::shared_ptr<state_sink>& reply) {
-    if (auto failure = recover())
-      (*reply)(std::unexpected(std::move(*failure)));
-    else
-      (*reply)(instance->state());
-    handled();
-  }
-
-  void appended(std::expected<append_result, store_error> outcome) {
-    auto job = std::move(committing);
-    job->reply(finish(std::move(outcome), committing_events));
-    job.reset();
-    handled();
-    while (!committing && !held.empty()) {
-      auto next = std::move(held.front());
-      held.pop_front();
-      if (auto* command = std::get_if<std::shared_ptr<command_job>>(&next))
-        run_command(std::move(*command));
-      else
-        run_inspection(std::get<std::shared_ptr<state_sink>>(next));
-    }
-  }
+  std::shared_ptr<aggregate_cell> cell;
 };
 
-namespace {
-
 aggregate_actor::behavior_type aggregate_behavior(aggregate_actor::stateful_pointer<aggregate_state> self,
-                                                  engine_core* core, const aggregate_model* model,
-                                                  std::shared_ptr<const stream_id> stream,
-                                                  std::shared_ptr<aggregate_presence> presence) {
-  auto& state = self->state;
-  state.self = self;
-  state.core = core;
-  state.model = model;
-  state.store = core->store.get();
-  state.stream = std::move(stream);
-  state.presence = std::move(presence);
+                                                  std::shared_ptr<aggregate_cell> cell) {
+  self->state.self = self;
+  self->state.cell = std::move(cell);
   return {
-    [self](command_message& message) {
+    [self](drain_atom) {
       received(self);
-      auto& state = self->state;
-      if (state.committing)
-        state.held.emplace_back(std::move(message.job));
-      else
-        state.run_command(std::move(message.job));
-    },
-    [self](const inspect_message& message) {
-      received(self);
-      auto& state = self->state;
-      if (state.committing)
-        state.held.emplace_back(message.reply);
-      else
-        state.run_inspection(message.reply);
+      self->state.cell->drain();
     },
     [self](appended_message& message) {
       received(self);
-      self->state.appended(std::move(message.outcome));
+      self->state.cell->appended(std::move(message.outcome));
     },
   };
 }
 
 } // namespace
 
-aggregate_actor spawn_aggregate(caf::actor_system& system, engine_core* core, const aggregate_model* model,
-                                std::shared_ptr<const stream_id> stream, std::shared_ptr<aggregate_presence> presence) {
-  // Lazy: the sender only enqueues; the actor first runs when its first message is scheduled.
-  return system.spawn<caf::lazy_init>(aggregate_behavior, core, model, std::move(stream), std::move(presence));
+aggregate_actor spawn_aggregate(caf::actor_system& system, std::shared_ptr<aggregate_cell> cell) {
+  // Lazy: the spawner only enqueues; the actor first runs when its first message is scheduled.
+  return system.spawn<caf::lazy_init>(aggregate_behavior, std::move(cell));
 }
 
 } // namespace cqrs::detail

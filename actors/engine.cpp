@@ -66,10 +66,12 @@ engine_core::~engine_core() = default;
 
 namespace {
 
-/// Stops one directory entry's actor; its mailbox is empty (the caller checked `unhandled` under the shard lock).
+/// Stops one directory entry's aggregate, which is idle (the caller checked under the shard lock).
 void passivate(aggregate_slot::shard& shard, decltype(aggregate_slot::shard::actors)::iterator found,
                engine_core::counters_type& counters) {
-  stop(found->second.actor);
+  // The handle leaves the cell first: the actor's state holds the cell, which must not hold the actor back.
+  if (auto actor = std::move(found->second.cell->actor))
+    stop(actor);
   auto recency = found->second.recency;
   shard.actors.erase(found);
   shard.recency.erase(recency);
@@ -78,7 +80,7 @@ void passivate(aggregate_slot::shard& shard, decltype(aggregate_slot::shard::act
 }
 
 bool idle(const aggregate_slot::entry& entry) {
-  return entry.presence->unhandled.load(std::memory_order_acquire) == 0;
+  return !entry.cell->running;
 }
 
 /// Walks a shard from its least recently used actor, passivating the idle ones (busy ones are skipped) while
@@ -112,6 +114,46 @@ void engine_core::make_room(aggregate_slot::shard& shard, std::size_t incoming) 
   // (until a later spawn or the sweeper finds them idle).
   passivate_oldest(
     shard, counters, [&](const aggregate_slot::entry&) { return shard.actors.size() + incoming > share; }, 8);
+}
+
+void engine_core::submit_to_aggregate(aggregate_slot& slot, std::string aggregate_id, aggregate_work work) {
+  auto& shard = slot.shards[std::hash<std::string>{}(aggregate_id) % aggregate_slot::shard_count];
+  auto now = std::chrono::steady_clock::now();
+  std::shared_ptr<aggregate_cell> run_here;
+  {
+    // Creating the cell under the shard lock is what keeps two instances from ever running for one aggregate;
+    // claiming or queueing under it is what keeps passivation from stopping an aggregate that has work coming.
+    costs::lock();
+    std::lock_guard lock{shard.mutex};
+    auto found = shard.actors.find(aggregate_id);
+    if (found == shard.actors.end()) {
+      make_room(shard, 1);
+      auto stream = std::make_shared<const stream_id>(stream_id{slot.model->type_name, aggregate_id});
+      auto cell = std::make_shared<aggregate_cell>(*this, *slot.model, std::move(stream), shard.mutex);
+      shard.recency.push_front(std::move(aggregate_id));
+      found = shard.actors.emplace(std::string_view{shard.recency.front()},
+                                   aggregate_slot::entry{std::move(cell), now, shard.recency.begin()}).first;
+      count_started();
+    } else if (found->second.recency != shard.recency.begin()) {
+      shard.recency.splice(shard.recency.begin(), shard.recency, found->second.recency);
+    }
+    auto& entry = found->second;
+    entry.last_used = now;
+    auto& cell = *entry.cell;
+    if (cell.running) {
+      cell.queue.push_back(std::move(work));
+    } else {
+      cell.running = true;
+      if (std::holds_alternative<std::shared_ptr<command_job>>(work) && aggregate_cell::may_run_here()) {
+        run_here = entry.cell;
+      } else {
+        cell.queue.push_back(std::move(work));
+        cell.hand_to_actor();
+      }
+    }
+  }
+  if (run_here)
+    run_here->run_here(std::get<std::shared_ptr<command_job>>(std::move(work)));
 }
 
 void engine_core::count_started() {
@@ -302,7 +344,7 @@ void engine::submit(std::type_index command_type, void* command, command_options
     job->reply(detail::refuse(errc::engine_stopped, "the engine is shut down"));
     return;
   }
-  core.send_to_aggregate(*slot, std::move(aggregate_id), detail::command_message{std::move(job)});
+  core.submit_to_aggregate(*slot, std::move(aggregate_id), std::move(job));
 }
 
 void engine::submit_query(std::type_index projection_type, std::shared_ptr<detail::query_task> task,
@@ -444,7 +486,7 @@ void engine::inspect(std::string type_name, std::string aggregate_id,
       rejection{std::string{errc::unknown_command}, "no registered aggregate type " + type_name}));
     return;
   }
-  core.send_to_aggregate(*slot, std::move(aggregate_id), detail::inspect_message{std::move(reply)});
+  core.submit_to_aggregate(*slot, std::move(aggregate_id), std::move(reply));
 }
 
 detail::projection_runtime* engine::find_projection(std::type_index type) const {
@@ -543,7 +585,8 @@ void engine::shutdown() {
       for (auto& shard : slot->shards) {
         std::lock_guard shard_lock{shard.mutex};
         for (auto& [id, entry] : shard.actors)
-          detail::stop(entry.actor);
+          if (auto actor = std::move(entry.cell->actor))
+            detail::stop(actor);
         core.counters.live_aggregates.fetch_sub(static_cast<std::int64_t>(shard.actors.size()));
         shard.actors.clear();
         shard.recency.clear();

@@ -38,7 +38,7 @@ if(CQRS_SANITIZE OR CQRS_TSAN)
 else()
   add_test(NAME "bench/cqrs-load --ledger counts allocations and messages per operation"
     COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-load>" "-Darguments=--ledger --json"
-            -Dexpected_exit=0 -Djson_true=allocations_counted -Djson_positive=messages_per_command_live
+            -Dexpected_exit=0 -Djson_true=allocations_counted -Djson_positive=allocations_per_command_live
             -P ${bench_run_check})
 endif()
 add_test(NAME "bench/cqrs-load exits 2 on --ledger with a load option it cannot take"

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <expected>
 #include <list>
 #include <map>
 #include <memory>
@@ -20,6 +21,7 @@
 #include <string>
 #include <typeindex>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #if defined(__SANITIZE_THREAD__)
@@ -109,12 +111,6 @@ struct command_job {
 
 using state_sink = once_sink<std::expected<std::any, rejection>>;
 
-struct command_message {
-  std::shared_ptr<command_job> job;
-};
-struct inspect_message {
-  std::shared_ptr<state_sink> reply;
-};
 struct query_message {
   std::shared_ptr<query_task> task;
 };
@@ -132,8 +128,6 @@ struct appended_message {
 
 } // namespace cqrs::detail
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::command_message)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::inspect_message)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::query_message)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::expire_message)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(cqrs::detail::rebuild_message)
@@ -147,9 +141,11 @@ using advance_atom = caf::atom_constant<caf::atom("advance")>;
 /// "Look for idle aggregate actors": the passivation sweeper's timer.
 using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 
-/// One actor per aggregate instance: recovers from its stream, then decides commands one at a time.
-using aggregate_actor = caf::typed_actor<caf::reacts_to<command_message>, caf::reacts_to<inspect_message>,
-                                         caf::reacts_to<appended_message>>;
+/// "Run the work queued in your cell": sent to an aggregate's actor when its work has to wait for an engine thread.
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+
+/// An aggregate instance's CAF actor: runs its cell's queued work, and finishes appends committed in the background.
+using aggregate_actor = caf::typed_actor<caf::reacts_to<drain_atom>, caf::reacts_to<appended_message>>;
 
 /// Passivates aggregate actors that have been idle longer than options::passivate_after.
 using sweeper_actor = caf::typed_actor<caf::reacts_to<sweep_atom>>;
@@ -161,19 +157,82 @@ using projection_actor = caf::typed_actor<caf::reacts_to<advance_atom>, caf::rea
 /// a query whose position is not reached yet is parked on its projection, with a timer on its query actor.
 using query_actor = caf::typed_actor<caf::reacts_to<query_message>, caf::reacts_to<expire_message>>;
 
-/// Shared by an aggregate's directory entry and its actor: messages sent to the actor and not yet handled.
-/// Incremented under the directory's shard lock before each send, decremented by the actor after handling one;
-/// an actor is passivated only at zero, under that lock, so it never holds a message when it stops.
-struct aggregate_presence {
-  std::atomic<std::uint32_t> unhandled{0};
+/// Work for an aggregate instance: a command, or a look at its state.
+using aggregate_work = std::variant<std::shared_ptr<command_job>, std::shared_ptr<state_sink>>;
+
+/// One aggregate instance as an actor: its state, its mailbox (`queue`), and at most one thread at a time running
+/// its work, one item after another, in order. That thread is the one that submitted a command while the aggregate
+/// was idle (the command runs on the spot: no message, no scheduling), or else the aggregate's CAF actor, spawned
+/// the first time work has to wait for an engine thread. Shared by its directory entry and its CAF actor.
+class aggregate_cell : public std::enable_shared_from_this<aggregate_cell> {
+public:
+  aggregate_cell(engine_core& core, const aggregate_model& model, std::shared_ptr<const stream_id> stream,
+                 std::mutex& guard);
+  aggregate_cell(const aggregate_cell&) = delete;
+  aggregate_cell& operator=(const aggregate_cell&) = delete;
+
+  // Guarded by `guard` (its directory shard's mutex), like the directory entry itself.
+  /// A thread runs this aggregate's work. The queue holds work only while one does.
+  bool running = false;
+  std::deque<aggregate_work> queue;
+  /// Empty until work first waits for an engine thread; dropped (and stopped) when the aggregate passivates.
+  aggregate_actor actor;
+
+  /// Queues work for the CAF actor to run, spawning it first if needed; under `guard`, the cell claimed.
+  void hand_to_actor();
+
+  /// Runs a command on the calling thread, then what was queued meanwhile, up to a few items (the rest goes to the
+  /// actor). The caller claimed the cell (set `running` under `guard`) and keeps it alive.
+  void run_here(std::shared_ptr<command_job> job);
+  /// The CAF actor's turn: runs queued work, up to a budget per message.
+  void drain();
+  /// The CAF actor got the outcome of a background append: replies to its command, then goes on with the queue.
+  void appended(std::expected<append_result, store_error> outcome);
+
+  /// False while this thread runs an aggregate's work: a command submitted from there (a reply callback sending
+  /// the next command) waits for its actor instead, so that the stack never grows with a chain of commands.
+  static bool may_run_here() noexcept;
+
+private:
+  struct running_scope;
+
+  /// Runs one item; false when it left the cell to a background append's outcome (this thread must let go).
+  bool run(aggregate_work work);
+  bool run_command(std::shared_ptr<command_job> job);
+  void run_inspection(state_sink& reply);
+  /// Runs queued work until the queue is empty (then lets the cell go) or `budget` items ran (then hands the rest
+  /// to the actor). Returns with the cell still claimed when an append is committing in the background.
+  void run_queued(std::size_t budget);
+  std::optional<rejection> recover();
+  std::optional<std::pair<std::unique_ptr<aggregate_instance>, stream_version>> from_snapshot(log_position& last);
+  std::optional<command_result> earlier_outcome(const command_job& job) const;
+  /// Decides one command. Returns its result, or nothing when the store commits its events in the background.
+  std::optional<command_result> decide(std::shared_ptr<command_job>& job);
+  command_result finish(std::expected<append_result, store_error> appended, std::size_t count);
+  void take_snapshot();
+
+  engine_core& core_;
+  const aggregate_model& model_;
+  event_store& store_;
+  std::shared_ptr<const stream_id> stream_;
+  std::mutex& guard_;
+  // Owned by the thread that runs the cell.
+  std::unique_ptr<aggregate_instance> instance_;
+  stream_version version_ = 0;
+  /// Position of the stream's latest event: what a command that appends nothing reports.
+  log_position last_position_ = 0;
+  /// False until the state is rebuilt from the stream, and again whenever it may differ from the stream.
+  bool recovered_ = false;
+  /// The command whose append the store is committing in the background, and how many events it appends.
+  std::shared_ptr<command_job> committing_;
+  std::size_t committing_events_ = 0;
 };
 
-/// The directory of one aggregate type's live actors, sharded so that concurrent senders rarely share a lock.
+/// The directory of one aggregate type's live instances, sharded so that concurrent senders rarely share a lock.
 struct aggregate_slot {
   static constexpr std::size_t shard_count = 64;
   struct entry {
-    aggregate_actor actor;
-    std::shared_ptr<aggregate_presence> presence;
+    std::shared_ptr<aggregate_cell> cell;
     std::chrono::steady_clock::time_point last_used;
     /// The entry's place in the shard's recency list (whose node owns the aggregate id the map is keyed by).
     std::list<std::string>::iterator recency;
@@ -234,9 +293,8 @@ void answer(query_task& task);
 /// Releases the queries whose position each batch reaches. Returns true if the log holds more.
 bool apply_new_events(projection_slot& slot, event_store& store, engine_core& core, log_position limit);
 
-/// Spawns the actor of one aggregate instance; it recovers from its stream when its first message arrives.
-aggregate_actor spawn_aggregate(caf::actor_system& system, engine_core* core, const aggregate_model* model,
-                                std::shared_ptr<const stream_id> stream, std::shared_ptr<aggregate_presence> presence);
+/// Spawns the CAF actor of one aggregate instance, which runs its cell's work.
+aggregate_actor spawn_aggregate(caf::actor_system& system, std::shared_ptr<aggregate_cell> cell);
 
 sweeper_actor spawn_sweeper(caf::actor_system& system, engine_core* core);
 
@@ -254,9 +312,9 @@ public:
 
   /// Waits until every projection has applied the head as of the call (or failed, or the timeout passed).
   std::expected<void, query_error> catch_up(std::chrono::milliseconds timeout);
-  /// Sends a message to an aggregate instance's actor, spawning it first if it is not alive (never, or passivated).
-  template <class Message>
-  void send_to_aggregate(aggregate_slot& slot, std::string aggregate_id, Message message);
+  /// Gives work to an aggregate instance, creating it first if it is not alive (never, or passivated): runs a
+  /// command on this thread when the aggregate is idle, else queues the work for whichever thread runs it.
+  void submit_to_aggregate(aggregate_slot& slot, std::string aggregate_id, aggregate_work work);
   /// Stops the actors idle since before `now - passivate_after` (the sweeper calls it periodically).
   void passivate_idle();
   /// Under the shard's lock: passivates idle actors from the least recently used end while the shard, with
@@ -327,34 +385,5 @@ public:
   std::atomic<std::uint64_t> last_command_number{0};
   std::once_flag shutdown_once;
 };
-
-template <class Message>
-void engine_core::send_to_aggregate(aggregate_slot& slot, std::string aggregate_id, Message message) {
-  auto& shard = slot.shards[std::hash<std::string>{}(aggregate_id) % aggregate_slot::shard_count];
-  auto now = std::chrono::steady_clock::now();
-  // Spawning under the shard lock is what keeps two actors from ever running for one aggregate; counting the
-  // message under it is what keeps passivation from stopping an actor that has one coming.
-  costs::lock();
-  std::lock_guard lock{shard.mutex};
-  auto found = shard.actors.find(aggregate_id);
-  if (found == shard.actors.end()) {
-    make_room(shard, 1);
-    auto presence = std::make_shared<aggregate_presence>();
-    auto stream = std::make_shared<const stream_id>(stream_id{slot.model->type_name, aggregate_id});
-    auto spawned = spawn_aggregate(*system, this, slot.model.get(), std::move(stream), presence);
-    shard.recency.push_front(std::move(aggregate_id));
-    found = shard.actors.emplace(std::string_view{shard.recency.front()},
-                                 aggregate_slot::entry{std::move(spawned), std::move(presence), now,
-                                                       shard.recency.begin()}).first;
-    count_started();
-  } else if (found->second.recency != shard.recency.begin()) {
-    shard.recency.splice(shard.recency.begin(), shard.recency, found->second.recency);
-  }
-  auto& entry = found->second;
-  entry.last_used = now;
-  costs::atomic_update();
-  entry.presence->unhandled.fetch_add(1, std::memory_order_relaxed);
-  deliver(entry.actor, std::move(message));
-}
 
 } // namespace cqrs::detail
