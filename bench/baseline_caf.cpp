@@ -356,8 +356,77 @@ private:
   std::uint64_t events_ = 0;
 };
 
+/// The reply of one open-loop command: counts it, latency from its intended time, and goes.
+class paced_reply final : public reply_sink {
+public:
+  paced_reply(phase& current, clock::time_point intended, std::string_view expected)
+    : phase_(current), intended_(intended), expected_(expected) {}
+
+  void on_reply(const command_reply& reply) override {
+    count_reply(phase_, intended_, expected_, reply.accepted, reply.code);
+    if (reply.accepted)
+      phase_.events.fetch_add(1, std::memory_order_relaxed);
+    auto& running = phase_.running;
+    delete this;
+    running.done();
+  }
+
+private:
+  phase& phase_;
+  clock::time_point intended_;
+  std::string_view expected_;
+};
+
+/// The open loop, paced as the engine run's (detail::pace): pacer threads send each command to its order's actor
+/// at its intended time, never waiting for a reply; the order actor calls the command's reply back.
+detail::baseline_phase_outcome run_open_phase(caf::actor_system& system, program& shared, phase& current,
+                                              const load_options& options) {
+  auto pacer_count = std::max<std::size_t>(1, std::min<std::size_t>(options.pacers, options.clients));
+  auto interval = std::chrono::duration_cast<clock::duration>(
+    std::chrono::duration<double>(static_cast<double>(pacer_count) / options.rate));
+  std::vector<std::vector<std::unique_ptr<client_script>>> scripts(pacer_count);
+  for (std::uint64_t client = 0; client < options.clients; ++client)
+    scripts[client % pacer_count].push_back(std::make_unique<client_script>(current.plan, *current.budget, client));
+  current.running.add(static_cast<std::int64_t>(pacer_count));
+  auto started = clock::now();
+  current.origin = started;
+  std::atomic<std::uint64_t> invalid_sent{0};
+  {
+    std::vector<std::jthread> pacers;
+    for (auto& owned : scripts)
+      pacers.emplace_back([&, &owned = owned] {
+        std::uint64_t sent = 0;
+        std::uint64_t invalid = 0;
+        auto outstanding = [&] { return static_cast<std::uint64_t>(std::max<std::int64_t>(0, current.running.value())); };
+        detail::pace(owned, interval, started, options.max_in_flight, outstanding,
+                     [&](client_script& script, planned_command planned, clock::time_point intended) {
+          ++sent;
+          if (!planned.expected_rejection.empty())
+            ++invalid;
+          current.running.add();
+          auto target = shared.order_actor_for(system, script.order_id());
+          auto* reply = new paced_reply(current, intended, planned.expected_rejection);
+          sending_to(caf::actor_cast<caf::abstract_actor*>(target));
+          caf::anon_send(target, callback_request{std::move(planned.command), reply});
+        });
+        current.sent.fetch_add(sent);
+        invalid_sent.fetch_add(invalid);
+        current.running.done();
+      });
+  }
+  while (!current.running.wait_for_zero(std::chrono::seconds{1})) {
+  }
+  detail::baseline_phase_outcome outcome;
+  outcome.sent = current.sent.load();
+  outcome.invalid_sent = invalid_sent.load();
+  outcome.tally = current.recorder.tally();
+  outcome.latencies = current.recorder.latencies();
+  outcome.seconds = std::chrono::duration<double>(std::chrono::nanoseconds{outcome.tally.last_completion_ns}).count();
+  return outcome;
+}
+
 /// How the baseline's clients are built.
-enum class client_shape { actors, callbacks };
+enum class client_shape { actors, callbacks, open_loop };
 
 detail::baseline_phase_outcome run_phase(caf::actor_system& system, program& shared, phase& current, std::uint64_t clients,
                         client_shape shape) {
@@ -390,7 +459,9 @@ detail::baseline_phase_outcome run_phase(caf::actor_system& system, program& sha
 
 baseline_figures run_raw_caf(const load_options& options, client_shape shape) {
   baseline_figures figures;
-  figures.name = shape == client_shape::actors ? "raw CAF" : "raw CAF, callbacks";
+  figures.name = shape == client_shape::actors      ? "raw CAF"
+                 : shape == client_shape::callbacks ? "raw CAF, callbacks"
+                                                    : "raw CAF, open loop";
   // Phases outlive the actor system: the last client touches its phase's counter as it ends.
   std::vector<std::unique_ptr<phase>> phases;
   // The directory's handles are dropped (stop_all) before the actor system goes.
@@ -404,8 +475,13 @@ baseline_figures run_raw_caf(const load_options& options, client_shape shape) {
 
   auto measured = detail::run_baseline_phases(
     options, figures, [&](workload_plan plan, std::unique_ptr<phase_budget> budget, std::uint64_t clients) {
+      auto kind = plan.kind;
       phases.push_back(std::make_unique<phase>(std::move(plan), std::move(budget)));
-      return run_phase(system, shared, *phases.back(), clients, shape);
+      if (shape == client_shape::open_loop && kind != workload_kind::setup)
+        return run_open_phase(system, shared, *phases.back(), options);
+      // Setting up (placing the hot workload's orders) is a closed loop in the engine run too.
+      return run_phase(system, shared, *phases.back(), clients,
+                       shape == client_shape::actors ? client_shape::actors : client_shape::callbacks);
     });
 
   // Every accepted command told the projection its events before replying: a request sent now is answered after
@@ -439,6 +515,10 @@ baseline_figures run_raw_caf_baseline(const load_options& options) {
 
 baseline_figures run_raw_caf_callback_baseline(const load_options& options) {
   return raw_caf::run_raw_caf(options, raw_caf::client_shape::callbacks);
+}
+
+baseline_figures run_raw_caf_open_loop_baseline(const load_options& options) {
+  return raw_caf::run_raw_caf(options, raw_caf::client_shape::open_loop);
 }
 
 } // namespace bench

@@ -23,6 +23,10 @@ baseline_figures run_raw_caf_baseline(const load_options& options);
 /// One message per command instead of two, and every client always has a command in flight.
 baseline_figures run_raw_caf_callback_baseline(const load_options& options);
 
+/// The same raw-CAF program in an open loop at options.rate, paced as the engine run's (detail::pace): pacer threads
+/// send each command to its order's actor at its intended time; latency counts from that time.
+baseline_figures run_raw_caf_open_loop_baseline(const load_options& options);
+
 /// One std::unordered_map of orders under one std::mutex, mutated by `clients` OS threads that each apply
 /// orders::decide / evolve directly, one command at a time (closed loop, same workload).
 baseline_figures run_crud_baseline(const load_options& options);

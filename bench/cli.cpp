@@ -25,9 +25,13 @@ constexpr const char* footer =
           on a few serial aggregates; --commands (default 500000) or --duration-s bounds it
 --baseline also runs, in the same invocation and on the same workload, a hand-written raw-CAF program (client
 actors doing request/response; and again with callback clients, the engine's shape) and a one-mutex CRUD loop,
-and prints the engine's ratio to each (closed loop only).
+and prints the engine's ratio to each; with --rate, the raw-CAF program in the same open loop instead (its
+pacer threads send at the same intended times), with the ratios of throughput and of p99.
 --sweep measures the hot shape over aggregates x clients (--sweep-aggregates, --sweep-clients), each cell for
 --duration-s (default 1) or --commands, and writes --csv (default sweep.csv).
+--find-rate runs the workload in a closed loop, then in open loops at rates bisected between 0 and that peak
+(the first at half of it, seven in all), and reports the highest rate that kept up with p99 <= --p99-bound-us
+(default 1000) as find_rate_per_s, beside closed_loop_peak_per_s.
 
 --store sqlite:PATH runs on a durable SQLite log (--sync full, the default, fsyncs each commit); an existing log
 is recovered first (the read models rebuild from it, reported as the recovery rate) and the run's order and
@@ -146,7 +150,7 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
     ->delimiter(',')
     ->check(CLI::IsMember({"none", "order_summaries", "customer_stats", "orders_by_status", "top_products"}));
   app.add_flag("--baseline", baseline,
-               "Also run the raw-CAF (actor and callback clients) and CRUD baselines; print ratios");
+               "Also run the raw-CAF (actor and callback clients) and CRUD baselines, or with --rate the raw-CAF open loop; print ratios");
   app.add_flag("--sweep", parsed.sweep, "Sweep aggregates x clients (hot shape) instead of one run");
   app.add_option("--csv", parsed.csv, "Sweep: CSV file to write")->type_name("FILE")->capture_default_str();
   app.add_option("--sweep-aggregates", parsed.sweep_settings.aggregates, "Sweep: aggregate counts")
@@ -169,6 +173,13 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   app.add_flag("--json", parsed.json, "Print one JSON object as the last line of stdout");
   app.add_flag("--ledger", parsed.ledger,
                "Print the cost per operation (allocations, CAF messages, locks, atomic updates) and exit");
+  app.add_flag("--find-rate", parsed.find_rate,
+               "Search the highest open-loop rate whose p99 stays within --p99-bound-us (a closed-loop run, then "
+               "open-loop runs bisecting up to its peak) instead of one run");
+  app.add_option("--p99-bound-us", parsed.p99_bound_us, "--find-rate: the p99 bound, in microseconds")
+    ->type_name("US")
+    ->capture_default_str()
+    ->check(CLI::Range(1.0, 60'000'000.0).description(""));
   app.add_option("--progress", progress, "auto (a bar on a terminal, lines otherwise), bar, lines or none")
     ->type_name("STYLE")
     ->capture_default_str()
@@ -214,6 +225,10 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   if (parsed.ledger && (parsed.sweep || baseline || parsed.store.durable() || load.rate > 0))
     return usage_error("--ledger runs its own fixed operations on in-memory engines: drop --sweep, --baseline, "
                        "--store and --rate");
+  if (parsed.find_rate && (parsed.sweep || parsed.ledger || baseline || load.rate > 0 || parsed.store.durable()
+                           || !load.ack_log.empty()))
+    return usage_error("--find-rate chooses its own rates on new in-memory engines: drop --sweep, --ledger, "
+                       "--baseline, --rate, --store and --ack-log");
   if (parsed.sweep && parsed.store.durable())
     return usage_error("--sweep makes an engine per row on a new in-memory store; drop --store");
   if (parsed.sweep && !load.ack_log.empty())
@@ -243,8 +258,6 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
       return usage_error("--sweep cells last --duration-s or --commands, not both");
   } else {
     load.duration_seconds = duration;
-    if (baseline && load.rate > 0)
-      return usage_error("--baseline compares closed loops; drop --rate or --baseline");
     if (load.rate > 0 && load.rate < 1)
       return usage_error("--rate must be at least 1 command per second (or 0 for a closed loop)");
   }

@@ -19,6 +19,9 @@ struct command_line {
   bool json = false;
   /// Print the cost ledger per operation instead of running a load.
   bool ledger = false;
+  /// Search the highest open-loop rate whose p99 stays within p99_bound_us instead of running one load.
+  bool find_rate = false;
+  double p99_bound_us = 1000;
   /// --store and --sync: the caller opens it (demo::open_store) into load.store.
   demo::store_choice store{};
 };

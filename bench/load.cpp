@@ -491,33 +491,13 @@ public:
   void run(clock::time_point start) {
     auto& engine = *phase_.run.engine;
     const auto& options = phase_.run.options;
-    auto intended = start;
-    std::vector<bool> done(scripts_.size(), false);
-    std::size_t alive = scripts_.size();
-    std::size_t next_client = 0;
-    while (alive > 0) {
-      auto now = clock::now();
-      if (intended > now) {
-        std::this_thread::sleep_until(intended);
-        continue;
-      }
-      // Commands due meanwhile go out at once, each timed from its own intended moment.
-      while (static_cast<std::uint64_t>(std::max<std::int64_t>(0, phase_.running.value())) >= options.max_in_flight) {
-        ++waits_;
-        std::this_thread::sleep_for(std::chrono::microseconds{100});
-      }
-      while (done[next_client])
-        next_client = (next_client + 1) % scripts_.size();
-      auto& script = *scripts_[next_client];
-      auto planned = script.next();
-      if (!planned) {
-        done[next_client] = true;
-        --alive;
-        continue;
-      }
-      next_client = (next_client + 1) % scripts_.size();
+    auto outstanding = [this] {
+      return static_cast<std::uint64_t>(std::max<std::int64_t>(0, phase_.running.value()));
+    };
+    waits_ = detail::pace(scripts_, interval_, start, options.max_in_flight, outstanding,
+                          [&](client_script& script, planned_command planned, clock::time_point intended) {
       ++sent_;
-      if (!planned->expected_rejection.empty())
+      if (!planned.expected_rejection.empty())
         ++invalid_sent_;
       ++since_sample_;
       bool sample = options.visibility_every != 0 && since_sample_ % options.visibility_every == 0;
@@ -528,15 +508,14 @@ public:
       phase_.running.add();
       auto ids = phase_.run.next_command_ids();
       engine.send(
-        std::move(planned->command),
-        [phase = &phase_, intended, expected = planned->expected_rejection, sample, read_back, order = std::move(order),
+        std::move(planned.command),
+        [phase = &phase_, intended, expected = planned.expected_rejection, sample, read_back, order = std::move(order),
          customer = std::move(customer), ids](cqrs::command_result result) {
           phase->run.acknowledge(ids, result);
           on_reply(*phase, intended, expected, sample, read_back, order, customer, result);
         },
         ids);
-      intended += interval_;
-    }
+    });
   }
 
   std::uint64_t sent() const { return sent_; }
@@ -1070,12 +1049,47 @@ load_report run_load(const load_options& chosen, std::vector<read_model_probe> p
   }
   report.verified = report.problems.empty();
 
-  if (options.baselines) {
+  if (options.baselines && options.rate > 0) {
+    report.raw_caf_open_loop = run_raw_caf_open_loop_baseline(options);
+  } else if (options.baselines) {
     report.raw_caf = run_raw_caf_baseline(options);
     report.raw_caf_callbacks = run_raw_caf_callback_baseline(options);
     report.crud = run_crud_baseline(options);
   }
   return report;
+}
+
+rate_search find_rate(const load_options& base, double p99_bound_us, int steps) {
+  rate_search search;
+  search.p99_bound_us = p99_bound_us;
+  auto options = base;
+  options.rate = 0;
+  options.baselines = false;
+  options.query_seconds = 0;
+  auto closed = run_load(options);
+  search.closed_loop_peak_per_s = closed.commands_per_s;
+  for (const auto& problem : closed.problems)
+    search.problems.push_back("closed loop: " + problem);
+  double passing = 0;
+  double failing = closed.commands_per_s;
+  for (int step = 0; step < steps && failing > 0; ++step) {
+    auto rate = (passing + failing) / 2;
+    options.rate = rate;
+    auto open = run_load(options);
+    rate_probe probe;
+    probe.rate_per_s = rate;
+    probe.achieved_per_s = open.commands_per_s;
+    probe.latency = open.latency;
+    probe.verified = open.verified;
+    probe.passed = open.verified && open.latency.p99_us <= p99_bound_us && open.commands_per_s >= 0.95 * rate;
+    for (const auto& problem : open.problems)
+      search.problems.push_back("at " + std::to_string(static_cast<std::uint64_t>(rate)) + "/s: " + problem);
+    (probe.passed ? passing : failing) = rate;
+    search.probes.push_back(probe);
+  }
+  search.found_rate_per_s = passing;
+  search.verified = search.problems.empty();
+  return search;
 }
 
 std::vector<sweep_row> run_sweep(const load_options& base, const sweep_options& sweep,

@@ -295,6 +295,8 @@ struct load_report {
   std::optional<baseline_figures> raw_caf;
   std::optional<baseline_figures> raw_caf_callbacks;
   std::optional<baseline_figures> crud;
+  /// With a rate: the raw-CAF program in the same open loop.
+  std::optional<baseline_figures> raw_caf_open_loop;
 };
 
 /// Runs one load test: setup (hot), warm-up, the measured commands, catch-up, queries, verification, with the
@@ -337,6 +339,31 @@ struct sweep_options {
 /// Runs the sweep; `base` gives threads, policy, seed, invalid share and progress. `on_row` sees each row done.
 std::vector<sweep_row> run_sweep(const load_options& base, const sweep_options& sweep,
                                  const std::function<void(const sweep_row&)>& on_row = {});
+
+/// One open-loop run of a rate search.
+struct rate_probe {
+  double rate_per_s = 0;
+  double achieved_per_s = 0;
+  latency_summary latency;
+  bool verified = false;
+  /// Kept up (achieved at least 95% of the rate), p99 within the bound, and verified.
+  bool passed = false;
+};
+
+/// The highest open-loop rate whose p99 stays within a bound, beside the closed-loop peak of the same options.
+struct rate_search {
+  double p99_bound_us = 1000;
+  double closed_loop_peak_per_s = 0;
+  /// The highest rate that passed (0 if none did).
+  double found_rate_per_s = 0;
+  std::vector<rate_probe> probes;
+  std::vector<std::string> problems;
+  bool verified = false;
+};
+
+/// Measures the closed loop of `base` (its rate ignored), then bisects open-loop rates between 0 and that peak:
+/// the first probe at half the peak, `steps` probes in all. Each probe is a whole run_load with a new engine.
+rate_search find_rate(const load_options& base, double p99_bound_us, int steps = 7);
 
 namespace detail {
 // How a run's phases are planned from its options; the baselines plan theirs the same way.

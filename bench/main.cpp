@@ -49,6 +49,13 @@ int main(int argc, char** argv) {
         std::cout << bench::json_line(json) << std::endl;
       return json["verified"].as_bool() ? bench::exit_verified : bench::exit_not_verified;
     }
+    if (request.find_rate) {
+      auto search = bench::find_rate(request.load, request.p99_bound_us);
+      bench::print_rate_search(std::cout, search);
+      if (request.json)
+        std::cout << bench::json_line(bench::rate_search_to_json(request.load, search)) << std::endl;
+      return search.verified ? bench::exit_verified : bench::exit_not_verified;
+    }
     auto report = bench::run_load(request.load);
     bench::print_table(std::cout, report);
     if (request.json)

@@ -1,15 +1,20 @@
 // Internal pieces every runner of a phase uses (the engine run and both baselines): a count of outstanding work a
-// thread can wait on, and the checks of a phase's reply counts. CAF-free.
+// thread can wait on, the checks of a phase's reply counts, and the open loop's pacing. CAF-free.
 #pragma once
 
 #include "bench/histogram.hpp"
+#include "bench/workload.hpp"
+
+#include <sys/prctl.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace bench::detail {
@@ -45,5 +50,47 @@ private:
 /// invalid one rejected with the code of the rule it breaks, no valid one rejected. Empty when all is well.
 std::vector<std::string> count_problems(const std::string& phase_name, std::uint64_t sent, std::uint64_t invalid_sent,
                                         const outcome_tally& tally);
+
+/// The open loop's pacing, shared by the engine run's pacers and the raw-CAF baseline's: the commands of `scripts`,
+/// round-robin, at intended times `interval` apart from `start`, each handed to `send(script, command, intended)`
+/// without waiting for its reply. Commands due while the pacer was late go out at once, each with its own intended
+/// time (their latency counts from it: no coordinated omission). While `outstanding()` is at `max_in_flight` the
+/// pacer waits. Returns how many times it waited.
+template <class Outstanding, class Send>
+std::uint64_t pace(std::vector<std::unique_ptr<client_script>>& scripts, std::chrono::steady_clock::duration interval,
+                   std::chrono::steady_clock::time_point start, std::uint64_t max_in_flight, Outstanding outstanding,
+                   Send send) {
+  // Linux lets a sleep overrun by 50 us by default ("timer slack"), which would show as latency of every command
+  // sent after one; 1 ns asks for the timer's own precision. Per thread: only the pacer's own sleeps.
+  prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+  std::uint64_t waits = 0;
+  auto intended = start;
+  std::vector<bool> done(scripts.size(), false);
+  std::size_t alive = scripts.size();
+  std::size_t next_client = 0;
+  while (alive > 0) {
+    if (intended > std::chrono::steady_clock::now()) {
+      std::this_thread::sleep_until(intended);
+      continue;
+    }
+    while (outstanding() >= max_in_flight) {
+      ++waits;
+      std::this_thread::sleep_for(std::chrono::microseconds{100});
+    }
+    while (done[next_client])
+      next_client = (next_client + 1) % scripts.size();
+    auto& script = *scripts[next_client];
+    auto planned = script.next();
+    if (!planned) {
+      done[next_client] = true;
+      --alive;
+      continue;
+    }
+    next_client = (next_client + 1) % scripts.size();
+    send(script, std::move(*planned), intended);
+    intended += interval;
+  }
+  return waits;
+}
 
 } // namespace bench::detail

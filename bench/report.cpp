@@ -48,6 +48,11 @@ void row(std::ostream& out, const std::string& name, const std::string& value) {
   out << "  " << name << std::string(name.size() < 24 ? 24 - name.size() : 1, ' ') << value << '\n';
 }
 
+void print_problems(std::ostream& out, const std::vector<std::string>& problems) {
+  for (const auto& problem : problems)
+    out << "  problem: " << problem << '\n';
+}
+
 std::string_view policy_name(cqrs::scheduler_policy policy) {
   return policy == cqrs::scheduler_policy::sharing ? "sharing" : "stealing";
 }
@@ -158,25 +163,25 @@ void print_table(std::ostream& out, const load_report& report) {
           + " -> engine " + format("%.2fx", ratio)
           + (baseline.verified ? "" : "  (NOT verified)"));
   };
-  if (report.raw_caf || report.raw_caf_callbacks || report.crud)
+  if (report.raw_caf || report.raw_caf_callbacks || report.crud || report.raw_caf_open_loop)
     out << "baselines (same workload, same invocation):\n";
+  if (report.raw_caf_open_loop)
+    baseline_line(*report.raw_caf_open_loop);
   if (report.raw_caf)
     baseline_line(*report.raw_caf);
   if (report.raw_caf_callbacks)
     baseline_line(*report.raw_caf_callbacks);
   if (report.crud)
     baseline_line(*report.crud);
-  auto print_problems = [&](const std::vector<std::string>& problems) {
-    for (const auto& problem : problems)
-      out << "  problem: " << problem << '\n';
-  };
-  print_problems(report.problems);
+  print_problems(out, report.problems);
   if (report.raw_caf)
-    print_problems(report.raw_caf->problems);
+    print_problems(out, report.raw_caf->problems);
   if (report.raw_caf_callbacks)
-    print_problems(report.raw_caf_callbacks->problems);
+    print_problems(out, report.raw_caf_callbacks->problems);
   if (report.crud)
-    print_problems(report.crud->problems);
+    print_problems(out, report.crud->problems);
+  if (report.raw_caf_open_loop)
+    print_problems(out, report.raw_caf_open_loop->problems);
 }
 
 boost::json::object to_json(const load_report& report) {
@@ -269,6 +274,14 @@ boost::json::object to_json(const load_report& report) {
   add_baseline("raw_caf", report.raw_caf);
   add_baseline("raw_caf_callbacks", report.raw_caf_callbacks);
   add_baseline("crud", report.crud);
+  add_baseline("raw_caf_open_loop", report.raw_caf_open_loop);
+  if (report.raw_caf_open_loop) {
+    const auto& open = *report.raw_caf_open_loop;
+    object["raw_caf_open_loop_p999_us"] = round_to(open.latency.p999_us, 2);
+    // Above 1: the engine's tail is that much shorter than the hand-written program's at the same rate.
+    object["ratio_raw_caf_open_loop_p99"] =
+      report.latency.p99_us > 0 ? round_to(open.latency.p99_us / report.latency.p99_us, 3) : 0.0;
+  }
   return object;
 }
 
@@ -376,6 +389,55 @@ boost::json::object sweep_to_json(const load_options& options, const std::vector
   }
   object["cells"] = std::move(cells);
   object["verified"] = verified;
+  return object;
+}
+
+} // namespace bench
+
+namespace bench {
+
+void print_rate_search(std::ostream& out, const rate_search& search) {
+  out << "rate search: the highest open-loop rate with p99 <= " << duration_text(search.p99_bound_us)
+      << " (kept up: at least 95% of the rate achieved)\n";
+  row(out, "closed loop", grouped(search.closed_loop_peak_per_s) + " commands/s (the peak searched below)");
+  for (const auto& probe : search.probes)
+    row(out, grouped(probe.rate_per_s) + "/s",
+        grouped(probe.achieved_per_s) + "/s achieved, p50 " + duration_text(probe.latency.p50_us) + "  p99 "
+          + duration_text(probe.latency.p99_us) + "  p99.9 " + duration_text(probe.latency.p999_us) + "  "
+          + (probe.passed ? "passed" : "failed") + (probe.verified ? "" : " (NOT verified)"));
+  auto fraction = search.closed_loop_peak_per_s > 0 ? search.found_rate_per_s / search.closed_loop_peak_per_s : 0;
+  row(out, "found", grouped(search.found_rate_per_s) + " commands/s = " + format("%.0f%%", fraction * 100)
+                      + " of the closed-loop peak");
+  print_problems(out, search.problems);
+}
+
+boost::json::object rate_search_to_json(const load_options& options, const rate_search& search) {
+  boost::json::object object;
+  object["workload"] = std::string{to_string(options.workload)};
+  object["clients"] = options.clients;
+  object["threads"] = options.threads;
+  object["pacer_threads"] = options.pacers;
+  object["p99_bound_us"] = round_to(search.p99_bound_us, 1);
+  object["closed_loop_peak_per_s"] = round_to(search.closed_loop_peak_per_s, 0);
+  object["find_rate_per_s"] = round_to(search.found_rate_per_s, 0);
+  object["find_rate_fraction"] = search.closed_loop_peak_per_s > 0
+                                   ? round_to(search.found_rate_per_s / search.closed_loop_peak_per_s, 3)
+                                   : 0.0;
+  boost::json::array probes;
+  for (const auto& probe : search.probes) {
+    boost::json::object one;
+    one["rate_per_s"] = round_to(probe.rate_per_s, 0);
+    one["achieved_per_s"] = round_to(probe.achieved_per_s, 0);
+    put_latency(one, "", probe.latency);
+    one["passed"] = probe.passed;
+    probes.emplace_back(std::move(one));
+  }
+  object["probes"] = std::move(probes);
+  boost::json::array problems;
+  for (const auto& problem : search.problems)
+    problems.emplace_back(problem);
+  object["problems"] = std::move(problems);
+  object["verified"] = search.verified;
   return object;
 }
 

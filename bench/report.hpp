@@ -31,4 +31,10 @@ void write_sweep_csv(std::ostream& out, const std::vector<sweep_row>& rows);
 /// The sweep as one JSON object {"sweep":[cells...], "verified":...}.
 boost::json::object sweep_to_json(const load_options& options, const std::vector<sweep_row>& rows);
 
+/// The rate search: each probe, then the rate found against the closed-loop peak.
+void print_rate_search(std::ostream& out, const rate_search& search);
+/// The rate search as one JSON object: find_rate_per_s, closed_loop_peak_per_s, find_rate_fraction,
+/// p99_bound_us, probes [...], verified.
+boost::json::object rate_search_to_json(const load_options& options, const rate_search& search);
+
 } // namespace bench

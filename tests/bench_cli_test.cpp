@@ -38,6 +38,17 @@ TEST_CASE("options reach the load options") {
   CHECK_FALSE(parsed.options->sweep);
 }
 
+TEST_CASE("--find-rate and its p99 bound reach the command line") {
+  auto searched = parse({"--find-rate", "--p99-bound-us", "250"});
+  REQUIRE(searched.options.has_value());
+  CHECK(searched.options->find_rate);
+  CHECK(searched.options->p99_bound_us == Approx(250));
+  auto plain = parse({});
+  REQUIRE(plain.options.has_value());
+  CHECK_FALSE(plain.options->find_rate);
+  CHECK(plain.options->p99_bound_us == Approx(1000));
+}
+
 TEST_CASE("the defaults are the issue's orders run") {
   auto parsed = parse({});
   REQUIRE(parsed.options.has_value());
@@ -98,7 +109,10 @@ TEST_CASE("bad option values and combinations are usage errors with exit code 2 
          {{"--threads", "0"}, "--threads"},
          {{"--duration-s", "-1"}, "--duration-s"},
          {{"--no-such-option"}, "--no-such-option"},
-         {{"--rate", "1000", "--baseline"}, "--baseline"},
+         {{"--find-rate", "--rate", "1000"}, "--find-rate"},
+         {{"--find-rate", "--baseline"}, "--find-rate"},
+         {{"--find-rate", "--store", "sqlite:/tmp/cqrs-find-rate.db"}, "--find-rate"},
+         {{"--find-rate", "--p99-bound-us", "0"}, "--p99-bound-us"},
          {{"--sweep", "--baseline"}, "--baseline"},
          {{"--sweep", "--rate", "5"}, "--rate"},
          {{"--sweep-clients", "1,x"}, "--sweep-clients"},
