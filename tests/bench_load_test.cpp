@@ -220,6 +220,65 @@ TEST_CASE("both baselines run the same commands as the engine and check themselv
   CHECK(boost::json::parse(line).as_object().at("commands").to_number<std::uint64_t>() == report.commands);
 }
 
+TEST_CASE("with a rate, the raw-CAF baseline runs the same open loop and checks itself", "[raw-caf]") {
+  auto options = small_run();
+  options.baselines = true;
+  options.query_seconds = 0;
+  options.rate = 20000;
+  auto report = bench::run_load(options);
+  CHECK(report.verified);
+  CHECK_FALSE(report.raw_caf.has_value()); // the closed-loop baselines do not apply
+  REQUIRE(report.raw_caf_open_loop.has_value());
+  const auto& open = *report.raw_caf_open_loop;
+  INFO(open.problems.size() << " problems, first: " << (open.problems.empty() ? "" : open.problems.front()));
+  CHECK(open.verified);
+  CHECK(open.commands == report.commands);
+  CHECK(open.rejected == report.rejected);
+  CHECK(open.latency.count == open.commands);
+  // Paced at the same rate: 1,500 commands at 20,000/s take 75 ms, whoever sends them.
+  CHECK(open.seconds >= 0.07);
+  auto json = bench::to_json(report);
+  for (const char* field : {"raw_caf_open_loop_commands_per_s", "raw_caf_open_loop_p99_us",
+                            "raw_caf_open_loop_p999_us", "ratio_raw_caf_open_loop_p99"}) {
+    INFO(field);
+    CHECK(json.contains(field));
+  }
+}
+
+TEST_CASE("a rate search probes open loops below the closed-loop peak and keeps the best that passed") {
+  auto options = small_run();
+  options.query_seconds = 0;
+  options.visibility_every = 0;
+  // A bound no run can miss: each probe goes up after a pass and down after a failure to keep up, and the rate found
+  // is the best that passed.
+  auto generous = bench::find_rate(options, 60e6, 3);
+  INFO(generous.problems.size() << " problems, first: " << (generous.problems.empty() ? "" : generous.problems.front()));
+  CHECK(generous.verified);
+  REQUIRE(generous.probes.size() == 3);
+  CHECK(generous.closed_loop_peak_per_s > 0);
+  CHECK(generous.probes[0].rate_per_s == Approx(generous.closed_loop_peak_per_s / 2));
+  double best = 0;
+  for (std::size_t index = 0; index < generous.probes.size(); ++index) {
+    const auto& probe = generous.probes[index];
+    CHECK(probe.passed == (probe.verified && probe.achieved_per_s >= 0.95 * probe.rate_per_s));
+    if (probe.passed)
+      best = std::max(best, probe.rate_per_s);
+    if (index + 1 < generous.probes.size()) {
+      if (probe.passed)
+        CHECK(generous.probes[index + 1].rate_per_s > probe.rate_per_s);
+      else
+        CHECK(generous.probes[index + 1].rate_per_s < probe.rate_per_s);
+    }
+  }
+  CHECK(generous.found_rate_per_s == best);
+  // A bound none can meet: every probe fails, each below the one before, and nothing is found.
+  auto strict = bench::find_rate(options, 0.001, 2);
+  REQUIRE(strict.probes.size() == 2);
+  CHECK_FALSE(strict.probes[0].passed);
+  CHECK(strict.probes[1].rate_per_s < strict.probes[0].rate_per_s);
+  CHECK(strict.found_rate_per_s == 0);
+}
+
 namespace {
 
 /// A small hot run: 2000 commands of add/remove pairs on 5 orders.
