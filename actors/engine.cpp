@@ -377,6 +377,26 @@ void engine::submit_query(std::type_index projection_type, std::shared_ptr<detai
     core.dispatch_query(std::move(task));
 }
 
+detail::projection_runtime* engine::enter_ready_query(std::type_index projection_type, log_position min_position) {
+  auto& core = *core_;
+  if (core.settings.queries != query_dispatch::caller_when_ready)
+    return nullptr;
+  core.operation_started();
+  if (!core.closing.load()) {
+    auto* runtime = find_projection(projection_type);
+    if (runtime && runtime->checkpoint.load(std::memory_order_acquire) >= min_position) {
+      detail::costs::lock(); // the read model's shared lock, taken by the caller
+      return runtime;
+    }
+  }
+  core.operation_finished();
+  return nullptr;
+}
+
+void engine::leave_ready_query() {
+  core_->operation_finished();
+}
+
 namespace {
 
 /// A query task that only reports that its projection reached its position: barriers and rebuilds.

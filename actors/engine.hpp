@@ -14,6 +14,8 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <optional>
+#include <shared_mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -272,6 +274,22 @@ public:
     auto run = [question = std::move(question)](const detail::projection_runtime& runtime) {
       return static_cast<const detail::projection_runtime_for<projection>&>(runtime).model.answer(question);
     };
+    // A read model already at the position answers here and now: no task, no allocation. The answer is computed
+    // under the read model's shared lock and delivered after it.
+    if (auto* ready = enter_ready_query(typeid(projection), wanted.min_position)) {
+      std::optional<query_result<Result>> answer;
+      {
+        std::shared_lock lock{ready->mutex};
+        if (!ready->failed())
+          answer.emplace(detail::answer_or_error<Result>(run, *ready));
+      }
+      if (answer)
+        on_answer(std::move(*answer));
+      leave_ready_query();
+      if (answer)
+        return;
+      // The projection failed: the general path says why.
+    }
     submit_query(typeid(projection),
                  std::make_shared<detail::query_task_for<Result, decltype(run)>>(std::move(run), std::move(on_answer)),
                  wanted);
@@ -346,6 +364,11 @@ private:
   void submit(std::type_index command_type, void* command, command_options ids,
               std::function<void(command_result)> on_reply);
   void submit_query(std::type_index projection_type, std::shared_ptr<detail::query_task> task, consistency wanted);
+  /// The projection if a query at `min_position` may be answered on the calling thread now (the engine is open,
+  /// ready queries are answered by their caller, the read model is there), counted in flight until
+  /// leave_ready_query(); null otherwise.
+  detail::projection_runtime* enter_ready_query(std::type_index projection_type, log_position min_position);
+  void leave_ready_query();
   std::future<std::expected<void, query_error>> rebuild(std::type_index projection_type);
   void inspect(std::string type_name, std::string aggregate_id,
                std::function<void(std::expected<std::any, rejection>)> on_state);

@@ -38,7 +38,7 @@ TEST_CASE("options reach the load options") {
   CHECK_FALSE(parsed.options->sweep);
 }
 
-TEST_CASE("--find-rate and its p99 bound reach the command line") {
+TEST_CASE("the rate search and its p99 bound reach the command line") {
   auto searched = parse({"--find-rate", "--p99-bound-us", "250"});
   REQUIRE(searched.options.has_value());
   CHECK(searched.options->find_rate);

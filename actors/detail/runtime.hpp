@@ -49,15 +49,19 @@ inline void received([[maybe_unused]] caf::abstract_actor* self) {
 #endif
 }
 
-/// Stops an actor with an exit message, stating the edge to TSan like `deliver` (its state's destructor, which
-/// runs on whichever worker handles the exit, calls `received`).
+/// Stops an actor with an exit message, stating the edge to TSan like `deliver`, once the message is built (its
+/// state's destructor, which runs on whichever worker handles the exit, calls `received`).
 template <class Handle>
 void stop(const Handle& receiver) {
+  if (!receiver)
+    return;
   costs::message();
+  auto* actor = caf::actor_cast<caf::abstract_actor*>(receiver);
+  auto exit = caf::make_message(caf::exit_msg{actor->address(), caf::exit_reason::user_shutdown});
 #ifdef CQRS_THREAD_SANITIZER
-  __tsan_release(caf::actor_cast<caf::abstract_actor*>(receiver));
+  __tsan_release(actor);
 #endif
-  caf::anon_send_exit(receiver, caf::exit_reason::user_shutdown);
+  actor->enqueue(nullptr, caf::make_message_id(), std::move(exit), nullptr);
 }
 
 /// Sends a message from outside or inside an actor (like anon_send, with its static type check), stating the

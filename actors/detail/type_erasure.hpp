@@ -295,6 +295,18 @@ public:
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
+/// Runs a query's answer function, turning what it throws into a query_failed error.
+template <class Result, class Run>
+query_result<Result> answer_or_error(Run& run, const projection_runtime& projection) {
+  try {
+    return query_result<Result>{run(projection)};
+  } catch (const std::exception& error) {
+    return std::unexpected(query_error{query_errc::query_failed, std::string{"query threw: "} + error.what()});
+  } catch (...) {
+    return std::unexpected(query_error{query_errc::query_failed, "query threw a non-standard exception"});
+  }
+}
+
 template <class Result, class Run>
 class query_task_for final : public query_task {
 public:
@@ -304,15 +316,7 @@ public:
         return query_result<Result>{std::unexpected(query_error{query_errc::engine_stopped, "the engine stopped"})};
       }) {}
 
-  void run(const projection_runtime& projection) override {
-    try {
-      sink_(query_result<Result>{run_(projection)});
-    } catch (const std::exception& error) {
-      fail(query_error{query_errc::query_failed, std::string{"query threw: "} + error.what()});
-    } catch (...) {
-      fail(query_error{query_errc::query_failed, "query threw a non-standard exception"});
-    }
-  }
+  void run(const projection_runtime& projection) override { sink_(answer_or_error<Result>(run_, projection)); }
 
   void fail(query_error error) override { sink_(std::unexpected(std::move(error))); }
 
