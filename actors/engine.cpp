@@ -24,12 +24,16 @@ command_result refuse(std::string_view code, std::string message) {
 
 } // namespace
 
-in_flight_token::in_flight_token(engine_core& core) : core_(core) {
-  core_.operation_started();
-}
+in_flight_token::in_flight_token(engine_core& core) : core_(core), stripe_(core.operation_started()) {}
 
 in_flight_token::~in_flight_token() {
-  core_.operation_finished();
+  core_.operation_finished(stripe_);
+}
+
+std::size_t striped_count::stripe_of_this_thread() noexcept {
+  static std::atomic<std::size_t> next_stripe{0};
+  thread_local std::size_t stripe = next_stripe.fetch_add(1, std::memory_order_relaxed) % stripe_count;
+  return stripe;
 }
 
 command_job::command_job(engine_core& core, std::string command, std::string correlation, bool sender_chose,
@@ -144,7 +148,8 @@ void engine_core::submit_to_aggregate(aggregate_slot& slot, std::string aggregat
       cell.queue.push_back(std::move(work));
     } else {
       cell.running = true;
-      if (std::holds_alternative<std::shared_ptr<command_job>>(work) && aggregate_cell::may_run_here()) {
+      if (settings.commands == command_dispatch::caller_when_idle
+          && std::holds_alternative<std::shared_ptr<command_job>>(work) && aggregate_cell::may_run_here()) {
         run_here = entry.cell;
       } else {
         cell.queue.push_back(std::move(work));
@@ -234,14 +239,19 @@ void engine_core::wake(projection_slot& slot) {
     deliver(slot.actor, advance_atom::value);
 }
 
-void engine_core::operation_started() {
+std::size_t engine_core::operation_started() {
   costs::atomic_update();
-  in_flight.fetch_add(1);
+  auto stripe = striped_count::stripe_of_this_thread();
+  in_flight.add(stripe);
+  return stripe;
 }
 
-void engine_core::operation_finished() {
+void engine_core::operation_finished(std::size_t stripe) {
   costs::atomic_update();
-  if (in_flight.fetch_sub(1) == 1 && closing.load()) {
+  in_flight.subtract(stripe);
+  // Sequentially consistent with shutdown(), which sets `closing` before it sums: either this sees `closing` and
+  // wakes it, or its sum sees this decrement.
+  if (closing.load()) {
     std::lock_guard lock{drain_mutex};
     drained.notify_all();
   }
@@ -262,13 +272,15 @@ void engine::add_aggregate(std::unique_ptr<detail::aggregate_model> model,
   if (core_->aggregates_by_name.contains(model->type_name))
     throw std::invalid_argument("aggregate type " + model->type_name + " is already registered");
   for (const auto& [type, router] : routes)
-    if (core_->routes.contains(type))
+    if (core_->routes.current().contains(type))
       throw std::invalid_argument("command type " + detail::readable_type_name(type)
                                   + " is already handled by another aggregate");
   auto slot = std::make_unique<detail::aggregate_slot>();
   slot->model = std::move(model);
-  for (const auto& [type, router] : routes)
-    core_->routes.emplace(type, std::pair{slot.get(), router});
+  core_->routes.update([&](auto& table) {
+    for (const auto& [type, router] : routes)
+      table.emplace(type, std::pair{slot.get(), router});
+  });
   core_->aggregates_by_name.emplace(slot->model->type_name, slot.get());
   core_->aggregates.push_back(std::move(slot));
   core_->store->add_event_types(std::move(codecs));
@@ -277,7 +289,7 @@ void engine::add_aggregate(std::unique_ptr<detail::aggregate_model> model,
 void engine::add_projection(std::type_index type, std::unique_ptr<detail::projection_runtime> runtime) {
   auto& core = *core_;
   std::unique_lock lock{core.registry_mutex};
-  if (core.projections_by_type.contains(type))
+  if (core.projections_by_type.current().contains(type))
     throw std::invalid_argument("projection " + runtime->name() + " is already registered");
   for (const auto& other : core.projections)
     if (other->runtime->name() == runtime->name())
@@ -287,7 +299,7 @@ void engine::add_projection(std::type_index type, std::unique_ptr<detail::projec
   runtime->slot = raw;
   slot->runtime = std::move(runtime);
   slot->actor = detail::spawn_projection(*core.system, raw, core.store.get(), &core);
-  core.projections_by_type.emplace(type, raw);
+  core.projections_by_type.update([&](auto& table) { table.emplace(type, raw); });
   core.projections.push_back(std::move(slot));
   raw->subscription = core.store->subscribe([&core, raw](log_position) { core.on_new_head(*raw); });
   core.wake(*raw); // the log may already hold events
@@ -306,12 +318,9 @@ void engine::submit(std::type_index command_type, void* command, command_options
   }
   detail::aggregate_slot* slot = nullptr;
   detail::command_router router = nullptr;
-  {
-    detail::costs::lock();
-    std::shared_lock lock{core.registry_mutex};
-    if (auto found = core.routes.find(command_type); found != core.routes.end())
-      std::tie(slot, router) = found->second;
-  }
+  const auto& routes = core.routes.current();
+  if (auto found = routes.find(command_type); found != routes.end())
+    std::tie(slot, router) = found->second;
   if (!slot) {
     on_reply(detail::refuse(errc::unknown_command, "no registered aggregate handles commands of type "
                                                       + detail::readable_type_name(command_type)));
@@ -381,7 +390,7 @@ detail::projection_runtime* engine::enter_ready_query(std::type_index projection
   auto& core = *core_;
   if (core.settings.queries != query_dispatch::caller_when_ready)
     return nullptr;
-  core.operation_started();
+  auto stripe = core.operation_started();
   if (!core.closing.load()) {
     auto* runtime = find_projection(projection_type);
     if (runtime && runtime->checkpoint.load(std::memory_order_acquire) >= min_position) {
@@ -389,12 +398,13 @@ detail::projection_runtime* engine::enter_ready_query(std::type_index projection
       return runtime;
     }
   }
-  core.operation_finished();
+  core.operation_finished(stripe);
   return nullptr;
 }
 
 void engine::leave_ready_query() {
-  core_->operation_finished();
+  // On the thread that entered: its stripe.
+  core_->operation_finished(detail::striped_count::stripe_of_this_thread());
 }
 
 namespace {
@@ -510,10 +520,9 @@ void engine::inspect(std::string type_name, std::string aggregate_id,
 }
 
 detail::projection_runtime* engine::find_projection(std::type_index type) const {
-  detail::costs::lock();
-  std::shared_lock lock{core_->registry_mutex};
-  auto found = core_->projections_by_type.find(type);
-  return found == core_->projections_by_type.end() ? nullptr : found->second->runtime.get();
+  const auto& projections = core_->projections_by_type.current();
+  auto found = projections.find(type);
+  return found == projections.end() ? nullptr : found->second->runtime.get();
 }
 
 namespace {
@@ -587,7 +596,7 @@ void engine::shutdown() {
     core.closing.store(true);
     {
       std::unique_lock lock{core.drain_mutex};
-      core.drained.wait(lock, [&core] { return core.in_flight.load() == 0; });
+      core.drained.wait(lock, [&core] { return core.in_flight.total() == 0; });
     }
     // Every accepted command is in the log now; let the read models apply it before the actors stop.
     // A projection that failed reports its error here instead of blocking shutdown.

@@ -47,6 +47,17 @@ enum class query_dispatch {
   query_actors,
 };
 
+/// Which thread runs a command whose aggregate is idle.
+enum class command_dispatch {
+  /// The thread that sends it, inside send(): no message and no scheduling, the reply before send() returns (the
+  /// default). A command to a busy aggregate waits in the aggregate's queue for the thread running it, and one
+  /// sent from inside a reply callback goes to the aggregate's actor, so that chains of commands never nest.
+  caller_when_idle,
+  /// Always the aggregate's actor, on a CAF worker: for hosts whose sending threads must never run domain code
+  /// or wait for the store (an event loop, say; recovering an aggregate reads its stream).
+  aggregate_actor,
+};
+
 /// Which thread applies new events to the read models.
 enum class projection_dispatch {
   /// The projection actors apply new events in batches (cheap per event), and a query that waits for a position
@@ -73,6 +84,7 @@ struct options {
   std::shared_ptr<event_store> store{};
   /// Number of query actors that answer queries in parallel.
   std::size_t query_actors = 2;
+  command_dispatch commands = command_dispatch::caller_when_idle;
   query_dispatch queries = query_dispatch::caller_when_ready;
   projection_dispatch projections = projection_dispatch::projection_actor_or_waiting_query;
   /// How long an `at_least` query waits for its read model when the query names no timeout.

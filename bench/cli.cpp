@@ -60,6 +60,7 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   std::string policy = "stealing";
   std::string consistency = "any";
   std::string progress = "auto";
+  std::string command_dispatch = "caller";
   std::string query_dispatch = "caller";
   std::string projection_dispatch = "query-helps";
   bool baseline = false;
@@ -115,6 +116,13 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
             std::uint64_t{1}, std::uint64_t{100'000'000});
   add_count(app, "--drivers", load.drivers, "Host threads that start clients and continue those answered on the spot",
             std::size_t{1}, std::size_t{256});
+  app
+    .add_option("--command-dispatch", command_dispatch,
+                "A command to an idle aggregate runs on the sending thread (caller) or on its aggregate's actor "
+                "(actors)")
+    ->type_name("NAME")
+    ->capture_default_str()
+    ->check(CLI::IsMember({"caller", "actors"}));
   app
     .add_option("--query-dispatch", query_dispatch,
                 "Ready queries answered on the caller's thread (caller) or by the engine's query actors (actors)")
@@ -204,6 +212,8 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   };
   load.workload = workload == "hot" ? workload_kind::hot : workload_kind::orders;
   load.policy = policy == "sharing" ? cqrs::scheduler_policy::sharing : cqrs::scheduler_policy::stealing;
+  load.command_dispatch = command_dispatch == "actors" ? cqrs::command_dispatch::aggregate_actor
+                                                       : cqrs::command_dispatch::caller_when_idle;
   load.query_dispatch =
     query_dispatch == "actors" ? cqrs::query_dispatch::query_actors : cqrs::query_dispatch::caller_when_ready;
   load.projection_dispatch = projection_dispatch == "actors"      ? cqrs::projection_dispatch::projection_actor

@@ -735,6 +735,7 @@ std::unique_ptr<cqrs::engine> make_engine(const load_options& options, const std
   auto engine = std::make_unique<cqrs::engine>(cqrs::options{.threads = options.threads,
                                                              .policy = options.policy,
                                                              .store = options.store,
+                                                             .commands = options.command_dispatch,
                                                              .queries = options.query_dispatch,
                                                              .projections = options.projection_dispatch,
                                                              .passivate_after = options.passivate_after,

@@ -74,6 +74,7 @@ struct load_options {
   /// (ready `any` queries, for instance); replies that come later continue on the engine's threads.
   std::size_t drivers = 2;
   /// Where the engine answers a query whose read model is ready: on the caller's thread or by its query actors.
+  cqrs::command_dispatch command_dispatch = cqrs::command_dispatch::caller_when_idle;
   cqrs::query_dispatch query_dispatch = cqrs::query_dispatch::caller_when_ready;
   cqrs::projection_dispatch projection_dispatch = cqrs::projection_dispatch::projection_actor_or_waiting_query;
 

@@ -84,7 +84,9 @@ void print_table(std::ostream& out, const load_report& report) {
   const auto& options = report.options;
   out << "cqrs-load: " << to_string(options.workload) << " workload, " << options.clients << " clients, "
       << (options.rate > 0 ? "open loop at " + grouped(options.rate) + " commands/s" : std::string{"closed loop"})
-      << ", " << options.threads << " engine threads (" << policy_name(options.policy) << "), consistency "
+      << ", " << options.threads << " engine threads (" << policy_name(options.policy) << "), commands on "
+      << (options.command_dispatch == cqrs::command_dispatch::aggregate_actor ? "aggregate actors" : "the sender")
+      << ", consistency "
       << (options.consistency == read_consistency::read_your_writes ? "ryw" : "any") << ", seed " << options.seed
       << '\n';
   if (options.workload == workload_kind::orders)
@@ -192,6 +194,8 @@ boost::json::object to_json(const load_report& report) {
   object["threads"] = options.threads;
   object["policy"] = std::string{policy_name(options.policy)};
   object["drivers"] = options.drivers;
+  object["command_dispatch"] =
+    options.command_dispatch == cqrs::command_dispatch::aggregate_actor ? "actors" : "caller";
   object["query_dispatch"] = options.query_dispatch == cqrs::query_dispatch::query_actors ? "actors" : "caller";
   object["projections"] = options.projection_dispatch == cqrs::projection_dispatch::projection_actor   ? "actors"
                           : options.projection_dispatch == cqrs::projection_dispatch::appending_thread ? "appending"

@@ -20,7 +20,8 @@ TEST_CASE("options reach the load options") {
   auto parsed =
     parse({"--workload",   "hot",     "--aggregates",  "16",     "--clients",        "512",   "--threads",  "1",
            "--policy",     "sharing", "--consistency", "ryw",    "--seed",           "9",     "--warmup-s", "0.5",
-           "--duration-s", "2",       "--baseline",    "--json", "--query-dispatch", "actors"});
+           "--duration-s", "2",       "--baseline",    "--json", "--query-dispatch", "actors",
+           "--command-dispatch", "actors"});
   REQUIRE(parsed.options.has_value());
   const auto& load = parsed.options->load;
   CHECK(load.workload == bench::workload_kind::hot);
@@ -34,6 +35,7 @@ TEST_CASE("options reach the load options") {
   CHECK(load.duration_seconds == Approx(2));
   CHECK(load.baselines);
   CHECK(load.query_dispatch == cqrs::query_dispatch::query_actors);
+  CHECK(load.command_dispatch == cqrs::command_dispatch::aggregate_actor);
   CHECK(parsed.options->json);
   CHECK_FALSE(parsed.options->sweep);
 }

@@ -4,13 +4,16 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <future>
 #include <map>
 #include <thread>
 
 using namespace test_support;
 
 TEST_CASE("64 threads x 1,000 commands to one aggregate are all applied, one at a time, in each sender's order") {
-  auto engine = bank_engine();
+  // Run by the senders themselves whenever the aggregate is idle (the default), or always by its actor.
+  auto dispatch = GENERATE(cqrs::command_dispatch::caller_when_idle, cqrs::command_dispatch::aggregate_actor);
+  auto engine = bank_engine(cqrs::options{.commands = dispatch});
   open(*engine, "hot");
   constexpr int senders = 64;
   constexpr int per_sender = 1000;
@@ -57,6 +60,58 @@ TEST_CASE("64 threads x 1,000 commands to one aggregate are all applied, one at 
   CHECK(contiguous);
   CHECK(in_sender_order);
   CHECK(next_index.size() == senders);
+}
+
+TEST_CASE("a command to an idle aggregate runs on the sending thread; commands sent from its reply never nest in it") {
+  auto engine = bank_engine();
+  open(*engine, "here");
+  open(*engine, "elsewhere");
+  auto sender = std::this_thread::get_id();
+  std::thread::id first_ran_on;
+  bool first_accepted = false;
+  std::atomic<bool> first_reply_returned{false};
+  // Catch's assertions stay on this thread: the callbacks only record.
+  struct record {
+    bool accepted = false;
+    bool after_first_reply = false;
+    std::thread::id thread;
+  };
+  std::promise<record> same_ran;
+  std::promise<record> other_ran;
+  auto recorder = [&](std::promise<record>& into) {
+    return [&](cqrs::command_result result) {
+      into.set_value({result.has_value(), first_reply_returned.load(), std::this_thread::get_id()});
+    };
+  };
+  engine->send(bank::deposit{"here", 1}, [&](cqrs::command_result result) {
+    first_accepted = result.has_value();
+    first_ran_on = std::this_thread::get_id();
+    // The same aggregate is busy with this very command: the next one waits in its queue and runs after this
+    // reply returns. Another, idle aggregate is not run inside this reply either: its actor takes it.
+    engine->send(bank::deposit{"here", 2}, recorder(same_ran));
+    engine->send(bank::deposit{"elsewhere", 5}, recorder(other_ran));
+    first_reply_returned = true;
+  });
+  // Replied before send() returned, on this thread.
+  CHECK(first_accepted);
+  CHECK(first_ran_on == sender);
+  auto same = same_ran.get_future().get();
+  CHECK(same.accepted);
+  CHECK(same.after_first_reply);
+  auto other = other_ran.get_future().get();
+  CHECK(other.accepted);
+  CHECK(other.thread != sender);
+  auto here = engine->inspect<bank::account>("here").get();
+  REQUIRE(here);
+  CHECK(here->balance_cents == 3);
+
+  auto actors = bank_engine(cqrs::options{.commands = cqrs::command_dispatch::aggregate_actor});
+  open(*actors, "there");
+  std::promise<record> actor_ran;
+  actors->send(bank::deposit{"there", 1}, recorder(actor_ran));
+  auto on_actor = actor_ran.get_future().get();
+  CHECK(on_actor.accepted);
+  CHECK(on_actor.thread != sender);
 }
 
 TEST_CASE("commands to many aggregates from many threads are all applied to the right aggregate") {

@@ -83,6 +83,31 @@ void deliver(const Handle& receiver, Message&&... message) {
   actor->enqueue(std::move(element), nullptr);
 }
 
+/// A count that many threads change at once: each thread adds to its own stripe (a cache line of its own), so
+/// that counting every command in and out does not make the cores pass one line back and forth. A change must
+/// be undone on the stripe it was made on; the total is the sum of the stripes.
+class striped_count {
+public:
+  /// This thread's stripe.
+  static std::size_t stripe_of_this_thread() noexcept;
+  void add(std::size_t stripe) noexcept { stripes_[stripe].value.fetch_add(1); }
+  void subtract(std::size_t stripe) noexcept { stripes_[stripe].value.fetch_sub(1); }
+  std::int64_t total() const noexcept {
+    std::int64_t sum = 0;
+    for (const auto& one : stripes_)
+      sum += one.value.load();
+    return sum;
+  }
+
+  static constexpr std::size_t stripe_count = 16;
+
+private:
+  struct alignas(64) stripe {
+    std::atomic<std::int64_t> value{0};
+  };
+  std::array<stripe, stripe_count> stripes_{};
+};
+
 /// Counts an operation as in flight while it lives, so shutdown can drain: a command from its creation until
 /// its reply is delivered; a query, barrier or inspection while it is being submitted.
 class in_flight_token {
@@ -94,6 +119,8 @@ public:
 
 private:
   engine_core& core_;
+  /// Where it was counted (see striped_count): it may end on another thread.
+  std::size_t stripe_;
 };
 
 
@@ -308,6 +335,29 @@ projection_actor spawn_projection(caf::actor_system& system, projection_slot* sl
 
 query_actor spawn_query_actor(caf::actor_system& system, engine_core* core);
 
+/// A lookup table read on every command or query without a lock. Registration (under registry_mutex) publishes a
+/// changed copy; earlier copies stay until the engine ends, since a reader may still be looking at one (there are
+/// as many as registrations, a handful).
+template <class Map>
+class published_table {
+public:
+  published_table() { update([](Map&) {}); }
+
+  const Map& current() const noexcept { return *current_.load(std::memory_order_acquire); }
+
+  template <class Change>
+  void update(Change change) {
+    auto next = current_.load(std::memory_order_relaxed) ? std::make_unique<Map>(current()) : std::make_unique<Map>();
+    change(*next);
+    current_.store(next.get(), std::memory_order_release);
+    versions_.push_back(std::move(next));
+  }
+
+private:
+  std::vector<std::unique_ptr<Map>> versions_;
+  std::atomic<const Map*> current_{nullptr};
+};
+
 /// Everything the engine owns. The public engine class is a thin handle to it.
 class engine_core {
 public:
@@ -357,8 +407,9 @@ public:
   /// Answers a query whose position its projection reached: on this thread, or through a query actor.
   void release(std::shared_ptr<query_task> task);
 
-  void operation_started();
-  void operation_finished();
+  /// Counts an operation in (on this thread's stripe, returned) and out (on the same stripe).
+  std::size_t operation_started();
+  void operation_finished(std::size_t stripe);
 
   options settings;
   std::shared_ptr<event_store> store;
@@ -368,9 +419,11 @@ public:
   mutable std::shared_mutex registry_mutex;
   std::vector<std::unique_ptr<aggregate_slot>> aggregates;
   std::unordered_map<std::string, aggregate_slot*> aggregates_by_name;
-  std::unordered_map<std::type_index, std::pair<aggregate_slot*, command_router>> routes;
+  /// Command type -> its aggregate and router: read by every command, without the registry lock.
+  published_table<std::unordered_map<std::type_index, std::pair<aggregate_slot*, command_router>>> routes;
   std::vector<std::unique_ptr<projection_slot>> projections;
-  std::unordered_map<std::type_index, projection_slot*> projections_by_type;
+  /// Read by every query, without the registry lock.
+  published_table<std::unordered_map<std::type_index, projection_slot*>> projections_by_type;
 
   std::vector<query_actor> query_actors;
   std::atomic<std::size_t> next_query_actor{0};
@@ -383,7 +436,7 @@ public:
   std::string command_id_prefix;
 
   std::atomic<bool> closing{false};
-  std::atomic<std::int64_t> in_flight{0};
+  striped_count in_flight;
   std::mutex drain_mutex;
   std::condition_variable drained;
   std::atomic<std::uint64_t> last_command_number{0};
