@@ -6,7 +6,7 @@ namespace cqrs::detail {
 namespace {
 
 /// Events applied under one exclusive lock: bounds how long readers wait.
-constexpr log_position batch_size = 1024;
+constexpr log_position batch_size = 128;
 /// Events applied per message (or per append on an appending thread) before yielding: to the actor's mailbox (a
 /// rebuild request, say), or back to the appending actor, which hands the rest to the projection actor.
 constexpr log_position events_per_turn = 16 * 1024;
