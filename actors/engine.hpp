@@ -7,6 +7,7 @@
 #include "actors/envelope.hpp"
 #include "actors/event_codec.hpp"
 #include "actors/event_store.hpp"
+#include "actors/query_error.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -251,7 +252,7 @@ public:
 
   /// Sends a command; the future receives exactly one reply.
   template <class Command>
-  std::future<command_result> send(Command command, command_options ids = {}) {
+  [[nodiscard]] std::future<command_result> send(Command command, command_options ids = {}) {
     auto promise = std::make_shared<std::promise<command_result>>();
     auto future = promise->get_future();
     send(std::move(command), [promise](command_result result) { promise->set_value(std::move(result)); },
@@ -267,7 +268,7 @@ public:
 
   /// Asks a read model; the query type names its projection (`using projection = ...`).
   template <class Query>
-  auto query(Query question, consistency wanted = consistency::any()) {
+  [[nodiscard]] auto query(Query question, consistency wanted = consistency::any()) {
     using result = answer_type<Query>;
     auto promise = std::make_shared<std::promise<query_result<result>>>();
     auto future = promise->get_future();

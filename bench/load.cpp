@@ -903,6 +903,15 @@ double process_cpu_seconds() {
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
+double resident_mb() {
+  std::ifstream status{"/proc/self/status"};
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0)
+      return std::stod(line.substr(6)) / 1024.0;
+  return 0;
+}
+
 void reset_peak_rss() {
   std::ofstream clear{"/proc/self/clear_refs"};
   if (clear)
@@ -940,11 +949,13 @@ load_report run_load(const load_options& chosen, std::vector<read_model_probe> p
       && !has_probe(probes, readmodels::order_summaries::name))
     throw std::invalid_argument("read-your-writes reads order_summaries back: register it");
   reset_peak_rss();
+  auto rss_before = resident_mb();
   progress_meter meter{options.progress, std::cerr};
   {
     run_state run{options, std::move(probes)};
     auto engine_started = clock::now();
     run.engine = make_engine(options, run.probes);
+    auto head_before = run.engine->head();
     report.recovery = demo::catch_up_read_models(*run.engine, engine_started, rebuild_display_for(options.progress),
                                                  &std::cerr);
     if (report.recovery.error)
@@ -993,6 +1004,11 @@ load_report run_load(const load_options& chosen, std::vector<read_model_probe> p
     // Visibility and read-back queries still out are answered before the figures are taken.
     if (!run.queries_pending.wait_for_zero(std::chrono::seconds{60}))
       report.problems.push_back("visibility or read-your-writes queries went unanswered for 60 s");
+    // What the run's events cost in memory, log and read models together, before the query phase adds its own.
+    report.events_appended = run.engine->head() - head_before;
+    if (report.events_appended > 0)
+      report.bytes_per_event =
+        std::max(0.0, peak_rss_mb() - rss_before) * 1024.0 * 1024.0 / static_cast<double>(report.events_appended);
 
     check_counts("measured", measured, report.problems);
     report.commands = measured.sent;

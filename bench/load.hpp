@@ -277,6 +277,10 @@ struct load_report {
   latency_summary query_latency;
 
   /// Peak resident memory of the process during the run (VmHWM, reset at the run's start where Linux allows).
+  /// Events the run appended, and the process's peak memory growth over them (log, read models, everything the
+  /// engine keeps), in bytes per event; measured before the query phase.
+  std::uint64_t events_appended = 0;
+  double bytes_per_event = 0;
   double peak_rss_mb = 0;
 
   /// Rebuilding the read models from the events the store held at the start (events 0 for a new store).
@@ -383,6 +387,8 @@ std::uint64_t expected_commands(const load_options& options);
 
 /// Peak resident memory of this process so far, in MiB (VmHWM; ru_maxrss when /proc is unavailable).
 double peak_rss_mb();
+/// The process's resident memory now, in MiB (VmRSS).
+double resident_mb();
 /// User plus system CPU time the whole process has used so far, in seconds.
 double process_cpu_seconds();
 /// Resets the peak to the current resident size where Linux allows it (/proc/self/clear_refs).

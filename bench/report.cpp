@@ -134,7 +134,11 @@ void print_table(std::ostream& out, const load_report& report) {
           + ")");
     row(out, "query latency", latency_line(report.query_latency));
   }
-  row(out, "peak RSS", format("%.0f MiB", report.peak_rss_mb));
+  row(out, "peak RSS", format("%.0f MiB", report.peak_rss_mb)
+                        + (report.events_appended > 0
+                             ? ", " + format("%.0f", report.bytes_per_event) + " bytes per event appended ("
+                                 + grouped(static_cast<double>(report.events_appended)) + " events)"
+                             : std::string{}));
   row(out, "store", options.store_description);
   if (report.recovery.events > 0)
     row(out, "recovery",
@@ -238,6 +242,8 @@ boost::json::object to_json(const load_report& report) {
   object["queries_per_s"] = round_to(report.queries_per_s, 0);
   object["query_p99_us"] = round_to(report.query_latency.p99_us, 2);
   object["peak_rss_mb"] = round_to(report.peak_rss_mb, 1);
+  object["events_appended"] = report.events_appended;
+  object["bytes_per_event"] = round_to(report.bytes_per_event, 1);
   object["store"] = options.store_description;
   object["recovery_events"] = report.recovery.events;
   object["recovery_events_per_s"] = round_to(report.recovery.events_per_s, 0);

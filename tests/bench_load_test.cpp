@@ -210,7 +210,9 @@ TEST_CASE("both baselines run the same commands as the engine and check themselv
                             "raw_caf_callbacks_cpu_us_per_command",
                             "crud_cpu_us_per_command",
                             "engine_workers",
-                            "driver_threads"}) {
+                            "driver_threads",
+                            "events_appended",
+                            "bytes_per_event"}) {
     INFO(field);
     CHECK(json.contains(field));
   }
