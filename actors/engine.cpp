@@ -46,12 +46,12 @@ command_job::command_job(engine_core& core, std::string command, std::string cor
 
 engine_core::engine_core(options chosen) : settings(std::move(chosen)) {
   store = settings.store ? settings.store : make_memory_event_store();
-  auto threads = settings.threads ? settings.threads : std::max(1u, std::thread::hardware_concurrency());
+  auto threads = settings.tuning.threads ? settings.tuning.threads : std::max(1u, std::thread::hardware_concurrency());
   config.set("scheduler.max-threads", threads);
-  config.set("scheduler.policy", settings.policy == scheduler_policy::sharing ? caf::atom("sharing")
+  config.set("scheduler.policy", settings.tuning.policy == scheduler_policy::sharing ? caf::atom("sharing")
                                                                                : caf::atom("stealing"));
   system = std::make_unique<caf::actor_system>(config);
-  auto query_actor_count = std::max<std::size_t>(1, settings.query_actors);
+  auto query_actor_count = std::max<std::size_t>(1, settings.tuning.query_actors);
   for (std::size_t index = 0; index < query_actor_count; ++index)
     query_actors.push_back(spawn_query_actor(*system, this));
   // Six random base-36 characters: short enough that "prefix-number" ids stay in std::string's inline buffer.
@@ -148,7 +148,7 @@ void engine_core::submit_to_aggregate(aggregate_slot& slot, std::string aggregat
       cell.queue.push_back(std::move(work));
     } else {
       cell.running = true;
-      if (settings.commands == command_dispatch::caller_when_idle
+      if (settings.tuning.commands == command_dispatch::caller_when_idle
           && std::holds_alternative<std::shared_ptr<command_job>>(work) && aggregate_cell::may_run_here()) {
         run_here = entry.cell;
       } else {
@@ -371,7 +371,7 @@ void engine::submit_query(std::type_index projection_type, std::shared_ptr<detai
     return;
   }
   task->min_position = wanted.min_position;
-  if (core.settings.queries == query_dispatch::caller_when_ready
+  if (core.settings.tuning.queries == query_dispatch::caller_when_ready
       && task->projection->checkpoint.load(std::memory_order_acquire) >= wanted.min_position) {
     detail::answer(*task);
     return;
@@ -380,7 +380,7 @@ void engine::submit_query(std::type_index projection_type, std::shared_ptr<detai
     auto timeout = wanted.timeout.count() > 0 ? wanted.timeout : core.settings.query_timeout;
     task->deadline = std::chrono::steady_clock::now() + timeout;
   }
-  if (core.settings.queries == query_dispatch::caller_when_ready)
+  if (core.settings.tuning.queries == query_dispatch::caller_when_ready)
     core.park_or_answer(std::move(task)); // parked right here: no hop before the projection can release it
   else
     core.dispatch_query(std::move(task));
@@ -388,7 +388,7 @@ void engine::submit_query(std::type_index projection_type, std::shared_ptr<detai
 
 detail::projection_runtime* engine::enter_ready_query(std::type_index projection_type, log_position min_position) {
   auto& core = *core_;
-  if (core.settings.queries != query_dispatch::caller_when_ready)
+  if (core.settings.tuning.queries != query_dispatch::caller_when_ready)
     return nullptr;
   auto stripe = core.operation_started();
   if (!core.closing.load()) {

@@ -76,18 +76,23 @@ enum class projection_dispatch {
   projection_actor,
 };
 
-/// Engine settings; every field has a sensible default.
-struct options {
+/// Where the engine's work runs: threads and dispatch. The defaults are the layout measured best (BENCHMARKS.md);
+/// a host that does not know why it would change one leaves them.
+struct tuning_options {
   /// CAF worker threads; 0 means one per hardware thread.
   std::size_t threads = 0;
   scheduler_policy policy = scheduler_policy::stealing;
-  /// The write store; empty means a new in-memory store.
-  std::shared_ptr<event_store> store{};
   /// Number of query actors that answer queries in parallel.
   std::size_t query_actors = 2;
   command_dispatch commands = command_dispatch::caller_when_idle;
   query_dispatch queries = query_dispatch::caller_when_ready;
   projection_dispatch projections = projection_dispatch::projection_actor_or_waiting_query;
+};
+
+/// Engine settings; every field has a sensible default.
+struct options {
+  /// The write store; empty means a new in-memory store.
+  std::shared_ptr<event_store> store{};
   /// How long an `at_least` query waits for its read model when the query names no timeout.
   std::chrono::milliseconds query_timeout{5000};
   /// Aggregate actors that received no command for this long stop and rehydrate on their next command;
@@ -99,6 +104,8 @@ struct options {
   /// the command gets its original outcome and appends nothing (across passivation and, with a durable store,
   /// across restarts). Measured from the time its events were stored.
   std::chrono::milliseconds idempotency_window{std::chrono::hours{24}};
+  /// Threads and dispatch (see tuning_options).
+  tuning_options tuning{};
 };
 
 /// Per aggregate type settings for add_aggregate.

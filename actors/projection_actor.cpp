@@ -21,7 +21,7 @@ query_error failed_error(const projection_runtime& runtime) {
 } // namespace
 
 void engine_core::on_new_head(projection_slot& slot) {
-  if (settings.projections != projection_dispatch::appending_thread || store->appends_in_background()) {
+  if (settings.tuning.projections != projection_dispatch::appending_thread || store->appends_in_background()) {
     wake(slot);
     return;
   }
@@ -46,7 +46,7 @@ void engine_core::combine(projection_slot& slot) {
 
 void engine_core::park_or_answer(std::shared_ptr<query_task> task) {
   auto& slot = *static_cast<projection_slot*>(task->projection->slot);
-  if (settings.projections == projection_dispatch::projection_actor_or_waiting_query
+  if (settings.tuning.projections == projection_dispatch::projection_actor_or_waiting_query
       && task->projection->checkpoint.load(std::memory_order_acquire) < task->min_position
       && costs::try_lock(slot.applying)) {
     // Help the read model along instead of waiting for its actor's turn; the events are in the log already.
@@ -79,7 +79,7 @@ void engine_core::park_or_answer(std::shared_ptr<query_task> task) {
 }
 
 void engine_core::release(std::shared_ptr<query_task> task) {
-  if (settings.queries == query_dispatch::caller_when_ready)
+  if (settings.tuning.queries == query_dispatch::caller_when_ready)
     answer(*task);
   else
     dispatch_query(std::move(task));

@@ -153,7 +153,7 @@ private:
 };
 
 cqrs::options ledger_options() {
-  return cqrs::options{.threads = 2};
+  return cqrs::options{.tuning = {.threads = 2}};
 }
 
 void run_all(cqrs::engine& engine, const command_list& commands, reply_slot& slot) {

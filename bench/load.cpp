@@ -732,14 +732,14 @@ void check_counts(const std::string& phase_name, const phase_result& phase, std:
 }
 
 std::unique_ptr<cqrs::engine> make_engine(const load_options& options, const std::vector<read_model_probe>& probes) {
-  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.threads = options.threads,
-                                                             .policy = options.policy,
-                                                             .store = options.store,
-                                                             .commands = options.command_dispatch,
-                                                             .queries = options.query_dispatch,
-                                                             .projections = options.projection_dispatch,
+  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.store = options.store,
                                                              .passivate_after = options.passivate_after,
-                                                             .max_live_aggregates = options.max_live_aggregates});
+                                                             .max_live_aggregates = options.max_live_aggregates,
+                                                             .tuning = {.threads = options.threads,
+                                                                        .policy = options.policy,
+                                                                        .commands = options.command_dispatch,
+                                                                        .queries = options.query_dispatch,
+                                                                        .projections = options.projection_dispatch}});
   engine->add_aggregate<orders::order>();
   for (const auto& probe : probes)
     probe.add(*engine);

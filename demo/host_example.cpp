@@ -6,7 +6,7 @@
 #include <iostream>
 
 int main() {
-  cqrs::engine engine{cqrs::options{.threads = 2}};
+  cqrs::engine engine{cqrs::options{.tuning = {.threads = 2}}};
   engine.add_aggregate<bank::account>();
   engine.add_projection<readmodels::account_balances>();
 

@@ -80,7 +80,7 @@ int run_script_mode(const std::string& path, std::size_t threads, std::shared_pt
   }
   std::istream& in = path == "-" ? std::cin : file;
   auto started = std::chrono::steady_clock::now();
-  cqrs::engine engine{cqrs::options{.threads = threads, .store = std::move(store)}};
+  cqrs::engine engine{cqrs::options{.store = std::move(store), .tuning = {.threads = threads}}};
   demo::add_order_domain(engine);
   // The replies go to stdout, so the rebuild's progress stays off it; a failed rebuild shows in the queries.
   if (auto recovery = demo::catch_up_read_models(engine, started, demo::rebuild_display::none, nullptr);

@@ -26,7 +26,7 @@ struct figures {
 };
 
 std::unique_ptr<cqrs::engine> make_engine(int accounts) {
-  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.threads = 2});
+  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.tuning = {.threads = 2}});
   engine->add_aggregate<bank::account>();
   engine->add_projection<readmodels::account_balances>();
   for (int account = 0; account < accounts; ++account)

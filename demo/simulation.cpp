@@ -639,7 +639,7 @@ simulation_result run_simulation(const simulation_options& options) {
   result.options = options;
 
   auto engine_started = clock::now();
-  cqrs::engine engine{cqrs::options{.threads = options.engine_threads, .store = options.store}};
+  cqrs::engine engine{cqrs::options{.store = options.store, .tuning = {.threads = options.engine_threads}}};
   add_order_domain(engine);
   auto display = options.progress == progress_style::live_line        ? rebuild_display::live_line
                  : options.progress == progress_style::periodic_lines ? rebuild_display::lines

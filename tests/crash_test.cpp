@@ -151,7 +151,7 @@ std::optional<std::string> check_read_models(const std::string& path, std::uint6
   auto store = cqrs::open_sqlite_event_store(path);
   if (!store)
     return "cannot open " + path + ": " + store.error().message;
-  cqrs::engine engine{cqrs::options{.threads = 2, .store = *store}};
+  cqrs::engine engine{cqrs::options{.store = *store, .tuning = {.threads = 2}}};
   demo::add_order_domain(engine);
   events = engine.head();
   auto verified = demo::verify_engine(engine);

@@ -11,7 +11,7 @@
 namespace {
 
 std::unique_ptr<cqrs::engine> order_engine() {
-  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.threads = 2});
+  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.tuning = {.threads = 2}});
   demo::add_order_domain(*engine);
   return engine;
 }

@@ -9,7 +9,7 @@ namespace {
 
 // An engine with the order domain and a few orders: o-1 shipped, o-2 cancelled, o-3 open.
 std::unique_ptr<cqrs::engine> engine_with_orders() {
-  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.threads = 2});
+  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.tuning = {.threads = 2}});
   demo::add_order_domain(*engine);
   std::vector<orders::command> commands{
     orders::place_order{"o-1", "c-1"},

@@ -80,7 +80,7 @@ struct count_superstitious {
 } // namespace fragile
 
 TEST_CASE("a decide that throws rejects the command as an internal error and leaves the aggregate as its log says") {
-  cqrs::engine engine{cqrs::options{.threads = 2}};
+  cqrs::engine engine{cqrs::options{.tuning = {.threads = 2}}};
   engine.add_aggregate<fragile::thing>();
   REQUIRE(engine.send(fragile::poke{"x", 5}).get());
   auto failed = engine.send(fragile::poke{"x", 7, fragile::mode::throw_in_decide}).get();
@@ -95,7 +95,7 @@ TEST_CASE("a decide that throws rejects the command as an internal error and lea
 }
 
 TEST_CASE("an evolve that throws rejects the command and nothing is appended") {
-  cqrs::engine engine{cqrs::options{.threads = 2}};
+  cqrs::engine engine{cqrs::options{.tuning = {.threads = 2}}};
   engine.add_aggregate<fragile::thing>();
   REQUIRE(engine.send(fragile::poke{"x", 5}).get());
   auto failed = engine.send(fragile::poke{"x", 7, fragile::mode::throw_in_evolve}).get();
@@ -109,7 +109,7 @@ TEST_CASE("an evolve that throws rejects the command and nothing is appended") {
 }
 
 TEST_CASE("a projection that throws stops at its checkpoint, reports the event and error, and answers no query") {
-  cqrs::engine engine{cqrs::options{.threads = 2}};
+  cqrs::engine engine{cqrs::options{.tuning = {.threads = 2}}};
   engine.add_aggregate<fragile::thing>();
   engine.add_projection<fragile::superstitious_view>();
   engine.add_projection<readmodels::bank_totals>(); // unaffected by the failure of another projection

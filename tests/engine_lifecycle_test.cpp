@@ -317,7 +317,7 @@ TEST_CASE("Outside the idempotency window a re-sent command id is a new command"
 TEST_CASE("Snapshots: recovery starts from the latest one; an unreadable one falls back to full replay") {
   auto store = cqrs::make_memory_event_store();
   auto fill = [&] {
-    cqrs::engine writer{{.threads = 2, .store = store}};
+    cqrs::engine writer{{.store = store, .tuning = {.threads = 2}}};
     writer.add_aggregate<bank::account>({.snapshot_every = 10});
     REQUIRE(run(writer, bank::open_account{"long", "owner"}));
     for (int index = 0; index < 24; ++index)
@@ -338,7 +338,7 @@ TEST_CASE("Snapshots: recovery starts from the latest one; an unreadable one fal
   };
 
   SECTION("from the snapshot at version 20") {
-    cqrs::engine reader{{.threads = 2, .store = store}};
+    cqrs::engine reader{{.store = store, .tuning = {.threads = 2}}};
     recover(reader);
     CHECK(reader.statistics().snapshots_used == 1);
     CHECK(reader.statistics().events_replayed == 5);
@@ -349,7 +349,7 @@ TEST_CASE("Snapshots: recovery starts from the latest one; an unreadable one fal
     REQUIRE(taken);
     damage(*taken);
     store->save_snapshot(*taken);
-    cqrs::engine reader{{.threads = 2, .store = store}};
+    cqrs::engine reader{{.store = store, .tuning = {.threads = 2}}};
     recover(reader);
     CHECK(reader.statistics().snapshots_rejected == 1);
     CHECK(reader.statistics().events_replayed == 25);

@@ -84,8 +84,9 @@ std::size_t open_accounts(cqrs::engine& engine, std::size_t first, std::size_t l
 TEST_CASE("A million aggregates touched once each with at most 100,000 alive: live count and memory stay bounded",
           SCALE_TAGS) {
   // No projections: the read models would grow with the aggregates and hide what the actors cost.
-  cqrs::engine engine{{.threads = 2, .passivate_after = std::chrono::milliseconds{0},
-                       .max_live_aggregates = live_maximum}};
+  cqrs::engine engine{{.passivate_after = std::chrono::milliseconds{0},
+                       .max_live_aggregates = live_maximum,
+                       .tuning = {.threads = 2}}};
   engine.add_aggregate<bank::account>();
 
   auto start = resident_bytes();
@@ -121,7 +122,8 @@ TEST_CASE("A million aggregates touched once each with at most 100,000 alive: li
 }
 
 TEST_CASE("Memory of a million live aggregates, for comparison (benchmark)", "[.][benchmark]") {
-  cqrs::engine engine{{.threads = 2, .passivate_after = std::chrono::milliseconds{0}, .max_live_aggregates = 0}};
+  cqrs::engine engine{
+    {.passivate_after = std::chrono::milliseconds{0}, .max_live_aggregates = 0, .tuning = {.threads = 2}}};
   engine.add_aggregate<bank::account>();
   auto start = resident_bytes();
   REQUIRE(open_accounts(engine, 0, aggregates) == 0);

@@ -97,7 +97,7 @@ TEST_CASE("read-your-writes: a query at the command's position always sees its e
   auto dispatch = GENERATE(cqrs::query_dispatch::caller_when_ready, cqrs::query_dispatch::query_actors);
   auto projections = GENERATE(cqrs::projection_dispatch::projection_actor_or_waiting_query,
                               cqrs::projection_dispatch::appending_thread, cqrs::projection_dispatch::projection_actor);
-  auto engine = bank_engine(cqrs::options{.queries = dispatch, .projections = projections});
+  auto engine = bank_engine(cqrs::options{.tuning = {.queries = dispatch, .projections = projections}});
   open(*engine, "mine");
   background_load load{*engine, 3};
   int violations = 0;
@@ -119,7 +119,7 @@ TEST_CASE("read-your-writes: a query at the command's position always sees its e
 TEST_CASE("each read model equals a fold of the log, and a rebuild from position 0 equals the live one") {
   auto projections = GENERATE(cqrs::projection_dispatch::projection_actor_or_waiting_query,
                               cqrs::projection_dispatch::appending_thread, cqrs::projection_dispatch::projection_actor);
-  auto engine = bank_engine(cqrs::options{.projections = projections});
+  auto engine = bank_engine(cqrs::options{.tuning = {.projections = projections}});
   {
     background_load load{*engine, 4};
     for (int index = 0; index < 50; ++index) {
@@ -154,7 +154,7 @@ TEST_CASE("lag is visible per projection, an at_least query waits for it without
   // The gated read model blocks inside apply: on an appending thread it would hold up the writer, so it runs on
   // its projection actor (projection_dispatch::projection_actor is the choice for read models that may block).
   auto engine = bank_engine(cqrs::options{
-    .threads = 3, .queries = dispatch, .projections = cqrs::projection_dispatch::projection_actor});
+    .tuning = {.threads = 3, .queries = dispatch, .projections = cqrs::projection_dispatch::projection_actor}});
   engine->add_projection<gated_view>();
   open(*engine, "a");
   REQUIRE(engine->wait_until_caught_up());
@@ -187,7 +187,7 @@ TEST_CASE("lag is visible per projection, an at_least query waits for it without
 
 TEST_CASE("queries answer through callbacks too, and a query for an unregistered projection is refused") {
   auto dispatch = GENERATE(cqrs::query_dispatch::caller_when_ready, cqrs::query_dispatch::query_actors);
-  auto engine = bank_engine(cqrs::options{.queries = dispatch});
+  auto engine = bank_engine(cqrs::options{.tuning = {.queries = dispatch}});
   auto ack = open(*engine, "a", "ann");
   std::promise<cqrs::query_result<std::optional<readmodels::account_balance>>> answered;
   engine->query(readmodels::get_balance{"a"},
@@ -203,7 +203,7 @@ TEST_CASE("queries answer through callbacks too, and a query for an unregistered
   engine->send(bank::deposit{"a", 4}, [&](cqrs::command_result reply) { replied.set_value(std::move(reply)); });
   CHECK(replied.get_future().get());
 
-  cqrs::engine bare{cqrs::options{.threads = 1}};
+  cqrs::engine bare{cqrs::options{.tuning = {.threads = 1}}};
   auto missing = bare.query(readmodels::get_bank_totals{}).get();
   REQUIRE_FALSE(missing);
   CHECK(missing.error().code == cqrs::query_errc::unknown_projection);

@@ -42,7 +42,7 @@ TEST_CASE("After a restart, a re-sent command gets its original outcome and a sn
   auto path = folder.file("log.db");
   cqrs::accepted original;
   {
-    cqrs::engine engine{{.threads = 2, .store = open_store(path)}};
+    cqrs::engine engine{{.store = open_store(path), .tuning = {.threads = 2}}};
     engine.add_aggregate<bank::account>({.snapshot_every = 10});
     REQUIRE(run(engine, bank::open_account{"kept", "owner"}));
     for (int index = 0; index < 23; ++index)
@@ -52,7 +52,7 @@ TEST_CASE("After a restart, a re-sent command gets its original outcome and a sn
     original = *reply;
     CHECK(engine.statistics().snapshots_saved == 2);
   }
-  cqrs::engine engine{{.threads = 2, .store = open_store(path)}};
+  cqrs::engine engine{{.store = open_store(path), .tuning = {.threads = 2}}};
   engine.add_aggregate<bank::account>({.snapshot_every = 10});
   auto head = engine.head();
   auto again = run(engine, bank::deposit{"kept", 10}, {"client-retry-1", ""});
@@ -75,7 +75,7 @@ TEST_CASE("What snapshots save when aggregates rehydrate from a file (benchmark)
   constexpr int accounts = 200;
   constexpr int deposits = 500;
   {
-    cqrs::engine engine{{.threads = 2, .store = open_store(path, cqrs::sqlite_synchronous::normal)}};
+    cqrs::engine engine{{.store = open_store(path, cqrs::sqlite_synchronous::normal), .tuning = {.threads = 2}}};
     engine.add_aggregate<bank::account>({.snapshot_every = 100});
     std::vector<bank::command> opening;
     for (int account = 0; account < accounts; ++account)
@@ -88,7 +88,7 @@ TEST_CASE("What snapshots save when aggregates rehydrate from a file (benchmark)
       REQUIRE(send_all(engine, round) == 0);
   }
   for (auto every : {std::uint64_t{0}, std::uint64_t{100}, std::uint64_t{0}, std::uint64_t{100}}) {
-    cqrs::engine engine{{.threads = 2, .store = open_store(path)}};
+    cqrs::engine engine{{.store = open_store(path), .tuning = {.threads = 2}}};
     engine.add_aggregate<bank::account>({.snapshot_every = every});
     auto started = std::chrono::steady_clock::now();
     std::vector<std::future<std::expected<bank::account, cqrs::rejection>>> states;

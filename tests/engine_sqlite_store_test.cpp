@@ -375,7 +375,7 @@ TEST_CASE("an engine on a store with an undecodable event stops its projection t
   }
   test_support::raw_database{path}.execute("UPDATE events SET payload = '{\"amount_cents\":\"many\"}' "
                                            "WHERE position = 2");
-  cqrs::engine engine{cqrs::options{.threads = 2, .store = open_store(path)}};
+  cqrs::engine engine{cqrs::options{.store = open_store(path), .tuning = {.threads = 2}}};
   engine.add_aggregate<bank::account>();
   engine.add_projection<readmodels::bank_totals>();
 

@@ -12,8 +12,8 @@ namespace test_support {
 
 /// An engine with the bank account aggregate and both bank read models registered.
 inline std::unique_ptr<cqrs::engine> bank_engine(cqrs::options settings = {}) {
-  if (settings.threads == 0)
-    settings.threads = 2;
+  if (settings.tuning.threads == 0)
+    settings.tuning.threads = 2;
   auto engine = std::make_unique<cqrs::engine>(std::move(settings));
   engine->add_aggregate<bank::account>();
   engine->add_projection<readmodels::account_balances>();

@@ -13,7 +13,7 @@ using namespace test_support;
 TEST_CASE("64 threads x 1,000 commands to one aggregate are all applied, one at a time, in each sender's order") {
   // Run by the senders themselves whenever the aggregate is idle (the default), or always by its actor.
   auto dispatch = GENERATE(cqrs::command_dispatch::caller_when_idle, cqrs::command_dispatch::aggregate_actor);
-  auto engine = bank_engine(cqrs::options{.commands = dispatch});
+  auto engine = bank_engine(cqrs::options{.tuning = {.commands = dispatch}});
   open(*engine, "hot");
   constexpr int senders = 64;
   constexpr int per_sender = 1000;
@@ -105,7 +105,7 @@ TEST_CASE("a command to an idle aggregate runs on the sending thread; commands s
   REQUIRE(here);
   CHECK(here->balance_cents == 3);
 
-  auto actors = bank_engine(cqrs::options{.commands = cqrs::command_dispatch::aggregate_actor});
+  auto actors = bank_engine(cqrs::options{.tuning = {.commands = cqrs::command_dispatch::aggregate_actor}});
   open(*actors, "there");
   std::promise<record> actor_ran;
   actors->send(bank::deposit{"there", 1}, recorder(actor_ran));
