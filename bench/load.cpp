@@ -885,12 +885,23 @@ std::uint64_t expected_commands(const load_options& options) {
 
 } // namespace detail
 
-double peak_rss_mb() {
+namespace {
+
+/// A memory figure of /proc/self/status ("VmHWM:", "VmRSS:"), in MiB; nothing where the file has none.
+std::optional<double> status_mb(std::string_view field) {
   std::ifstream status{"/proc/self/status"};
   std::string line;
   while (std::getline(status, line))
-    if (line.rfind("VmHWM:", 0) == 0)
-      return std::stod(line.substr(6)) / 1024.0;
+    if (line.starts_with(field))
+      return std::stod(line.substr(field.size())) / 1024.0;
+  return std::nullopt;
+}
+
+} // namespace
+
+double peak_rss_mb() {
+  if (auto peak = status_mb("VmHWM:"))
+    return *peak;
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
@@ -904,12 +915,7 @@ double process_cpu_seconds() {
 }
 
 double resident_mb() {
-  std::ifstream status{"/proc/self/status"};
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0)
-      return std::stod(line.substr(6)) / 1024.0;
-  return 0;
+  return status_mb("VmRSS:").value_or(0);
 }
 
 void reset_peak_rss() {
