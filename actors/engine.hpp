@@ -267,7 +267,8 @@ public:
     return future;
   }
 
-  /// Sends a command; `on_reply` runs exactly once, on an engine thread: keep it short and never block in it.
+  /// Sends a command; `on_reply` runs exactly once: on this thread before send() returns when the aggregate was idle
+  /// (see tuning_options::commands), otherwise on an engine thread. Keep it short; never block or throw in it.
   template <class Command>
   void send(Command command, std::function<void(command_result)> on_reply, command_options ids = {}) {
     submit(typeid(Command), &command, std::move(ids), std::move(on_reply));
