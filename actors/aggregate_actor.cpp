@@ -3,6 +3,8 @@
 // original outcome.
 #include "actors/detail/runtime.hpp"
 
+#include <cstdio>
+
 namespace cqrs::detail {
 
 namespace {
@@ -23,6 +25,18 @@ thread_local int running_depth = 0;
 constexpr std::size_t inline_budget = 8;
 /// Items the actor runs per drain message before it lets the other actors of its worker have a turn.
 constexpr std::size_t actor_budget = 64;
+
+/// Hands a command its reply. A reply callback must not throw; one that does is the host's bug, reported on
+/// stderr and dropped here, so that the aggregate goes on with its queue instead of staying claimed forever.
+void reply_to(command_job& job, command_result result) {
+  try {
+    job.reply(std::move(result));
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "cqrs: a command's reply callback threw (%s); the exception was dropped\n", error.what());
+  } catch (...) {
+    std::fprintf(stderr, "cqrs: a command's reply callback threw; the exception was dropped\n");
+  }
+}
 
 } // namespace
 
@@ -61,7 +75,7 @@ void aggregate_cell::drain() {
 void aggregate_cell::appended(std::expected<append_result, store_error> outcome) {
   running_scope scope;
   auto job = std::move(committing_);
-  job->reply(finish(std::move(outcome), committing_events_));
+  reply_to(*job, finish(std::move(outcome), committing_events_));
   job.reset();
   run_queued(actor_budget);
 }
@@ -101,7 +115,7 @@ bool aggregate_cell::run_command(std::shared_ptr<command_job> job) {
   auto result = decide(job);
   if (!result)
     return false; // committing in the background: from here on the cell belongs to the append's outcome
-  job->reply(std::move(*result));
+  reply_to(*job, std::move(*result));
   return true;
 }
 

@@ -114,6 +114,22 @@ TEST_CASE("a command to an idle aggregate runs on the sending thread; commands s
   CHECK(on_actor.thread != sender);
 }
 
+TEST_CASE("a reply callback that throws does not leave its aggregate claimed: the next commands run") {
+  auto dispatch = GENERATE(cqrs::command_dispatch::caller_when_idle, cqrs::command_dispatch::aggregate_actor);
+  auto engine = bank_engine(cqrs::options{.tuning = {.commands = dispatch}});
+  open(*engine, "thrower");
+  std::promise<void> thrown;
+  engine->send(bank::deposit{"thrower", 1}, [&](cqrs::command_result) {
+    thrown.set_value();
+    throw std::runtime_error("a host's bug");
+  });
+  thrown.get_future().get();
+  REQUIRE(run(*engine, bank::deposit{"thrower", 2}));
+  auto state = engine->inspect<bank::account>("thrower").get();
+  REQUIRE(state);
+  CHECK(state->balance_cents == 3);
+}
+
 TEST_CASE("commands to many aggregates from many threads are all applied to the right aggregate") {
   auto engine = bank_engine();
   constexpr int accounts = 200;
