@@ -55,10 +55,14 @@ aggregate_cell::aggregate_cell(engine_core& core, const aggregate_model& model,
                                std::shared_ptr<const stream_id> stream, std::mutex& guard)
   : core_(core), model_(model), store_(*core.store), stream_(std::move(stream)), guard_(guard) {}
 
-void aggregate_cell::hand_to_actor() {
+const aggregate_actor& aggregate_cell::ensure_actor() {
   if (!actor)
     actor = spawn_aggregate(*core_.system, shared_from_this());
-  deliver(actor, drain_atom::value);
+  return actor;
+}
+
+void aggregate_cell::hand_to_actor() {
+  deliver(ensure_actor(), drain_atom::value);
 }
 
 void aggregate_cell::run_here(std::shared_ptr<command_job> job) {
@@ -240,9 +244,7 @@ std::optional<command_result> aggregate_cell::decide(std::shared_ptr<command_job
     {
       costs::lock();
       std::lock_guard lock{guard_};
-      if (!actor)
-        actor = spawn_aggregate(*core_.system, shared_from_this());
-      handle = actor;
+      handle = ensure_actor();
     }
     committing_ = std::move(job_pointer);
     committing_events_ = count;

@@ -370,12 +370,9 @@ void engine::submit_query(std::type_index projection_type, std::shared_ptr<detai
                            "no registered projection " + detail::readable_type_name(projection_type)});
     return;
   }
+  // A ready query was answered by the query template (engine::enter_ready_query) unless its projection failed;
+  // parking finds either, like any other.
   task->min_position = wanted.min_position;
-  if (core.settings.tuning.queries == query_dispatch::caller_when_ready
-      && task->projection->checkpoint.load(std::memory_order_acquire) >= wanted.min_position) {
-    detail::answer(*task);
-    return;
-  }
   if (wanted.min_position > 0) {
     auto timeout = wanted.timeout.count() > 0 ? wanted.timeout : core.settings.query_timeout;
     task->deadline = std::chrono::steady_clock::now() + timeout;

@@ -164,10 +164,10 @@ void program::stop_all() {
 /// same read-side work as the engine's, without its log.
 struct read_side {
   explicit read_side(const std::vector<std::string>& names) {
+    // The engine run's own choice of read models, so that both follow one rule.
+    auto chosen = order_read_model_probes(names);
     auto wanted = [&](std::string_view name) {
-      if (names.size() == 1 && names.front() == "none")
-        return false;
-      return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
+      return std::any_of(chosen.begin(), chosen.end(), [&](const read_model_probe& probe) { return probe.name == name; });
     };
     summaries_on = wanted(readmodels::order_summaries::name);
     customers_on = wanted(readmodels::customer_stats::name);
@@ -377,6 +377,19 @@ private:
   std::string_view expected_;
 };
 
+/// Waits until every client (or pacer and command) of the phase is done, then takes its figures.
+detail::baseline_phase_outcome finish_phase(phase& current) {
+  while (!current.running.wait_for_zero(std::chrono::seconds{1})) {
+  }
+  detail::baseline_phase_outcome outcome;
+  outcome.sent = current.sent.load();
+  outcome.invalid_sent = current.invalid_sent.load();
+  outcome.tally = current.recorder.tally();
+  outcome.latencies = current.recorder.latencies();
+  outcome.seconds = std::chrono::duration<double>(std::chrono::nanoseconds{outcome.tally.last_completion_ns}).count();
+  return outcome;
+}
+
 /// The open loop, paced as the engine run's (detail::pace): pacer threads send each command to its order's actor
 /// at its intended time, never waiting for a reply; the order actor calls the command's reply back.
 detail::baseline_phase_outcome run_open_phase(caf::actor_system& system, program& shared, phase& current,
@@ -390,15 +403,13 @@ detail::baseline_phase_outcome run_open_phase(caf::actor_system& system, program
   current.running.add(static_cast<std::int64_t>(pacer_count));
   auto started = clock::now();
   current.origin = started;
-  std::atomic<std::uint64_t> invalid_sent{0};
   {
     std::vector<std::jthread> pacers;
     for (auto& owned : scripts)
       pacers.emplace_back([&, &owned = owned] {
         std::uint64_t sent = 0;
         std::uint64_t invalid = 0;
-        auto outstanding = [&] { return static_cast<std::uint64_t>(std::max<std::int64_t>(0, current.running.value())); };
-        detail::pace(owned, interval, started, options.max_in_flight, outstanding,
+        detail::pace(owned, interval, started, options.max_in_flight, current.running,
                      [&](client_script& script, planned_command planned, clock::time_point intended) {
           ++sent;
           if (!planned.expected_rejection.empty())
@@ -410,19 +421,11 @@ detail::baseline_phase_outcome run_open_phase(caf::actor_system& system, program
           caf::anon_send(target, callback_request{std::move(planned.command), reply});
         });
         current.sent.fetch_add(sent);
-        invalid_sent.fetch_add(invalid);
+        current.invalid_sent.fetch_add(invalid);
         current.running.done();
       });
   }
-  while (!current.running.wait_for_zero(std::chrono::seconds{1})) {
-  }
-  detail::baseline_phase_outcome outcome;
-  outcome.sent = current.sent.load();
-  outcome.invalid_sent = invalid_sent.load();
-  outcome.tally = current.recorder.tally();
-  outcome.latencies = current.recorder.latencies();
-  outcome.seconds = std::chrono::duration<double>(std::chrono::nanoseconds{outcome.tally.last_completion_ns}).count();
-  return outcome;
+  return finish_phase(current);
 }
 
 /// How the baseline's clients are built.
@@ -446,15 +449,7 @@ detail::baseline_phase_outcome run_phase(caf::actor_system& system, program& sha
     for (auto* client : started_clients)
       client->issue_next();
   }
-  while (!current.running.wait_for_zero(std::chrono::seconds{1})) {
-  }
-  detail::baseline_phase_outcome outcome;
-  outcome.sent = current.sent.load();
-  outcome.invalid_sent = current.invalid_sent.load();
-  outcome.tally = current.recorder.tally();
-  outcome.latencies = current.recorder.latencies();
-  outcome.seconds = std::chrono::duration<double>(std::chrono::nanoseconds{outcome.tally.last_completion_ns}).count();
-  return outcome;
+  return finish_phase(current);
 }
 
 baseline_figures run_raw_caf(const load_options& options, client_shape shape) {

@@ -491,10 +491,7 @@ public:
   void run(clock::time_point start) {
     auto& engine = *phase_.run.engine;
     const auto& options = phase_.run.options;
-    auto outstanding = [this] {
-      return static_cast<std::uint64_t>(std::max<std::int64_t>(0, phase_.running.value()));
-    };
-    waits_ = detail::pace(scripts_, interval_, start, options.max_in_flight, outstanding,
+    waits_ = detail::pace(scripts_, interval_, start, options.max_in_flight, phase_.running,
                           [&](client_script& script, planned_command planned, clock::time_point intended) {
       ++sent_;
       if (!planned.expected_rejection.empty())

@@ -7,6 +7,7 @@
 
 #include <sys/prctl.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -54,12 +55,12 @@ std::vector<std::string> count_problems(const std::string& phase_name, std::uint
 /// The open loop's pacing, shared by the engine run's pacers and the raw-CAF baseline's: the commands of `scripts`,
 /// round-robin, at intended times `interval` apart from `start`, each handed to `send(script, command, intended)`
 /// without waiting for its reply. Commands due while the pacer was late go out at once, each with its own intended
-/// time (their latency counts from it: no coordinated omission). While `outstanding()` is at `max_in_flight` the
+/// time (their latency counts from it: no coordinated omission). While `outstanding` counts `max_in_flight` the
 /// pacer waits. Returns how many times it waited.
-template <class Outstanding, class Send>
+template <class Send>
 std::uint64_t pace(std::vector<std::unique_ptr<client_script>>& scripts, std::chrono::steady_clock::duration interval,
-                   std::chrono::steady_clock::time_point start, std::uint64_t max_in_flight, Outstanding outstanding,
-                   Send send) {
+                   std::chrono::steady_clock::time_point start, std::uint64_t max_in_flight,
+                   const pending_counter& outstanding, Send send) {
   // Linux lets a sleep overrun by 50 us by default ("timer slack"), which would show as latency of every command
   // sent after one; 1 ns asks for the timer's own precision. Per thread: only the pacer's own sleeps.
   prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
@@ -73,7 +74,7 @@ std::uint64_t pace(std::vector<std::unique_ptr<client_script>>& scripts, std::ch
       std::this_thread::sleep_until(intended);
       continue;
     }
-    while (outstanding() >= max_in_flight) {
+    while (static_cast<std::uint64_t>(std::max<std::int64_t>(0, outstanding.value())) >= max_in_flight) {
       ++waits;
       std::this_thread::sleep_for(std::chrono::microseconds{100});
     }

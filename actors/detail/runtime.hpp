@@ -209,7 +209,9 @@ public:
   /// Empty until work first waits for an engine thread; dropped (and stopped) when the aggregate passivates.
   aggregate_actor actor;
 
-  /// Queues work for the CAF actor to run, spawning it first if needed; under `guard`, the cell claimed.
+  /// The CAF actor, spawned on first need; under `guard`.
+  const aggregate_actor& ensure_actor();
+  /// Has the CAF actor run the queued work, spawning it first if needed; under `guard`, the cell claimed.
   void hand_to_actor();
 
   /// Runs a command on the calling thread, then what was queued meanwhile, up to a few items (the rest goes to the
