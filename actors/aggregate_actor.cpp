@@ -209,7 +209,7 @@ std::optional<command_result> aggregate_cell::decide(std::shared_ptr<command_job
       return internal_error("cannot look up command id " + job.command_id + ": " + error.what());
     }
   }
-  std::expected<std::vector<new_event>, rejection> decided;
+  std::expected<new_events, rejection> decided;
   try {
     decided = instance_->decide(job.command.get());
   } catch (const std::exception& error) {

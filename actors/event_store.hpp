@@ -3,6 +3,8 @@
 
 #include "actors/envelope.hpp"
 
+#include <boost/container/small_vector.hpp>
+
 #include <cstdint>
 #include <expected>
 #include <functional>
@@ -19,6 +21,10 @@ struct new_event {
   std::any payload;
 };
 
+/// The events of one append. Most commands decide one or two events: those stay inline, so that carrying them
+/// from decide() to the log costs no allocation of its own.
+using new_events = boost::container::small_vector<new_event, 2>;
+
 /// A batch of events for one stream, appended atomically or not at all.
 struct append_request {
   std::shared_ptr<const stream_id> stream;
@@ -26,7 +32,7 @@ struct append_request {
   stream_version expected_version = 0;
   std::string command_id;
   std::string correlation_id;
-  std::vector<new_event> events;
+  new_events events;
   /// The sender chose the command id (a retry may re-send it): find_command must be able to find it.
   /// Durable stores index every command id anyway; the in-memory store indexes only these.
   bool remember_command_id = false;

@@ -81,7 +81,7 @@ public:
   /// Folds one event (the aggregate's event variant in an any) into the state.
   virtual void apply(const std::any& event) = 0;
   /// Runs decide() on the aggregate's command variant; the events come back ready to append.
-  virtual std::expected<std::vector<new_event>, rejection> decide(const void* command) const = 0;
+  virtual std::expected<new_events, rejection> decide(const void* command) const = 0;
   /// A copy of the state, for inspection.
   virtual std::any state() const = 0;
 };
@@ -160,11 +160,11 @@ public:
     state_ = call_evolve(std::move(state_), *std::any_cast<event>(&payload));
   }
 
-  std::expected<std::vector<new_event>, rejection> decide(const void* payload) const override {
+  std::expected<new_events, rejection> decide(const void* payload) const override {
     auto outcome = call_decide(state_, *static_cast<const command*>(payload));
     if (!outcome.accepted())
       return std::unexpected(outcome.error());
-    std::vector<new_event> events;
+    new_events events;
     auto decided = std::move(outcome).events();
     events.reserve(decided.size());
     for (auto& one : decided) {
