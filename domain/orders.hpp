@@ -3,11 +3,11 @@
 
 #include "actors/decision.hpp"
 
+#include <boost/container/flat_map.hpp>
 #include <boost/describe.hpp>
 
 #include <array>
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -109,8 +109,10 @@ struct order_line {
   bool operator==(const order_line&) const = default;
 };
 
-/// Lines by sku; ordered, so iteration and equality are deterministic.
-using order_lines = std::map<std::string, order_line, std::less<>>;
+/// Lines by sku; ordered, so iteration and equality are deterministic. Flat (one sorted array): an order has a
+/// handful of lines, so a copy (a query's answer) is one allocation instead of one per line, and lookups stay
+/// within one cache line or two.
+using order_lines = boost::container::flat_map<std::string, order_line, std::less<>>;
 
 /// The order's state, folded from its events.
 struct order {
