@@ -5,13 +5,13 @@
 #include "actors/detail/cost_counting.hpp"
 #include "actors/engine.hpp"
 
+#include <boost/container/devector.hpp>
 #include <caf/all.hpp>
 
 #include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <expected>
 #include <list>
 #include <map>
@@ -205,7 +205,9 @@ public:
   // Guarded by `guard` (its directory shard's mutex), like the directory entry itself.
   /// A thread runs this aggregate's work. The queue holds work only while one does.
   bool running = false;
-  std::deque<aggregate_work> queue;
+  /// Allocates nothing until work first waits (std::deque allocates half a kilobyte at construction): most cells
+  /// never queue anything, and the directory holds one per live aggregate.
+  boost::container::devector<aggregate_work> queue;
   /// Empty until work first waits for an engine thread; dropped (and stopped) when the aggregate passivates.
   aggregate_actor actor;
 
