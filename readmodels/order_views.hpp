@@ -4,8 +4,6 @@
 #include "actors/envelope.hpp"
 #include "domain/orders.hpp"
 
-#include <boost/unordered/unordered_flat_map.hpp>
-
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -26,11 +24,9 @@ struct string_hash {
   std::size_t operator()(std::string_view text) const noexcept { return std::hash<std::string_view>{}(text); }
 };
 
-/// The read models' per-order and per-customer tables: hashed (tens of thousands of keys, looked up per event) in
-/// one open-addressed array, so that a lookup is a cache miss or two instead of a walk through separate nodes.
-/// Elements move when the table grows: nothing keeps a reference into one across an insert into the same table.
+/// The read models' per-order and per-customer tables: hashed (tens of thousands of keys, looked up per event).
 template <class Value>
-using string_map = boost::unordered_flat_map<std::string, Value, string_hash, std::equal_to<>>;
+using string_map = std::unordered_map<std::string, Value, string_hash, std::equal_to<>>;
 
 // Order summaries.
 
