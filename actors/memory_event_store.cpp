@@ -35,11 +35,12 @@ public:
     {
       detail::costs::lock();
       std::lock_guard lock{mutex_};
-      auto& streams = streams_of(*request.stream);
-      auto known = streams.find(request.stream);
+      hashed_stream wanted{*request.stream};
+      auto& streams = streams_[wanted.shard()];
+      auto known = streams.find(wanted);
       if (known == streams.end()) {
         // Keyed by the request's shared stream (no copy of its ids); room for a typical stream's first events.
-        known = streams.emplace(request.stream, std::vector<log_position>{}).first;
+        known = streams.emplace(stream_key{wanted.hash, request.stream}, std::vector<log_position>{}).first;
         known->second.reserve(initial_stream_capacity);
       }
       auto& positions = known->second;
@@ -81,8 +82,9 @@ public:
     {
       detail::costs::lock();
       std::lock_guard lock{mutex_};
-      const auto& streams = streams_of(stream);
-      auto found = streams.find(stream);
+      hashed_stream wanted{stream};
+      const auto& streams = streams_[wanted.shard()];
+      auto found = streams.find(wanted);
       if (found == streams.end())
         return 0;
       const auto& positions = found->second;
@@ -173,16 +175,35 @@ private:
   /// Positions of each stream's events, in shards by the stream's hash. A table grows by rehashing every entry at
   /// once, under the log's lock: one table of all streams held every append for milliseconds each time it doubled
   /// past ten thousand streams (seen as the open loop's p99), a shard's table for a sixty-fourth of that.
+  /// The stream's hash is computed once per lookup: it picks the shard and is the shard's table's hash.
   static constexpr std::size_t stream_shard_count = 64;
-  using stream_shard = detail::shared_stream_map<std::vector<log_position>>;
+  struct hashed_stream {
+    explicit hashed_stream(const stream_id& wanted) : stream(wanted), hash(detail::stream_id_hash{}(wanted)) {}
+    const stream_id& stream;
+    std::size_t hash;
+    // The top bits, so that the table's own buckets (the hash modulo a prime) still spread well.
+    std::size_t shard() const noexcept { return (hash >> 58) % stream_shard_count; }
+  };
+  struct stream_key {
+    std::size_t hash;
+    std::shared_ptr<const stream_id> stream;
+  };
+  struct stream_key_hash {
+    using is_transparent = void;
+    std::size_t operator()(const stream_key& key) const noexcept { return key.hash; }
+    std::size_t operator()(const hashed_stream& wanted) const noexcept { return wanted.hash; }
+  };
+  struct stream_key_equal {
+    using is_transparent = void;
+    static const stream_id& id_of(const stream_key& key) noexcept { return *key.stream; }
+    static const stream_id& id_of(const hashed_stream& wanted) noexcept { return wanted.stream; }
+    template <class Left, class Right>
+    bool operator()(const Left& left, const Right& right) const noexcept {
+      return left.hash == right.hash && id_of(left) == id_of(right);
+    }
+  };
+  using stream_shard = std::unordered_map<stream_key, std::vector<log_position>, stream_key_hash, stream_key_equal>;
   std::array<stream_shard, stream_shard_count> streams_;
-  // The top bits pick the shard, so that the table's own buckets (the hash modulo a prime) still spread well.
-  stream_shard& streams_of(const stream_id& stream) {
-    return streams_[(detail::stream_id_hash{}(stream) >> 58) % stream_shard_count];
-  }
-  const stream_shard& streams_of(const stream_id& stream) const {
-    return const_cast<memory_event_store&>(*this).streams_of(stream);
-  }
   /// Command id -> first and last position of its events, for appends with remember_command_id only.
   std::unordered_map<std::string, std::pair<log_position, log_position>> commands_;
   std::atomic<log_position> head_{0};
