@@ -110,8 +110,8 @@ struct order_line {
 };
 
 /// Lines by sku; ordered, so iteration and equality are deterministic. Flat (one sorted array): an order has a
-/// handful of lines, so a copy (a query's answer) is one allocation instead of one per line, and lookups stay
-/// within one cache line or two.
+/// handful of lines, so a copy (a query's answer) is one allocation instead of one per line, and a lookup is a
+/// binary search in one contiguous array.
 using order_lines = boost::container::flat_map<std::string, order_line, std::less<>>;
 
 /// The order's state, folded from its events.
