@@ -262,11 +262,12 @@ command_result aggregate_cell::finish(std::expected<append_result, store_error> 
   if (!appended) {
     // The state already holds the refused events: rebuild it from the stream before the next command.
     recovered_ = false;
-    if (appended.error().code == store_errc::version_conflict)
-      return std::unexpected(rejection{std::string{errc::concurrency_conflict}, std::move(appended.error().message)});
-    if (appended.error().code == store_errc::io_error)
-      core_.mark_unhealthy(appended.error().message);
-    return std::unexpected(rejection{std::string{errc::store_failure}, std::move(appended.error().message)});
+    auto& error = appended.error();
+    if (error.code == errc::concurrency_conflict)
+      return std::unexpected(rejection{std::move(error.code), std::move(error.message)});
+    if (error.code == errc::store_failure)
+      core_.mark_unhealthy(error.message);
+    return std::unexpected(rejection{std::string{errc::store_failure}, std::move(error.message)});
   }
   auto before = version_;
   version_ = appended->version;

@@ -361,12 +361,12 @@ void engine::submit_query(std::type_index projection_type, std::shared_ptr<detai
   auto& core = *core_;
   detail::in_flight_token submitting{core};
   if (core.closing.load()) {
-    task->fail(query_error{query_errc::engine_stopped, "the engine is shut down"});
+    task->fail(query_error{std::string{errc::engine_stopped}, "the engine is shut down"});
     return;
   }
   task->projection = find_projection(projection_type);
   if (!task->projection) {
-    task->fail(query_error{query_errc::unknown_projection,
+    task->fail(query_error{std::string{errc::unknown_projection},
                            "no registered projection " + detail::readable_type_name(projection_type)});
     return;
   }
@@ -461,7 +461,7 @@ std::expected<void, query_error> engine::wait_until_caught_up(std::chrono::milli
     // Counted only while the barriers are handed out: shutdown waits for that, then answers them itself.
     detail::in_flight_token submitting{core};
     if (core.closing.load())
-      return std::unexpected(query_error{query_errc::engine_stopped, "the engine is shut down"});
+      return std::unexpected(query_error{std::string{errc::engine_stopped}, "the engine is shut down"});
   }
   return core.catch_up(timeout);
 }
@@ -474,12 +474,12 @@ std::future<std::expected<void, query_error>> engine::rebuild(std::type_index pr
   auto barrier = make_barrier(std::move(on_done));
   barrier->projection = find_projection(projection_type);
   if (!barrier->projection) {
-    barrier->fail(query_error{query_errc::unknown_projection,
+    barrier->fail(query_error{std::string{errc::unknown_projection},
                               "no registered projection " + detail::readable_type_name(projection_type)});
     return future;
   }
   if (core.closing.load()) {
-    barrier->fail(query_error{query_errc::engine_stopped, "the engine is shut down"});
+    barrier->fail(query_error{std::string{errc::engine_stopped}, "the engine is shut down"});
     return future;
   }
   barrier->min_position = core.store->head();

@@ -7,7 +7,7 @@
 #include "actors/envelope.hpp"
 #include "actors/event_codec.hpp"
 #include "actors/event_store.hpp"
-#include "actors/query_error.hpp"
+#include "actors/errors.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -143,25 +143,6 @@ struct engine_health {
   /// Why the engine refuses writes; empty while healthy.
   std::string reason{};
 };
-
-/// Rejection codes the engine itself produces (domain rules use their own codes).
-namespace errc {
-/// No registered aggregate handles the command's type.
-inline constexpr std::string_view unknown_command = "unknown_command";
-/// The command names no aggregate id.
-inline constexpr std::string_view invalid_aggregate_id = "invalid_aggregate_id";
-/// User code (decide, evolve, aggregate_id) threw; nothing was appended.
-inline constexpr std::string_view internal_error = "internal_error";
-/// The stream moved on under the aggregate (another writer shares the store); nothing was appended. Retry.
-inline constexpr std::string_view concurrency_conflict = "concurrency_conflict";
-/// The store refused or failed the append; nothing was appended. After a failed commit the engine stays unhealthy
-/// and refuses every later command with this code (see engine::health).
-inline constexpr std::string_view store_failure = "store_failure";
-/// The command id was already used by an accepted command of another aggregate; nothing was appended.
-inline constexpr std::string_view duplicate_command_id = "duplicate_command_id";
-/// The engine is shutting down; the command was not processed.
-inline constexpr std::string_view engine_stopped = "engine_stopped";
-} // namespace errc
 
 /// A command's events were appended (or it decided on none).
 struct accepted {
@@ -332,7 +313,7 @@ public:
   std::expected<read_model_copy<Projection>, query_error> copy_read_model() const {
     auto* runtime = find_projection(typeid(Projection));
     if (!runtime)
-      return std::unexpected(query_error{query_errc::unknown_projection,
+      return std::unexpected(query_error{std::string{errc::unknown_projection},
                                          "projection " + std::string{Projection::name} + " is not registered"});
     std::shared_lock lock{runtime->mutex};
     return read_model_copy<Projection>{static_cast<const detail::projection_runtime_for<Projection>*>(runtime)->model,

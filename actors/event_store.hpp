@@ -2,6 +2,7 @@
 #pragma once
 
 #include "actors/envelope.hpp"
+#include "actors/errors.hpp"
 
 #include <boost/container/small_vector.hpp>
 
@@ -46,17 +47,11 @@ struct append_result {
   stream_version version = 0;
 };
 
-enum class store_errc {
-  /// The stream's version differs from the expected one: another writer got there first. Nothing was appended.
-  version_conflict,
-  /// The request itself is unusable (no events, no stream). Nothing was appended.
-  invalid_request,
-  /// The store could not write. Nothing was appended.
-  io_error,
-};
-
+/// Why a store refused or failed a request: `errc::concurrency_conflict` (the stream's version is not the expected
+/// one: another writer got there first), `errc::invalid_request` (no events, no stream, an event it cannot encode)
+/// or `errc::store_failure` (it could not write or read); nothing was appended in each case.
 struct store_error {
-  store_errc code;
+  std::string code;
   std::string message;
 };
 

@@ -27,9 +27,9 @@ public:
 
   std::expected<append_result, store_error> append(append_request request) override {
     if (!request.stream)
-      return std::unexpected(store_error{store_errc::invalid_request, "append without a stream"});
+      return std::unexpected(store_error{std::string{errc::invalid_request}, "append without a stream"});
     if (request.events.empty())
-      return std::unexpected(store_error{store_errc::invalid_request, "append without events"});
+      return std::unexpected(store_error{std::string{errc::invalid_request}, "append without events"});
     append_result result;
     auto now = std::chrono::system_clock::now();
     {
@@ -46,11 +46,11 @@ public:
       auto& positions = known->second;
       if (positions.size() != request.expected_version)
         return std::unexpected(store_error{
-          store_errc::version_conflict,
+          std::string{errc::concurrency_conflict},
           "stream " + request.stream->to_string() + " is at version " + std::to_string(positions.size())
             + ", expected " + std::to_string(request.expected_version)});
       if (size_ + request.events.size() > segment_count * segment_size)
-        return std::unexpected(store_error{store_errc::io_error, "the in-memory log is full"});
+        return std::unexpected(store_error{std::string{errc::store_failure}, "the in-memory log is full"});
       result.first_position = size_ + 1;
       for (auto& event : request.events) {
         auto& stored = emplace_next();

@@ -13,7 +13,7 @@ constexpr log_position events_per_turn = 16 * 1024;
 
 query_error failed_error(const projection_runtime& runtime) {
   auto failure = runtime.failure().value_or(projection_failure{});
-  return query_error{query_errc::projection_failed,
+  return query_error{std::string{errc::projection_failed},
                      "projection " + runtime.name() + " stopped at position " + std::to_string(failure.position) + " ("
                        + failure.type_name + "): " + failure.message};
 }
@@ -271,7 +271,7 @@ query_actor::behavior_type query_behavior(query_actor::pointer self, engine_core
       if (!task)
         return; // answered in time
       auto& runtime = *message.slot->runtime;
-      task->fail(query_error{query_errc::timeout, "projection " + runtime.name() + " did not reach position "
+      task->fail(query_error{std::string{errc::timeout}, "projection " + runtime.name() + " did not reach position "
                                                     + std::to_string(task->min_position) + " in time (it is at "
                                                     + std::to_string(runtime.checkpoint.load()) + ")"});
     },

@@ -278,7 +278,8 @@ struct pending_append {
   std::vector<std::string> payloads;
   /// Called with `result` once the request's transaction is over.
   append_callback done;
-  std::expected<append_result, store_error> result = std::unexpected(store_error{store_errc::io_error, "not run"});
+  std::expected<append_result, store_error> result =
+    std::unexpected(store_error{std::string{errc::store_failure}, "not run"});
 };
 
 /// A synchronous append waiting for its request's outcome (on the appender's stack).
@@ -884,9 +885,9 @@ private:
   /// Checks the request and encodes its payloads on the appender's thread, so that the writer only binds text.
   std::expected<pending_append, store_error> accept(append_request request, append_callback done) const {
     if (!request.stream)
-      return std::unexpected(store_error{store_errc::invalid_request, "append without a stream"});
+      return std::unexpected(store_error{std::string{errc::invalid_request}, "append without a stream"});
     if (request.events.empty())
-      return std::unexpected(store_error{store_errc::invalid_request, "append without events"});
+      return std::unexpected(store_error{std::string{errc::invalid_request}, "append without events"});
     if (!healthy_.load(std::memory_order_acquire))
       return std::unexpected(unhealthy_error());
     pending_append pending{std::move(request), {}, std::move(done)};
@@ -963,16 +964,16 @@ private:
       auto found = codecs->find(event.type_name);
       if (found == codecs->end())
         return std::unexpected(store_error{
-          store_errc::invalid_request,
+          std::string{errc::invalid_request},
           "no codec for event type \"" + std::string{event.type_name}
             + "\": register the aggregate's event types (add_event_types) before appending; nothing was appended"});
       if (!event.payload.has_value())
-        return std::unexpected(store_error{store_errc::invalid_request,
+        return std::unexpected(store_error{std::string{errc::invalid_request},
                                            "event of type \"" + std::string{event.type_name} + "\" has no payload"});
       try {
         pending.payloads.push_back(found->second.encode(event.payload));
       } catch (const std::exception& error) {
-        return std::unexpected(store_error{store_errc::invalid_request, "cannot encode an event of type \""
+        return std::unexpected(store_error{std::string{errc::invalid_request}, "cannot encode an event of type \""
                                                                           + std::string{event.type_name}
                                                                           + "\": " + error.what()});
       }
@@ -1052,7 +1053,7 @@ private:
       }
       if (current != request.expected_version) {
         pending.result = std::unexpected(store_error{
-          store_errc::version_conflict, "stream " + request.stream->to_string() + " is at version "
+          std::string{errc::concurrency_conflict}, "stream " + request.stream->to_string() + " is at version "
                                           + std::to_string(current) + ", expected "
                                           + std::to_string(request.expected_version)});
         ++refused;
@@ -1204,14 +1205,14 @@ private:
     }
     healthy_.store(false, std::memory_order_release);
     for (auto& pending : batch)
-      pending.result = std::unexpected(store_error{
-        store_errc::io_error, reason + "; nothing of this append was acknowledged and the store refuses further "
-                                       "appends until it is reopened"});
+      pending.result = std::unexpected(
+        store_error{std::string{errc::store_failure}, reason + "; nothing of this append was acknowledged and the "
+                                                               "store refuses further appends until it is reopened"});
   }
 
   store_error unhealthy_error() const {
-    return store_error{store_errc::io_error, "store " + path_ + " is unhealthy after " + failure().value_or("a failure")
-                                               + "; reopen it to continue"};
+    return store_error{std::string{errc::store_failure}, "store " + path_ + " is unhealthy after "
+                                                           + failure().value_or("a failure") + "; reopen it to continue"};
   }
 
 
@@ -1386,7 +1387,7 @@ std::expected<writer, std::string> open_writer(const std::string& path, const sq
 std::expected<std::shared_ptr<sqlite_event_store>, store_error> open_sqlite_event_store(const std::string& path,
                                                                                        sqlite_options options) {
   auto refuse = [](std::string message) {
-    return std::unexpected(store_error{store_errc::io_error, std::move(message)});
+    return std::unexpected(store_error{std::string{errc::store_failure}, std::move(message)});
   };
   if (sqlite3_threadsafe() == 0)
     return refuse("the SQLite library was built without thread support");

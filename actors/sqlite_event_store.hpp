@@ -113,7 +113,7 @@ private:
 /// One store per file: a second writer (another store or process) is detected and makes the store unhealthy.
 class sqlite_event_store : public event_store {
 public:
-  /// False once a commit failed; append() then fails at once with store_errc::io_error.
+  /// False once a commit failed; append() then fails at once with errc::store_failure.
   virtual bool healthy() const = 0;
   /// Why the store became unhealthy, or nothing while it is healthy.
   std::optional<std::string> failure() const override = 0;
@@ -128,7 +128,7 @@ inline constexpr std::int32_t sqlite_application_id = 0x43515253;
 inline constexpr std::int32_t sqlite_schema_version = 1;
 
 /// Opens the event log at `path`, creating it (and its schema) when the file does not exist. A file that is not
-/// an event log, has a newer schema, or is damaged is refused with store_errc::io_error and a message saying why.
+/// an event log, has a newer schema, or is damaged is refused with errc::store_failure and a message saying why.
 /// The store converts to std::shared_ptr<event_store> for cqrs::options::store.
 std::expected<std::shared_ptr<sqlite_event_store>, store_error> open_sqlite_event_store(const std::string& path,
                                                                                        sqlite_options options = {});

@@ -9,22 +9,6 @@
 namespace demo {
 namespace {
 
-std::string_view code_name(cqrs::query_errc code) {
-  switch (code) {
-  case cqrs::query_errc::timeout:
-    return "timeout";
-  case cqrs::query_errc::projection_failed:
-    return "projection_failed";
-  case cqrs::query_errc::unknown_projection:
-    return "unknown_projection";
-  case cqrs::query_errc::query_failed:
-    return "query_failed";
-  case cqrs::query_errc::engine_stopped:
-    return "engine_stopped";
-  }
-  return "unknown";
-}
-
 bool is_blank(std::string_view text) {
   return text.find_first_not_of(" \t") == std::string_view::npos;
 }
@@ -94,7 +78,7 @@ private:
           reply["answer"] = order_json::answer_to_json(*answer);
         } else {
           ++summary_.failed_queries;
-          reply["error"] = boost::json::object{{"code", code_name(answer.error().code)},
+          reply["error"] = boost::json::object{{"code", answer.error().code},
                                                {"message", answer.error().message}};
         }
       },

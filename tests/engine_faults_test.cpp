@@ -122,12 +122,12 @@ TEST_CASE("a projection that throws stops at its checkpoint, reports the event a
 
   auto waited = engine.query(fragile::count_superstitious{}, cqrs::at_least(later->position)).get();
   REQUIRE_FALSE(waited);
-  CHECK(waited.error().code == cqrs::query_errc::projection_failed);
+  CHECK(waited.error().code == cqrs::errc::projection_failed);
   CHECK(waited.error().message.find("unlucky number") != std::string::npos);
 
   auto caught_up = engine.wait_until_caught_up();
   REQUIRE_FALSE(caught_up);
-  CHECK(caught_up.error().code == cqrs::query_errc::projection_failed);
+  CHECK(caught_up.error().code == cqrs::errc::projection_failed);
 
   auto status = engine.status("superstitious");
   REQUIRE(status);
@@ -140,7 +140,7 @@ TEST_CASE("a projection that throws stops at its checkpoint, reports the event a
 
   auto now = engine.query(fragile::count_superstitious{}).get();
   REQUIRE_FALSE(now);
-  CHECK(now.error().code == cqrs::query_errc::projection_failed);
+  CHECK(now.error().code == cqrs::errc::projection_failed);
 
   auto other = engine.status("bank_totals");
   REQUIRE(other);

@@ -84,7 +84,7 @@ private:
       auto broken = broken_;
       lock.unlock();
       if (broken)
-        done(std::unexpected(cqrs::store_error{cqrs::store_errc::io_error, "disk full (injected)"}));
+        done(std::unexpected(cqrs::store_error{std::string{cqrs::errc::store_failure}, "disk full (injected)"}));
       else
         done(inner_->append(std::move(request)));
       lock.lock();

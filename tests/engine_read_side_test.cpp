@@ -173,7 +173,7 @@ TEST_CASE("lag is visible per projection, an at_least query waits for it without
 
   auto too_late = engine->query(count_events{}, cqrs::at_least(ack->position, std::chrono::milliseconds{50})).get();
   REQUIRE_FALSE(too_late);
-  CHECK(too_late.error().code == cqrs::query_errc::timeout);
+  CHECK(too_late.error().code == cqrs::errc::timeout);
   CHECK(too_late.error().message.find("gated") != std::string::npos);
 
   auto waiting = engine->query(count_events{}, cqrs::at_least(ack->position + 1, std::chrono::seconds{60}));
@@ -206,5 +206,5 @@ TEST_CASE("queries answer through callbacks too, and a query for an unregistered
   cqrs::engine bare{cqrs::options{.tuning = {.threads = 1}}};
   auto missing = bare.query(readmodels::get_bank_totals{}).get();
   REQUIRE_FALSE(missing);
-  CHECK(missing.error().code == cqrs::query_errc::unknown_projection);
+  CHECK(missing.error().code == cqrs::errc::unknown_projection);
 }

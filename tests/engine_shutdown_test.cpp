@@ -73,7 +73,7 @@ TEST_CASE("shutdown with commands in flight loses none that were accepted and an
   CHECK(late.error().code == cqrs::errc::engine_stopped);
   auto late_query = engine->query(readmodels::get_bank_totals{}).get();
   REQUIRE_FALSE(late_query);
-  CHECK(late_query.error().code == cqrs::query_errc::engine_stopped);
+  CHECK(late_query.error().code == cqrs::errc::engine_stopped);
 }
 
 TEST_CASE("shutdown lets the read models apply every accepted command first") {

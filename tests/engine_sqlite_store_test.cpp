@@ -71,7 +71,7 @@ TEST_CASE("a reopened SQLite store resumes at its last position and stream versi
 
   auto stale = store->append(deposits(account_stream("a"), 3, {6}));
   REQUIRE_FALSE(stale);
-  CHECK(stale.error().code == cqrs::store_errc::version_conflict);
+  CHECK(stale.error().code == cqrs::errc::concurrency_conflict);
   auto next = store->append(deposits(account_stream("a"), 4, {6}));
   REQUIRE(next);
   CHECK(next->first_position == 6);
@@ -132,7 +132,7 @@ TEST_CASE("a file that is not an event log of this engine is refused at open wit
   auto journal_before = journal_format_of(path);
   auto opened = cqrs::open_sqlite_event_store(path);
   REQUIRE_FALSE(opened);
-  CHECK(opened.error().code == cqrs::store_errc::io_error);
+  CHECK(opened.error().code == cqrs::errc::store_failure);
   CHECK_THAT(opened.error().message, Catch::Contains(path) && Catch::Contains(expected_message));
   // A refused file is left as it was: the store never switches a foreign file to WAL or writes to it.
   CHECK(std::filesystem::file_size(path) == size_before);
@@ -143,7 +143,7 @@ TEST_CASE("a store in a missing folder is refused at open", "[store][sqlite]") {
   test_support::temporary_folder folder;
   auto opened = cqrs::open_sqlite_event_store(folder.file("missing/events.db"));
   REQUIRE_FALSE(opened);
-  CHECK(opened.error().code == cqrs::store_errc::io_error);
+  CHECK(opened.error().code == cqrs::errc::store_failure);
   CHECK_THAT(opened.error().message, Catch::Contains("cannot open"));
 }
 
@@ -170,7 +170,7 @@ TEST_CASE("a failed commit makes the store unhealthy and nothing unacknowledged 
   }
   auto failed = store->append(deposits(account_stream("a"), 2, {100, 101}));
   REQUIRE_FALSE(failed);
-  CHECK(failed.error().code == cqrs::store_errc::io_error);
+  CHECK(failed.error().code == cqrs::errc::store_failure);
   CHECK_THAT(failed.error().message, Catch::Contains(expected_reason) && Catch::Contains("nothing of this append"));
   CHECK_FALSE(store->healthy());
   REQUIRE(store->failure());
@@ -181,7 +181,7 @@ TEST_CASE("a failed commit makes the store unhealthy and nothing unacknowledged 
   faults.clear();
   auto refused = store->append(deposits(account_stream("c"), 0, {200}));
   REQUIRE_FALSE(refused);
-  CHECK(refused.error().code == cqrs::store_errc::io_error);
+  CHECK(refused.error().code == cqrs::errc::store_failure);
   CHECK_THAT(refused.error().message, Catch::Contains("is unhealthy after") && Catch::Contains(expected_reason));
   // Reads of what was acknowledged go on.
   CHECK(all_amounts(*store) == std::vector<std::int64_t>{1, 2, 3});
@@ -247,7 +247,7 @@ TEST_CASE("a refused request in a batch does not affect the others in it", "[sto
   REQUIRE(good);
   REQUIRE(also_good);
   REQUIRE_FALSE(conflicting);
-  CHECK(conflicting.error().code == cqrs::store_errc::version_conflict);
+  CHECK(conflicting.error().code == cqrs::errc::concurrency_conflict);
   CHECK(also_good->version == 2);
   auto statistics = store->statistics();
   CHECK(statistics.transactions == 3); // "taken", "first", then one for the batch of three
@@ -303,7 +303,7 @@ TEST_CASE("an event that cannot be decoded stops the read with an event_read_err
     // Appending a type the store cannot encode is refused before anything is written.
     auto refused = store.append(deposits(account_stream("b"), 0, {9}));
     REQUIRE_FALSE(refused);
-    CHECK(refused.error().code == cqrs::store_errc::invalid_request);
+    CHECK(refused.error().code == cqrs::errc::invalid_request);
     CHECK(store.head() == 3);
     CHECK(store.healthy());
   }
@@ -337,7 +337,7 @@ TEST_CASE("a second writer on the same file makes the store refuse to build on i
   REQUIRE(first->append(deposits(account_stream("a"), 0, {1})));
   auto clashing = second->append(deposits(account_stream("b"), 0, {2}));
   REQUIRE_FALSE(clashing);
-  CHECK(clashing.error().code == cqrs::store_errc::io_error);
+  CHECK(clashing.error().code == cqrs::errc::store_failure);
   CHECK_THAT(clashing.error().message, Catch::Contains("changed by another writer"));
   CHECK_FALSE(second->healthy());
   CHECK(first->head() == 1);
@@ -381,7 +381,7 @@ TEST_CASE("an engine on a store with an undecodable event stops its projection t
 
   auto caught_up = engine.wait_until_caught_up(std::chrono::seconds{30});
   REQUIRE_FALSE(caught_up);
-  CHECK(caught_up.error().code == cqrs::query_errc::projection_failed);
+  CHECK(caught_up.error().code == cqrs::errc::projection_failed);
   auto status = engine.status("bank_totals");
   REQUIRE(status);
   REQUIRE(status->failure);
@@ -476,10 +476,10 @@ TEST_CASE("append_async on an unhealthy store fails at once, and so do requests 
   batch_done.wait();
   queued_done.wait();
   CHECK(failed_calls.load() == 4);
-  CHECK(errors[0].code == cqrs::store_errc::io_error);
+  CHECK(errors[0].code == cqrs::errc::store_failure);
   CHECK_THAT(errors[0].message, Catch::Contains("nothing of this append"));
   for (std::size_t index = 1; index <= 3; ++index) {
-    CHECK(errors[index].code == cqrs::store_errc::io_error);
+    CHECK(errors[index].code == cqrs::errc::store_failure);
     CHECK_THAT(errors[index].message, Catch::Contains("is unhealthy after"));
   }
   CHECK_FALSE(store->healthy());
@@ -490,7 +490,7 @@ TEST_CASE("append_async on an unhealthy store fails at once, and so do requests 
   store->append_async(deposits(account_stream("d"), 0, {4}), [&](auto result) {
     called = true;
     REQUIRE_FALSE(result);
-    CHECK(result.error().code == cqrs::store_errc::io_error);
+    CHECK(result.error().code == cqrs::errc::store_failure);
     CHECK_THAT(result.error().message, Catch::Contains("is unhealthy after"));
   });
   CHECK(called);

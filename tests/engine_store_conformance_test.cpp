@@ -162,7 +162,7 @@ TEMPLATE_TEST_CASE("an append with a stale expected version is refused and appen
   for (cqrs::stream_version wrong : {0, 2, 7}) {
     auto conflict = store.append(deposits(account_stream("a"), wrong, {2}));
     REQUIRE_FALSE(conflict);
-    CHECK(conflict.error().code == cqrs::store_errc::version_conflict);
+    CHECK(conflict.error().code == cqrs::errc::concurrency_conflict);
     CHECK_THAT(conflict.error().message, Catch::Contains("account/a") && Catch::Contains("version 1"));
   }
   CHECK(store.head() == 1);
@@ -180,10 +180,10 @@ TEMPLATE_TEST_CASE("an append without events or without a stream is refused", "[
   cqrs::event_store& store = *fixture.store;
   auto empty = store.append(deposits(account_stream("a"), 0, {}));
   REQUIRE_FALSE(empty);
-  CHECK(empty.error().code == cqrs::store_errc::invalid_request);
+  CHECK(empty.error().code == cqrs::errc::invalid_request);
   auto streamless = store.append(deposits(nullptr, 0, {1}));
   REQUIRE_FALSE(streamless);
-  CHECK(streamless.error().code == cqrs::store_errc::invalid_request);
+  CHECK(streamless.error().code == cqrs::errc::invalid_request);
   CHECK(store.head() == 0);
 }
 
@@ -206,7 +206,7 @@ TEMPLATE_TEST_CASE("racing appends on one expected version: exactly one wins", "
           auto result = store.append(deposits(contended, 0, {racer, racer}));
           if (result)
             ++winners;
-          else if (result.error().code == cqrs::store_errc::version_conflict)
+          else if (result.error().code == cqrs::errc::concurrency_conflict)
             ++conflicts;
         });
     }

@@ -68,7 +68,7 @@ TEST_CASE("an append with a stale expected version is refused and appends nothin
   REQUIRE(store->append(request(stream("a"), 0, {1})));
   auto conflict = store->append(request(stream("a"), 0, {2}));
   REQUIRE_FALSE(conflict);
-  CHECK(conflict.error().code == cqrs::store_errc::version_conflict);
+  CHECK(conflict.error().code == cqrs::errc::concurrency_conflict);
   CHECK(store->head() == 1);
   CHECK(read_all_values(*store) == std::vector<int>{1});
 }
@@ -77,7 +77,7 @@ TEST_CASE("an append without events is refused") {
   auto store = cqrs::make_memory_event_store();
   auto refused = store->append(request(stream("a"), 0, {}));
   REQUIRE_FALSE(refused);
-  CHECK(refused.error().code == cqrs::store_errc::invalid_request);
+  CHECK(refused.error().code == cqrs::errc::invalid_request);
   CHECK(store->head() == 0);
 }
 

@@ -5,7 +5,7 @@
 #include "actors/decision.hpp"
 #include "actors/envelope.hpp"
 #include "actors/event_store.hpp"
-#include "actors/query_error.hpp"
+#include "actors/errors.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -272,9 +272,9 @@ query_result<Result> answer_or_error(Run& run, const projection_runtime& project
   try {
     return query_result<Result>{run(projection)};
   } catch (const std::exception& error) {
-    return std::unexpected(query_error{query_errc::query_failed, std::string{"query threw: "} + error.what()});
+    return std::unexpected(query_error{std::string{errc::query_failed}, std::string{"query threw: "} + error.what()});
   } catch (...) {
-    return std::unexpected(query_error{query_errc::query_failed, "query threw a non-standard exception"});
+    return std::unexpected(query_error{std::string{errc::query_failed}, "query threw a non-standard exception"});
   }
 }
 
@@ -284,7 +284,8 @@ public:
   query_task_for(Run run, typename once_sink<query_result<Result>>::function deliver)
     : run_(std::move(run)),
       sink_(std::move(deliver), [] {
-        return query_result<Result>{std::unexpected(query_error{query_errc::engine_stopped, "the engine stopped"})};
+        return query_result<Result>{
+          std::unexpected(query_error{std::string{errc::engine_stopped}, "the engine stopped"})};
       }) {}
 
   void run(const projection_runtime& projection) override { sink_(answer_or_error<Result>(run_, projection)); }

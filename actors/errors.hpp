@@ -1,0 +1,74 @@
+// The engine's error codes and the error values that carry them: one style, a stable string code and a readable
+// message, for commands, queries and stores alike.
+#pragma once
+
+#include "actors/envelope.hpp"
+
+#include <expected>
+#include <string>
+#include <string_view>
+
+namespace cqrs {
+
+/// Every code the engine itself produces. A command's `rejection`, a query's `query_error` and a store's
+/// `store_error` all carry one of these as their `code` (domain rules use codes of their own in rejections), so a
+/// host compares `error.code == cqrs::errc::timeout` the same way everywhere and can print or forward the code as
+/// it is.
+namespace errc {
+// Commands.
+/// No registered aggregate handles the command's type.
+inline constexpr std::string_view unknown_command = "unknown_command";
+/// The command names no aggregate id.
+inline constexpr std::string_view invalid_aggregate_id = "invalid_aggregate_id";
+/// User code (decide, evolve, aggregate_id) threw; nothing was appended.
+inline constexpr std::string_view internal_error = "internal_error";
+/// The stream moved on under the aggregate (another writer shares the store); nothing was appended. Retry.
+/// A store reports the same code when an append's expected version is not the stream's.
+inline constexpr std::string_view concurrency_conflict = "concurrency_conflict";
+/// The store refused or failed the append; nothing was appended. After a failed commit the engine stays unhealthy
+/// and refuses every later command with this code (see engine::health). A store reports the same code when it
+/// cannot write.
+inline constexpr std::string_view store_failure = "store_failure";
+/// The command id was already used by an accepted command of another aggregate; nothing was appended.
+inline constexpr std::string_view duplicate_command_id = "duplicate_command_id";
+
+// Queries.
+/// The read model did not reach the requested position in time.
+inline constexpr std::string_view timeout = "timeout";
+/// The projection stopped on an event it could not apply; its status says which and why.
+inline constexpr std::string_view projection_failed = "projection_failed";
+/// No projection serves this query: it was never registered.
+inline constexpr std::string_view unknown_projection = "unknown_projection";
+/// The query's answer function threw.
+inline constexpr std::string_view query_failed = "query_failed";
+
+// Stores.
+/// The store was asked for an unusable append (no stream, no events, an event it cannot encode); nothing was
+/// appended. A command whose append is refused so is rejected with `store_failure`.
+inline constexpr std::string_view invalid_request = "invalid_request";
+
+// Both.
+/// The engine is shutting down or was shut down; the command or query was not processed.
+inline constexpr std::string_view engine_stopped = "engine_stopped";
+} // namespace errc
+
+/// Why a query (or a wait for a position) got no answer: a code from `cqrs::errc` and a readable message.
+struct query_error {
+  std::string code;
+  std::string message;
+
+  bool operator==(const query_error&) const = default;
+};
+
+/// A query's answer or the reason there is none.
+template <class Result>
+using query_result = std::expected<Result, query_error>;
+
+/// Where a projection stopped: the event it could not apply and the error it raised.
+struct projection_failure {
+  log_position position = 0;
+  std::string type_name;
+  std::string message;
+};
+
+} // namespace cqrs
