@@ -22,6 +22,20 @@ command_result refuse(std::string_view code, std::string message) {
   return std::unexpected(rejection{std::string{code}, std::move(message)});
 }
 
+std::string capacity_message(std::size_t limit) {
+  return "the engine holds " + std::to_string(limit)
+         + " commands and waiting queries (options::max_in_flight); retry later";
+}
+
+/// Answers work that its aggregate's full mailbox cannot take.
+void refuse_overloaded(aggregate_work& work, std::string message) {
+  rejection refusal{std::string{errc::overloaded}, std::move(message)};
+  if (auto* job = std::get_if<std::shared_ptr<command_job>>(&work))
+    (*job)->reply(std::unexpected(std::move(refusal)));
+  else
+    (*std::get<std::shared_ptr<state_sink>>(work))(std::unexpected(std::move(refusal)));
+}
+
 } // namespace
 
 in_flight_token::in_flight_token(engine_core& core) : core_(core), stripe_(core.operation_started()) {}
@@ -124,6 +138,7 @@ void engine_core::submit_to_aggregate(aggregate_slot& slot, std::string aggregat
   auto& shard = slot.shards[std::hash<std::string>{}(aggregate_id) % aggregate_slot::shard_count];
   auto now = std::chrono::steady_clock::now();
   std::shared_ptr<aggregate_cell> run_here;
+  bool refused = false;
   {
     // Creating the cell under the shard lock is what keeps two instances from ever running for one aggregate;
     // claiming or queueing under it is what keeps passivation from stopping an aggregate that has work coming.
@@ -145,7 +160,10 @@ void engine_core::submit_to_aggregate(aggregate_slot& slot, std::string aggregat
     entry.last_used = now;
     auto& cell = *entry.cell;
     if (cell.running) {
-      cell.queue.push_back(std::move(work));
+      if (settings.max_queued_per_aggregate == 0 || cell.queue.size() < settings.max_queued_per_aggregate)
+        cell.queue.push_back(std::move(work));
+      else
+        refused = true;
     } else {
       cell.running = true;
       if (settings.tuning.commands == command_dispatch::caller_when_idle
@@ -159,6 +177,10 @@ void engine_core::submit_to_aggregate(aggregate_slot& slot, std::string aggregat
   }
   if (run_here)
     run_here->run_here(std::get<std::shared_ptr<command_job>>(std::move(work)));
+  else if (refused)
+    refuse_overloaded(work, slot.model->type_name + "/" + aggregate_id + " has "
+                              + std::to_string(settings.max_queued_per_aggregate)
+                              + " commands waiting (options::max_queued_per_aggregate); retry later");
 }
 
 void engine_core::count_started() {
@@ -239,6 +261,20 @@ void engine_core::wake(projection_slot& slot) {
     deliver(slot.actor, advance_atom::value);
 }
 
+bool engine_core::over_capacity(std::int64_t counted_already) const noexcept {
+  auto limit = static_cast<std::int64_t>(settings.max_in_flight);
+  if (limit == 0)
+    return false;
+  // Under its share, a thread reads only its own stripe: the cores do not pass every stripe's line around per
+  // command. Past it, the sum decides (other threads may hold little), with the queries parked on each read model.
+  if (in_flight.value(striped_count::stripe_of_this_thread()) < limit / std::int64_t{striped_count::stripe_count})
+    return false;
+  auto held = in_flight.total() - counted_already;
+  for (const auto& [type, projection] : projections_by_type.current())
+    held += static_cast<std::int64_t>(projection->parked());
+  return held >= limit;
+}
+
 std::size_t engine_core::operation_started() {
   costs::atomic_update();
   auto stripe = striped_count::stripe_of_this_thread();
@@ -316,6 +352,10 @@ void engine::submit(std::type_index command_type, void* command, command_options
     on_reply(detail::refuse(errc::store_failure, "the engine refuses writes: " + *reason));
     return;
   }
+  if (core.over_capacity()) {
+    on_reply(detail::refuse(errc::overloaded, detail::capacity_message(core.settings.max_in_flight)));
+    return;
+  }
   detail::aggregate_slot* slot = nullptr;
   detail::command_router router = nullptr;
   const auto& routes = core.routes.current();
@@ -373,6 +413,12 @@ void engine::submit_query(std::type_index projection_type, std::shared_ptr<detai
   // A ready query was answered by the query template (engine::enter_ready_query) unless its projection failed;
   // parking finds either, like any other.
   task->min_position = wanted.min_position;
+  // A query that has to wait holds memory until its position comes: it counts against the bound (this one is
+  // counted already, by `submitting`).
+  if (wanted.min_position > task->projection->checkpoint.load(std::memory_order_acquire) && core.over_capacity(1)) {
+    task->fail(query_error{std::string{errc::overloaded}, detail::capacity_message(core.settings.max_in_flight)});
+    return;
+  }
   if (wanted.min_position > 0) {
     auto timeout = wanted.timeout.count() > 0 ? wanted.timeout : core.settings.query_timeout;
     task->deadline = std::chrono::steady_clock::now() + timeout;

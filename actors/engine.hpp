@@ -100,6 +100,15 @@ struct options {
   std::chrono::milliseconds passivate_after{std::chrono::minutes{10}};
   /// Most aggregate actors alive at once: beyond it, the least recently used idle ones stop. 0 means no limit.
   std::size_t max_live_aggregates = 100000;
+  /// Commands in flight (sent and not yet answered) plus queries waiting for a position, engine-wide. Beyond it a
+  /// command, or a query that would have to wait, is answered at once with errc::overloaded, so that memory and
+  /// latency stay bounded when hosts send faster than the engine drains. Each thread is counted on its own stripe
+  /// and sums the others only once it holds a sixteenth of the bound, so the engine may hold up to about twice
+  /// this many for a moment. 0 means no limit.
+  std::size_t max_in_flight = 100000;
+  /// Work waiting for one aggregate (its mailbox) beyond which a command to it is answered with errc::overloaded.
+  /// 0 means no limit.
+  std::size_t max_queued_per_aggregate = 10000;
   /// How long a command id given by its sender is remembered: re-sent within this window after it was accepted,
   /// the command gets its original outcome and appends nothing (across passivation and, with a durable store,
   /// across restarts). Measured from the time its events were stored.

@@ -48,6 +48,9 @@ inline constexpr std::string_view query_failed = "query_failed";
 inline constexpr std::string_view invalid_request = "invalid_request";
 
 // Both.
+/// The engine holds as much work as its options allow (options::max_in_flight engine-wide, or
+/// options::max_queued_per_aggregate for this aggregate); nothing was done. Retriable: send again after a backoff.
+inline constexpr std::string_view overloaded = "overloaded";
 /// The engine is shutting down or was shut down; the command or query was not processed.
 inline constexpr std::string_view engine_stopped = "engine_stopped";
 } // namespace errc

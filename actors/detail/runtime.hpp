@@ -91,6 +91,7 @@ public:
   /// This thread's stripe.
   static std::size_t stripe_of_this_thread() noexcept;
   void add(std::size_t stripe) noexcept { stripes_[stripe].value.fetch_add(1); }
+  std::int64_t value(std::size_t stripe) const noexcept { return stripes_[stripe].value.load(std::memory_order_relaxed); }
   void subtract(std::size_t stripe) noexcept { stripes_[stripe].value.fetch_sub(1); }
   std::int64_t total() const noexcept {
     std::int64_t sum = 0;
@@ -307,6 +308,8 @@ struct projection_slot {
   std::shared_ptr<query_task> take(std::uint64_t waiter);
   /// Takes every parked task (the projection failed).
   std::vector<std::shared_ptr<query_task>> take_all();
+  /// Tasks parked now (or about to be).
+  std::size_t parked() const noexcept { return parked_count_.load(std::memory_order_relaxed); }
 
 private:
   struct parked_task {
@@ -411,6 +414,9 @@ public:
   /// Answers a query whose position its projection reached: on this thread, or through a query actor.
   void release(std::shared_ptr<query_task> task);
 
+  /// True when a new command, or a query that would wait, would take the engine past options::max_in_flight;
+  /// `counted_already` says how many of the operations in flight are the caller's own.
+  bool over_capacity(std::int64_t counted_already = 0) const noexcept;
   /// Counts an operation in (on this thread's stripe, returned) and out (on the same stripe).
   std::size_t operation_started();
   void operation_finished(std::size_t stripe);

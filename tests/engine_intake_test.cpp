@@ -1,0 +1,227 @@
+// Bounded intake: commands beyond options::max_in_flight or an aggregate's mailbox bound, and queries that would
+// wait beyond max_in_flight, are answered at once with `overloaded`; nothing of them is appended.
+#include "engine_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+
+using namespace test_support;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A store that commits in the background, on its own thread, only once its gate is open: until then every
+/// append waits, so the commands that made them stay in flight for as long as a test needs.
+class gated_store final : public cqrs::event_store {
+public:
+  gated_store() : worker_([this] { run(); }) {}
+  ~gated_store() override {
+    {
+      std::lock_guard lock{mutex_};
+      stopping_ = true;
+      open_ = true;
+    }
+    wake_.notify_all();
+    worker_.join();
+  }
+
+  /// Lets every waiting append, and every later one, commit.
+  void open_gate() {
+    {
+      std::lock_guard lock{mutex_};
+      open_ = true;
+    }
+    wake_.notify_all();
+  }
+  /// Appends waiting behind the gate.
+  std::size_t waiting() const {
+    std::lock_guard lock{mutex_};
+    return queue_.size();
+  }
+
+  bool appends_in_background() const override { return true; }
+  void append_async(cqrs::append_request request, cqrs::append_callback done) override {
+    {
+      std::lock_guard lock{mutex_};
+      queue_.emplace_back(std::move(request), std::move(done));
+    }
+    wake_.notify_all();
+  }
+  std::expected<cqrs::append_result, cqrs::store_error> append(cqrs::append_request request) override {
+    std::promise<std::expected<cqrs::append_result, cqrs::store_error>> outcome;
+    auto future = outcome.get_future();
+    append_async(std::move(request), [&outcome](auto result) { outcome.set_value(std::move(result)); });
+    return future.get();
+  }
+  cqrs::stream_version read_stream(const cqrs::stream_id& stream, cqrs::stream_version after,
+                                   const cqrs::event_visitor& visit) const override {
+    return inner_->read_stream(stream, after, visit);
+  }
+  void read_all(cqrs::log_position after, cqrs::log_position up_to, const cqrs::event_visitor& visit) const override {
+    inner_->read_all(after, up_to, visit);
+  }
+  cqrs::log_position head() const override { return inner_->head(); }
+  std::uint64_t subscribe(cqrs::head_listener listener) override { return inner_->subscribe(std::move(listener)); }
+  void unsubscribe(std::uint64_t subscription) override { inner_->unsubscribe(subscription); }
+  std::optional<cqrs::recorded_command> find_command(const std::string& command_id) const override {
+    return inner_->find_command(command_id);
+  }
+  void save_snapshot(cqrs::snapshot taken) override { inner_->save_snapshot(std::move(taken)); }
+  std::optional<cqrs::snapshot> load_snapshot(const cqrs::stream_id& stream) const override {
+    return inner_->load_snapshot(stream);
+  }
+  std::optional<std::string> failure() const override { return std::nullopt; }
+
+private:
+  void run() {
+    std::unique_lock lock{mutex_};
+    while (true) {
+      wake_.wait(lock, [this] { return stopping_ || (open_ && !queue_.empty()); });
+      if (queue_.empty())
+        return;
+      auto [request, done] = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      done(inner_->append(std::move(request)));
+      lock.lock();
+    }
+  }
+
+  std::shared_ptr<cqrs::event_store> inner_ = cqrs::make_memory_event_store();
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::pair<cqrs::append_request, cqrs::append_callback>> queue_;
+  bool open_ = false;
+  bool stopping_ = false;
+  std::jthread worker_;
+};
+
+bool answered_now(const std::future<cqrs::command_result>& reply) {
+  return reply.wait_for(0s) == std::future_status::ready;
+}
+
+} // namespace
+
+TEST_CASE("commands beyond max_in_flight are answered at once with overloaded, and nothing of them is appended") {
+  auto dispatch = GENERATE(cqrs::command_dispatch::caller_when_idle, cqrs::command_dispatch::aggregate_actor);
+  auto store = std::make_shared<gated_store>();
+  cqrs::options settings{.store = store, .max_in_flight = 3};
+  settings.tuning.commands = dispatch;
+  auto engine = bank_engine(settings);
+
+  std::vector<std::future<cqrs::command_result>> held;
+  for (int index = 0; index < 3; ++index)
+    held.push_back(engine->send(bank::open_account{"held-" + std::to_string(index), "owner"}));
+  std::vector<std::future<cqrs::command_result>> refused;
+  for (int index = 0; index < 2; ++index)
+    refused.push_back(engine->send(bank::open_account{"refused-" + std::to_string(index), "owner"}));
+
+  for (auto& reply : refused) {
+    REQUIRE(answered_now(reply)); // before any append could commit: refused on the spot, not queued
+    auto result = reply.get();
+    REQUIRE_FALSE(result);
+    CHECK(result.error().code == cqrs::errc::overloaded);
+    CHECK_THAT(result.error().message, Catch::Contains("max_in_flight"));
+  }
+  for (auto& reply : held)
+    CHECK_FALSE(answered_now(reply));
+
+  store->open_gate();
+  for (auto& reply : held)
+    CHECK(reply.get().has_value());
+  engine->shutdown();
+  auto log = log_of(*store);
+  REQUIRE(log.size() == 3);
+  for (const auto& event : log)
+    CHECK(event.aggregate_id().starts_with("held-"));
+}
+
+TEST_CASE("one thread is held to max_in_flight exactly: its own share is counted first, then the whole engine") {
+  auto store = std::make_shared<gated_store>();
+  constexpr std::size_t limit = 40; // a share of 2 per thread stripe, then the sum decides
+  auto engine = bank_engine({.store = store, .max_in_flight = limit});
+  std::vector<std::future<cqrs::command_result>> replies;
+  for (std::size_t index = 0; index < limit + 10; ++index)
+    replies.push_back(engine->send(bank::open_account{"account-" + std::to_string(index), "owner"}));
+  std::size_t refused_now = 0;
+  for (const auto& reply : replies)
+    refused_now += answered_now(reply) ? 1 : 0;
+  CHECK(refused_now == 10);
+  CHECK(store->waiting() == limit);
+
+  store->open_gate();
+  std::size_t accepted = 0;
+  std::size_t overloaded = 0;
+  for (auto& reply : replies) {
+    auto result = reply.get();
+    accepted += result ? 1 : 0;
+    overloaded += !result && result.error().code == cqrs::errc::overloaded ? 1 : 0;
+  }
+  CHECK(accepted == limit);
+  CHECK(overloaded == 10);
+  engine->shutdown();
+  CHECK(log_of(*store).size() == limit);
+}
+
+TEST_CASE("a command to an aggregate whose mailbox is full is answered with overloaded; the others go on") {
+  auto store = std::make_shared<gated_store>();
+  auto engine = bank_engine({.store = store, .max_in_flight = 0, .max_queued_per_aggregate = 2});
+  // The first command runs on this thread and leaves its append behind the gate: the aggregate stays busy.
+  auto opened = engine->send(bank::open_account{"busy", "owner"});
+  auto first = engine->send(bank::deposit{"busy", 100});
+  auto second = engine->send(bank::deposit{"busy", 200});
+  auto third = engine->send(bank::deposit{"busy", 400});
+  REQUIRE(answered_now(third));
+  auto refused = third.get();
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == cqrs::errc::overloaded);
+  CHECK_THAT(refused.error().message, Catch::Contains("account/busy") && Catch::Contains("max_queued_per_aggregate"));
+  // Another aggregate is not held up by the busy one's mailbox.
+  auto other = engine->send(bank::open_account{"other", "owner"});
+
+  store->open_gate();
+  CHECK(opened.get().has_value());
+  CHECK(first.get().has_value());
+  auto last = second.get();
+  REQUIRE(last);
+  CHECK(last->version == 3);
+  CHECK(other.get().has_value());
+  auto balance = engine->query(readmodels::get_balance{"busy"}, cqrs::at_least(last->position)).get();
+  REQUIRE(balance);
+  REQUIRE(balance->has_value());
+  CHECK((*balance)->balance_cents == 300); // the refused deposit of 400 left no trace
+  engine->shutdown();
+  CHECK(log_of(*store).size() == 4);
+}
+
+TEST_CASE("queries waiting for a position count against max_in_flight; ready ones are always answered") {
+  auto engine = bank_engine({.max_in_flight = 3});
+  auto far = [&] { return engine->query(readmodels::get_bank_totals{}, cqrs::at_least(1'000'000, 60s)); };
+  std::vector<std::future<cqrs::query_result<readmodels::bank_totals_view>>> waiting;
+  for (int index = 0; index < 3; ++index)
+    waiting.push_back(far());
+  auto refused = far();
+  REQUIRE(refused.wait_for(0s) == std::future_status::ready);
+  auto result = refused.get();
+  REQUIRE_FALSE(result);
+  CHECK(result.error().code == cqrs::errc::overloaded);
+  for (auto& query : waiting)
+    CHECK(query.wait_for(0s) == std::future_status::timeout);
+  // A query its read model can answer now holds nothing and is answered whatever waits.
+  CHECK(engine->query(readmodels::get_bank_totals{}).get().has_value());
+  // Commands are held back by the waiting queries too.
+  auto command = run(*engine, bank::open_account{"a", "owner"});
+  REQUIRE_FALSE(command);
+  CHECK(command.error().code == cqrs::errc::overloaded);
+  engine.reset(); // the parked queries are answered as the engine goes: it stopped
+  for (auto& query : waiting) {
+    auto late = query.get();
+    REQUIRE_FALSE(late);
+    CHECK(late.error().code == cqrs::errc::engine_stopped);
+  }
+}
