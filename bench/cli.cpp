@@ -114,6 +114,13 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   add_count(app, "--pacers", load.pacers, "Open loop: pacer threads", std::size_t{1}, std::size_t{64});
   add_count(app, "--max-in-flight", load.max_in_flight, "Open loop: pacers wait while this many are outstanding",
             std::uint64_t{1}, std::uint64_t{100'000'000});
+  add_count(app, "--engine-max-in-flight", load.engine_max_in_flight,
+            "The engine's bound on commands in flight and waiting queries; beyond it they are refused as "
+            "overloaded (0: no bound)",
+            std::size_t{0}, std::size_t{1'000'000'000});
+  add_count(app, "--max-queued-per-aggregate", load.max_queued_per_aggregate,
+            "The engine's bound on commands waiting for one aggregate (0: no bound)", std::size_t{0},
+            std::size_t{1'000'000'000});
   add_count(app, "--drivers", load.drivers, "Host threads that start clients and continue those answered on the spot",
             std::size_t{1}, std::size_t{256});
   app

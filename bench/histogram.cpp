@@ -154,6 +154,9 @@ void outcome_tally::merge(const outcome_tally& other) noexcept {
   invalid_rejected += other.invalid_rejected;
   wrong_code += other.wrong_code;
   valid_rejected += other.valid_rejected;
+  overloaded += other.overloaded;
+  invalid_overloaded += other.invalid_overloaded;
+  rejected_after_overload += other.rejected_after_overload;
   last_completion_ns = std::max(last_completion_ns, other.last_completion_ns);
 }
 

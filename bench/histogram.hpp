@@ -89,6 +89,11 @@ struct outcome_tally {
   std::uint64_t wrong_code = 0;
   /// Valid commands that were rejected (a correctness failure).
   std::uint64_t valid_rejected = 0;
+  /// Commands the engine refused as overloaded (not in `rejected`), and how many of them were invalid ones.
+  std::uint64_t overloaded = 0;
+  std::uint64_t invalid_overloaded = 0;
+  /// Valid commands rejected by a rule only because an earlier command of their order was refused as overloaded.
+  std::uint64_t rejected_after_overload = 0;
   /// Latest completion time seen, in nanoseconds of the run's clock.
   std::int64_t last_completion_ns = 0;
 
@@ -113,6 +118,13 @@ public:
   }
   void record(std::uint64_t latency_ns) {
     record(latency_ns, [](outcome_tally&) {});
+  }
+  /// Updates the stripe's tally without a latency (a reply that did no work, such as an overloaded refusal).
+  template <class UpdateTally>
+  void count_only(UpdateTally&& count) {
+    auto& stripe = local_stripe();
+    std::lock_guard lock{stripe.mutex};
+    count(stripe.tally);
   }
 
   /// All stripes merged (each read under its lock: safe while others record).

@@ -69,6 +69,9 @@ struct load_options {
   std::size_t pacers = 1;
   /// Open loop: the pacers wait while this many commands are outstanding (then the lateness shows in latency).
   std::uint64_t max_in_flight = 200'000;
+  /// The engine's own bounds (cqrs::options); what they refuse is counted as `overloaded`.
+  std::size_t engine_max_in_flight = cqrs::options{}.max_in_flight;
+  std::size_t max_queued_per_aggregate = cqrs::options{}.max_queued_per_aggregate;
 
   /// Host threads that start the clients and continue those whose reply came at once, on the calling thread
   /// (ready `any` queries, for instance); replies that come later continue on the engine's threads.
@@ -144,13 +147,16 @@ struct sample_context {
 
 /// One read model as a run uses it: registered on the engine, asked at_least(position) to time visibility, and
 /// verified against the log at the end.
+/// What a visibility query found: the write, not the write (or it failed), or nothing because the engine refused
+/// the wait as overloaded.
+enum class sample_outcome { reflects, misses, overloaded };
+
 struct read_model_probe {
   std::string name;
   std::function<void(cqrs::engine&)> add;
-  /// Asks the model a question at_least(context.position); `done(reflects)` runs once (on the calling thread when
-  /// the model is there already, else on an engine thread), false if the query failed or its answer does not show
-  /// the write.
-  std::function<void(cqrs::engine&, const sample_context&, std::function<void(bool reflects)>)> ask;
+  /// Asks the model a question at_least(context.position); `done(outcome)` runs once (on the calling thread when
+  /// the model is there already, else on an engine thread).
+  std::function<void(cqrs::engine&, const sample_context&, std::function<void(sample_outcome)>)> ask;
   std::function<read_model_check(const cqrs::engine&)> verify;
 };
 
@@ -188,13 +194,16 @@ read_model_probe probe_for(MakeQuery make_query, Reflects reflects) {
   probe.name = std::string{Projection::name};
   probe.add = [](cqrs::engine& engine) { engine.add_projection<Projection>(); };
   probe.ask = [make_query, reflects](cqrs::engine& engine, const sample_context& context,
-                                     std::function<void(bool)> done) {
+                                     std::function<void(sample_outcome)> done) {
     using query_type = decltype(make_query(context));
     engine.query(
       make_query(context),
       [reflects, position = context.position,
        done = std::move(done)](cqrs::query_result<cqrs::answer_type<query_type>> answer) {
-        done(answer.has_value() && reflects(*answer, position));
+        if (!answer && answer.error().code == cqrs::errc::overloaded)
+          done(sample_outcome::overloaded);
+        else
+          done(answer && reflects(*answer, position) ? sample_outcome::reflects : sample_outcome::misses);
       },
       cqrs::at_least(context.position));
   };
@@ -239,6 +248,10 @@ struct load_report {
   std::uint64_t invalid_rejected = 0;
   std::uint64_t valid_rejected = 0;
   std::uint64_t wrong_code = 0;
+  /// Refused by the engine as overloaded (retriable; not in `rejected`, latencies or commands_per_s), and valid
+  /// commands rejected by a rule only because an earlier command of their order was refused so.
+  std::uint64_t overloaded = 0;
+  std::uint64_t rejected_after_overload = 0;
   /// Hot workload: how long placing the orders took (not measured as load).
   double setup_seconds = 0;
   /// From the first measured send to the last reply.
@@ -263,6 +276,8 @@ struct load_report {
   latency_summary visibility;
   std::vector<std::pair<std::string, latency_summary>> visibility_by_model;
   std::uint64_t visibility_failures = 0;
+  /// Visibility and read-your-writes queries the engine refused as overloaded (not failures, no latency).
+  std::uint64_t queries_overloaded = 0;
 
   /// Read-your-writes queries (consistency ryw): latency and answers that did not show the write.
   latency_summary read_your_writes;

@@ -47,8 +47,9 @@ private:
   std::condition_variable zero_;
 };
 
-/// What is wrong with a phase's counts, in words: every command answered (accepted + rejected == sent), every
-/// invalid one rejected with the code of the rule it breaks, no valid one rejected. Empty when all is well.
+/// What is wrong with a phase's counts, in words: every command answered (accepted + rejected + overloaded ==
+/// sent), every invalid one rejected with the code of the rule it breaks (or refused as overloaded), no valid one
+/// rejected (but for rules an overloaded refusal earlier in its order explains). Empty when all is well.
 std::vector<std::string> count_problems(const std::string& phase_name, std::uint64_t sent, std::uint64_t invalid_sent,
                                         const outcome_tally& tally);
 

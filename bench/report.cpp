@@ -99,7 +99,12 @@ void print_table(std::ostream& out, const load_report& report) {
       grouped(static_cast<double>(report.commands)) + " (" + grouped(static_cast<double>(report.accepted))
         + " accepted, " + grouped(static_cast<double>(report.rejected)) + " rejected; "
         + grouped(static_cast<double>(report.invalid_commands)) + " invalid, "
-        + grouped(static_cast<double>(report.invalid_rejected)) + " of them rejected)");
+        + grouped(static_cast<double>(report.invalid_rejected)) + " of them rejected)"
+        + (report.overloaded == 0 ? std::string{}
+                                  : "; " + grouped(static_cast<double>(report.overloaded))
+                                      + " refused as overloaded, "
+                                      + grouped(static_cast<double>(report.rejected_after_overload))
+                                      + " rejected as a consequence"));
   row(out, "throughput", grouped(report.commands_per_s) + " commands/s over " + format("%.2f s", report.seconds));
   row(out, "latency", latency_line(report.latency));
   auto in_flight = format("%.1f", report.mean_in_flight) + " (Little's law: throughput x mean latency)";
@@ -218,6 +223,9 @@ boost::json::object to_json(const load_report& report) {
   object["invalid_commands"] = report.invalid_commands;
   object["invalid_rejected"] = report.invalid_rejected;
   object["valid_rejected"] = report.valid_rejected;
+  object["overloaded"] = report.overloaded;
+  object["rejected_after_overload"] = report.rejected_after_overload;
+  object["queries_overloaded"] = report.queries_overloaded;
   object["seconds"] = round_to(report.seconds, 4);
   object["commands_per_s"] = round_to(report.commands_per_s, 0);
   put_latency(object, "", report.latency);
@@ -250,6 +258,8 @@ boost::json::object to_json(const load_report& report) {
   if (!options.ack_log.empty())
     object["acknowledgements"] = report.acknowledgements;
   object["max_live_aggregates"] = options.max_live_aggregates;
+  object["engine_max_in_flight"] = options.engine_max_in_flight;
+  object["max_queued_per_aggregate"] = options.max_queued_per_aggregate;
   object["passivate_after_ms"] = options.passivate_after.count();
   if (report.statistics) {
     object["live_aggregates"] = report.statistics->live_aggregates;
