@@ -275,6 +275,14 @@ bool engine_core::over_capacity(std::int64_t counted_already) const noexcept {
   return held >= limit;
 }
 
+void engine_core::wake_after(projection_slot& slot, std::chrono::milliseconds delay) {
+  costs::message();
+#ifdef CQRS_THREAD_SANITIZER
+  __tsan_release(caf::actor_cast<caf::abstract_actor*>(slot.actor));
+#endif
+  caf::delayed_anon_send(slot.actor, delay, advance_atom::value);
+}
+
 std::size_t engine_core::operation_started() {
   costs::atomic_update();
   auto stripe = striped_count::stripe_of_this_thread();
@@ -327,6 +335,8 @@ void engine::add_projection(std::type_index type, std::unique_ptr<detail::projec
   std::unique_lock lock{core.registry_mutex};
   if (core.projections_by_type.current().contains(type))
     throw std::invalid_argument("projection " + runtime->name() + " is already registered");
+  if (runtime->options.retry_backoff.count() < 0 || runtime->options.max_retry_backoff.count() < 0)
+    throw std::invalid_argument("projection " + runtime->name() + ": a retry backoff cannot be negative");
   for (const auto& other : core.projections)
     if (other->runtime->name() == runtime->name())
       throw std::invalid_argument("another projection is already named " + runtime->name());
@@ -577,6 +587,9 @@ projection_status status_of(const detail::projection_runtime& runtime, log_posit
   status.head = std::max(head, status.checkpoint);
   status.lag = status.head - status.checkpoint;
   status.failure = runtime.failure();
+  status.retries = runtime.retries();
+  status.dead_letters = runtime.dead_letters();
+  status.dead_letter_count = runtime.dead_letter_count();
   return status;
 }
 
@@ -589,6 +602,31 @@ std::optional<projection_status> engine::status(std::string_view projection_name
     if (slot->runtime->name() == projection_name)
       return status_of(*slot->runtime, head);
   return std::nullopt;
+}
+
+std::expected<void, query_error> engine::restart_projection(std::string_view projection_name) {
+  auto& core = *core_;
+  detail::projection_slot* found = nullptr;
+  {
+    std::shared_lock lock{core.registry_mutex};
+    for (const auto& slot : core.projections)
+      if (slot->runtime->name() == projection_name)
+        found = slot.get();
+  }
+  if (!found)
+    return std::unexpected(query_error{std::string{errc::unknown_projection},
+                                       "no projection is named " + std::string{projection_name}});
+  if (core.closing.load())
+    return std::unexpected(query_error{std::string{errc::engine_stopped}, "the engine is shut down"});
+  {
+    // Under `applying`, so that no thread is in the middle of applying while the failure goes.
+    std::lock_guard applying{found->applying};
+    if (!found->runtime->failed())
+      return {};
+    found->runtime->clear_failure();
+  }
+  core.wake(*found);
+  return {};
 }
 
 std::vector<projection_status> engine::statuses() const {

@@ -198,6 +198,11 @@ struct projection_status {
   /// Head minus checkpoint: how many events the read model is behind.
   log_position lag = 0;
   std::optional<projection_failure> failure{};
+  /// Under projection_failure_policy::retry: attempts made so far at the event that failed (0 when none failed).
+  std::size_t retries = 0;
+  /// Under projection_failure_policy::skip: the events skipped (the first thousand) and how many there were.
+  std::vector<projection_failure> dead_letters{};
+  std::uint64_t dead_letter_count = 0;
 };
 
 /// A copy of a read model with the position it reflects.
@@ -241,11 +246,19 @@ public:
     add_aggregate(std::move(model), std::move(routes), event_codecs<typename Aggregate::event>());
   }
 
-  /// Registers a projection and starts it from position 0. Throws std::invalid_argument on a duplicate.
+  /// Registers a projection and starts it from position 0; `settings` says what it does when apply throws.
+  /// Throws std::invalid_argument on a duplicate or a negative backoff.
   template <projection Projection>
-  void add_projection() {
-    add_projection(typeid(Projection), std::make_unique<detail::projection_runtime_for<Projection>>());
+  void add_projection(projection_options settings = {}) {
+    auto runtime = std::make_unique<detail::projection_runtime_for<Projection>>();
+    runtime->options = settings;
+    add_projection(typeid(Projection), std::move(runtime));
   }
+
+  /// Resumes a projection that stopped on an event it could not apply, from its checkpoint: that event is applied
+  /// again first (fix what made it throw before). Does nothing to a projection that runs. Fails with
+  /// errc::unknown_projection when no projection has that name.
+  std::expected<void, query_error> restart_projection(std::string_view projection_name);
 
   /// Sends a command; the future receives exactly one reply.
   template <class Command>

@@ -4,6 +4,8 @@
 
 #include "actors/envelope.hpp"
 
+#include <chrono>
+#include <cstddef>
 #include <expected>
 #include <string>
 #include <string_view>
@@ -67,11 +69,33 @@ struct query_error {
 template <class Result>
 using query_result = std::expected<Result, query_error>;
 
-/// Where a projection stopped: the event it could not apply and the error it raised.
+/// Where a projection stopped (or what it skipped): the event it could not apply and the error it raised.
 struct projection_failure {
   log_position position = 0;
   std::string type_name;
   std::string message;
+
+  bool operator==(const projection_failure&) const = default;
+};
+
+/// What a projection does when applying an event throws. A read model is plain code that the engine cannot roll
+/// back, so `retry` and `skip` need an apply that changes nothing when it throws (check first, then change).
+enum class projection_failure_policy {
+  /// Stop at the event: queries fail with errc::projection_failed until engine::restart_projection or a rebuild.
+  stop,
+  /// Apply the event again after a backoff (retry_backoff, doubling up to max_retry_backoff), up to max_retries
+  /// times; then stop. Queries waiting for a position keep waiting meanwhile.
+  retry,
+  /// Keep the event as a dead letter (projection_status::dead_letters) and go on with the next one.
+  skip,
+};
+
+/// Per projection settings for add_projection.
+struct projection_options {
+  projection_failure_policy on_failure = projection_failure_policy::stop;
+  std::size_t max_retries = 5;
+  std::chrono::milliseconds retry_backoff{10};
+  std::chrono::milliseconds max_retry_backoff{1000};
 };
 
 } // namespace cqrs

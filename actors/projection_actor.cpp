@@ -20,6 +20,56 @@ query_error failed_error(const projection_runtime& runtime) {
 
 } // namespace
 
+void projection_runtime::clear_failure(bool dead_letters) {
+  std::lock_guard lock{failure_mutex_};
+  failure_.reset();
+  failed_.store(false, std::memory_order_release);
+  retries_ = 0;
+  retrying_.store(false, std::memory_order_relaxed);
+  if (dead_letters) {
+    dead_letters_.clear();
+    dead_letter_count_ = 0;
+  }
+}
+
+projection_runtime::failure_outcome projection_runtime::handle_failure(projection_failure failure,
+                                                                       std::chrono::milliseconds& delay) {
+  std::lock_guard lock{failure_mutex_};
+  switch (options.on_failure) {
+    case projection_failure_policy::skip:
+      if (dead_letters_.size() < max_dead_letters)
+        dead_letters_.push_back(std::move(failure));
+      ++dead_letter_count_;
+      return failure_outcome::skipped;
+    case projection_failure_policy::retry:
+      if (retries_ < options.max_retries) {
+        // retry_backoff, doubled per attempt so far, at most max_retry_backoff.
+        delay = options.retry_backoff;
+        for (std::size_t attempt = 0; attempt < retries_ && delay < options.max_retry_backoff; ++attempt)
+          delay *= 2;
+        delay = std::min(delay, options.max_retry_backoff);
+        ++retries_;
+        retry_at_ = std::chrono::steady_clock::now() + delay;
+        retrying_.store(true, std::memory_order_relaxed);
+        return failure_outcome::retry_later;
+      }
+      failure.message += " (after " + std::to_string(retries_) + " retries)";
+      break;
+    case projection_failure_policy::stop:
+      break;
+  }
+  failure_ = std::move(failure);
+  failed_.store(true, std::memory_order_release);
+  return failure_outcome::stopped;
+}
+
+bool projection_runtime::retry_due() const {
+  if (!retrying_.load(std::memory_order_relaxed))
+    return true;
+  std::lock_guard lock{failure_mutex_};
+  return std::chrono::steady_clock::now() >= retry_at_;
+}
+
 void engine_core::on_new_head(projection_slot& slot) {
   if (settings.tuning.projections != projection_dispatch::appending_thread || store->appends_in_background()) {
     wake(slot);
@@ -160,30 +210,58 @@ bool apply_new_events(projection_slot& slot, event_store& store, engine_core& co
   auto& model = *slot.runtime;
   auto head = store.head();
   auto stop_at = std::min(head, model.checkpoint.load() + limit);
-  while (!model.failed() && model.checkpoint.load() < stop_at) {
+  // Waiting out a retry's backoff: the timer set when it failed wakes the projection actor.
+  if (!model.retry_due())
+    return false;
+  bool retry_later = false;
+  while (!model.failed() && !retry_later && model.checkpoint.load() < stop_at) {
     auto from = model.checkpoint.load();
     auto applied = from;
     {
       costs::lock();
       std::unique_lock lock{model.mutex};
-      try {
-        store.read_all(from, std::min(stop_at, from + batch_size), [&](const envelope& event) {
-          try {
-            model.apply(event);
-            applied = event.position;
+      // What the policy makes of an event that could not be applied; true to go on with the next event.
+      auto on_failure = [&](projection_failure failure) {
+        std::chrono::milliseconds delay{0};
+        auto position = failure.position;
+        switch (model.handle_failure(std::move(failure), delay)) {
+          case projection_runtime::failure_outcome::skipped:
+            applied = position;
             return true;
-          } catch (const std::exception& error) {
-            model.record_failure(projection_failure{event.position, std::string{event.type_name}, error.what()});
-          } catch (...) {
-            model.record_failure(projection_failure{event.position, std::string{event.type_name},
-                                                    "non-standard exception"});
-          }
-          return false;
-        });
-      } catch (const std::exception& error) {
-        // The store could not hand over the next event (a durable store that cannot decode it, say): stop
-        // there, as for an event the projection cannot apply, instead of skipping it.
-        model.record_failure(projection_failure{applied + 1, "", std::string{"reading the log: "} + error.what()});
+          case projection_runtime::failure_outcome::retry_later:
+            retry_later = true;
+            core.wake_after(slot, delay);
+            return false;
+          case projection_runtime::failure_outcome::stopped:
+            return false;
+        }
+        return false;
+      };
+      // The store may stop handing over events at one it cannot read (a durable store that cannot decode it):
+      // that event is then the failure, as one the projection cannot apply, and the policy decides; reading goes
+      // on after it when it is skipped.
+      auto stop_read = std::min(stop_at, from + batch_size);
+      while (applied < stop_read && !retry_later && !model.failed()) {
+        auto before = applied;
+        try {
+          store.read_all(applied, stop_read, [&](const envelope& event) {
+            try {
+              model.apply(event);
+              model.applied();
+              applied = event.position;
+              return true;
+            } catch (const std::exception& error) {
+              return on_failure(projection_failure{event.position, std::string{event.type_name}, error.what()});
+            } catch (...) {
+              return on_failure(projection_failure{event.position, std::string{event.type_name},
+                                                   "non-standard exception"});
+            }
+          });
+        } catch (const std::exception& error) {
+          on_failure(projection_failure{applied + 1, "", std::string{"reading the log: "} + error.what()});
+        }
+        if (applied == before)
+          break;
       }
       model.checkpoint.store(applied); // sequentially consistent: see projection_slot::park
     }
@@ -249,7 +327,7 @@ projection_actor::behavior_type projection_behavior(projection_actor::stateful_p
         std::lock_guard applying{state.slot->applying};
         std::unique_lock lock{model.mutex};
         model.reset();
-        model.clear_failure();
+        model.clear_failure(true);
         model.checkpoint.store(0);
       }
       // Queries parked now wait for the new model; `done` is answered once it reaches the head of the request.

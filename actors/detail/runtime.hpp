@@ -404,6 +404,8 @@ public:
   void dispatch_query(std::shared_ptr<query_task> task);
   /// Wakes the projection's actor unless a wake-up is already queued.
   void wake(projection_slot& slot);
+  /// Wakes the projection's actor after `delay` (a retry's backoff), whatever is queued.
+  void wake_after(projection_slot& slot, std::chrono::milliseconds delay);
   /// The store has a new head: apply it on this thread if no other thread is applying, else leave it to that one.
   void on_new_head(projection_slot& slot);
   /// Applies what appenders left behind while `applying` was taken, unless another thread holds it now.

@@ -23,6 +23,7 @@
 #include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace cqrs {
 
@@ -217,11 +218,40 @@ public:
     failure_ = std::move(failure);
     failed_.store(true, std::memory_order_release);
   }
-  void clear_failure() {
-    std::lock_guard lock{failure_mutex_};
-    failure_.reset();
-    failed_.store(false, std::memory_order_release);
+  /// Forgets the failure and any retries (a restart); with `dead_letters`, those too (a rebuild starts over).
+  void clear_failure(bool dead_letters = false);
+
+  /// What add_projection was told to do when apply throws.
+  projection_options options{};
+  enum class failure_outcome { stopped, retry_later, skipped };
+  /// Applies the policy to an event that could not be applied: records it as the failure (stopped), counts a retry
+  /// and sets `delay` to its backoff (retry_later), or keeps it as a dead letter (skipped).
+  failure_outcome handle_failure(projection_failure failure, std::chrono::milliseconds& delay);
+  /// False while a retry's backoff has not passed: nothing is applied until then.
+  bool retry_due() const;
+  /// An event was applied: a retry sequence, if any, succeeded.
+  void applied() {
+    if (retrying_.load(std::memory_order_relaxed)) {
+      std::lock_guard lock{failure_mutex_};
+      retries_ = 0;
+      retrying_.store(false, std::memory_order_relaxed);
+    }
   }
+  /// Attempts made at the event that failed last (0 when none is being retried).
+  std::size_t retries() const {
+    std::lock_guard lock{failure_mutex_};
+    return retries_;
+  }
+  /// Events skipped under the `skip` policy (the first max_dead_letters kept), and how many there were.
+  std::vector<projection_failure> dead_letters() const {
+    std::lock_guard lock{failure_mutex_};
+    return dead_letters_;
+  }
+  std::uint64_t dead_letter_count() const {
+    std::lock_guard lock{failure_mutex_};
+    return dead_letter_count_;
+  }
+  static constexpr std::size_t max_dead_letters = 1000;
 
 private:
   std::string name_;
@@ -229,6 +259,11 @@ private:
   mutable std::mutex failure_mutex_;
   std::optional<projection_failure> failure_;
   std::atomic<bool> failed_{false};
+  std::atomic<bool> retrying_{false};
+  std::size_t retries_ = 0;
+  std::chrono::steady_clock::time_point retry_at_{};
+  std::vector<projection_failure> dead_letters_;
+  std::uint64_t dead_letter_count_ = 0;
 };
 
 /// Applies an envelope to a projection if its payload is one of the event variants it subscribes to.
