@@ -1,5 +1,6 @@
 // cqrs-load's options through CLI11; every bad value or combination is a usage error (exit 2).
 #include "bench/cli.hpp"
+#include "demo/cli_checks.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -47,7 +48,7 @@ CLI::Option* add_count(CLI::App& app, const std::string& name, Value& value, con
   return app.add_option(name, value, text)
     ->type_name("N")
     ->capture_default_str()
-    ->check(CLI::Range(lowest, highest).description(""));
+    ->check(demo::within(lowest, highest));
 }
 
 } // namespace
@@ -87,7 +88,7 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
             std::uint64_t{0}, std::uint64_t{10'000'000'000});
   auto* duration_option = app.add_option("--duration-s", duration, "Measure for this long instead (sweep: per cell)")
                             ->type_name("SECONDS")
-                            ->check(CLI::Range(0.001, 86'400.0).description(""));
+                            ->check(demo::within(0.001, 86'400.0));
   add_count(app, "--threads", load.threads, "Engine worker threads", std::size_t{1}, std::size_t{256});
   app.add_option("--policy", policy, "CAF scheduler: stealing or sharing")
     ->type_name("NAME")
@@ -103,14 +104,15 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
             std::uint64_t{1'000'000});
   app.add_option("--seed", load.seed, "Seed of the workload's random generators")
     ->type_name("N")
-    ->capture_default_str();
+    ->capture_default_str()
+    ->check(demo::not_negative<std::uint64_t>());
   app.add_option("--warmup-s", load.warmup_seconds, "Unmeasured load before the measurement")
     ->type_name("SECONDS")
     ->capture_default_str()
-    ->check(CLI::Range(0.0, 3600.0).description(""));
+    ->check(demo::within(0.0, 3600.0));
   app.add_option("--rate", load.rate, "Open loop: commands per second in all (0: closed loop)")
     ->type_name("PER_S")
-    ->check(CLI::Range(0.0, 100'000'000.0).description(""));
+    ->check(demo::within(0.0, 100'000'000.0));
   add_count(app, "--pacers", load.pacers, "Open loop: pacer threads", std::size_t{1}, std::size_t{64});
   add_count(app, "--max-in-flight", load.max_in_flight, "Open loop: pacers wait while this many are outstanding",
             std::uint64_t{1}, std::uint64_t{100'000'000});
@@ -151,11 +153,11 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   app.add_option("--query-s", load.query_seconds, "Length of the query phase (0: none)")
     ->type_name("SECONDS")
     ->capture_default_str()
-    ->check(CLI::Range(0.0, 3600.0).description(""));
+    ->check(demo::within(0.0, 3600.0));
   app.add_option("--invalid-percent", load.invalid_percent, "Share of commands that must be rejected")
     ->type_name("PERCENT")
     ->capture_default_str()
-    ->check(CLI::Range(0.0, 50.0).description(""));
+    ->check(demo::within(0.0, 50.0));
   std::vector<std::string> read_models;
   app
     .add_option("--read-models", read_models,
@@ -171,15 +173,16 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   app.add_option("--sweep-aggregates", parsed.sweep_settings.aggregates, "Sweep: aggregate counts")
     ->type_name("N,...")
     ->delimiter(',')
-    ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{10'000'000}).description(""));
+    ->check(demo::within(std::uint64_t{1}, std::uint64_t{10'000'000}));
   app.add_option("--sweep-clients", parsed.sweep_settings.clients, "Sweep: client counts")
     ->type_name("N,...")
     ->delimiter(',')
-    ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{100'000}).description(""));
+    ->check(demo::within(std::uint64_t{1}, std::uint64_t{100'000}));
   app.add_option("--store", store, demo::store_option_help)->type_name("SPEC")->capture_default_str();
   auto* sync_option = app.add_option("--sync", sync, demo::sync_option_help)->type_name("MODE");
   app.add_option("--ack-log", load.ack_log, "Append \"command_id position\" for every accepted command to FILE")
-    ->type_name("FILE");
+    ->type_name("FILE")
+    ->check(demo::file_name());
   add_count(app, "--max-live", load.max_live_aggregates,
             "Most aggregate actors alive at once; beyond it idle ones passivate (0: no limit)", std::size_t{0},
             std::size_t{1'000'000'000});
@@ -194,7 +197,7 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   app.add_option("--p99-bound-us", parsed.p99_bound_us, "--find-rate: the p99 bound, in microseconds")
     ->type_name("US")
     ->capture_default_str()
-    ->check(CLI::Range(1.0, 60'000'000.0).description(""));
+    ->check(demo::within(1.0, 60'000'000.0));
   app.add_option("--progress", progress, "auto (a bar on a terminal, lines otherwise), bar, lines or none")
     ->type_name("STYLE")
     ->capture_default_str()

@@ -1,4 +1,5 @@
 // cqrs-demo: the command line of the order simulation and of script mode; the logic lives in cqrs_demo_lib.
+#include "demo/cli_checks.hpp"
 #include "demo/order_engine.hpp"
 #include "demo/report.hpp"
 #include "demo/script.hpp"
@@ -110,10 +111,11 @@ int main(int argc, char** argv) {
   app.footer(footer);
   app.get_formatter()->column_width(30);
   // Ranges are checked by validators without a description, so the help shows "N" rather than the validator.
-  auto range = [](auto lowest, auto highest) { return CLI::Range(lowest, highest).description(""); };
+  auto range = [](auto lowest, auto highest) { return demo::within(lowest, highest); };
   auto* seed = app.add_option("--seed", options.seed, "Seed of every customer's random generator")
                  ->type_name("N")
-                 ->capture_default_str();
+                 ->capture_default_str()
+                 ->check(demo::not_negative<std::uint64_t>());
   auto* customers = app.add_option("--customers", options.customers, "Simulated customers, 1..1000000")
                       ->type_name("N")
                       ->capture_default_str()
@@ -137,7 +139,8 @@ int main(int argc, char** argv) {
                      ->check(range(0.001, 86'400.0));
   auto* json_flag = app.add_flag("--json", json, "End the output with one line: a JSON object of the results");
   app.add_option("--script", script, "Run the commands and queries of a JSON-lines FILE (- for stdin) instead")
-    ->type_name("FILE");
+    ->type_name("FILE")
+    ->check(demo::file_name());
   app.add_option("--store", store_text, demo::store_option_help)->type_name("SPEC")->capture_default_str();
   auto* sync = app.add_option("--sync", sync_text, demo::sync_option_help)->type_name("MODE");
   // The simulation's options mean nothing to a script; refused by hand rather than with CLI11's excludes(), which

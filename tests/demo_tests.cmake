@@ -17,6 +17,12 @@ add_test(NAME "demo/cqrs-demo runs a small simulation to a verified end"
 add_test(NAME "demo/cqrs-demo exits 2 on a bad option value"
   COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-demo>" "-Darguments=--clients zero"
           -Dexpected_exit=2 -Dexpected_error=--clients -P ${demo_run_check})
+add_test(NAME "demo/cqrs-demo exits 2 on a NaN duration"
+  COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-demo>" "-Darguments=--duration-s nan"
+          -Dexpected_exit=2 -Dexpected_error=--duration-s -P ${demo_run_check})
+add_test(NAME "demo/cqrs-demo exits 2 on a negative seed"
+  COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-demo>" "-Darguments=--seed -1"
+          -Dexpected_exit=2 -Dexpected_error=--seed -P ${demo_run_check})
 add_test(NAME "demo/cqrs-demo exits 2 on an unknown option"
   COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-demo>" "-Darguments=--no-such-option"
           -Dexpected_exit=2 -Dexpected_error=--no-such-option -P ${demo_run_check})
@@ -26,6 +32,7 @@ add_test(NAME "demo/cqrs-demo runs a script from stdin"
           "-Dexpected_output=\"line\":11,\"error\":\"line 11: " -P ${demo_run_check})
 set_tests_properties("demo/cqrs-demo runs a small simulation to a verified end"
   "demo/cqrs-demo exits 2 on a bad option value" "demo/cqrs-demo exits 2 on an unknown option"
+  "demo/cqrs-demo exits 2 on a NaN duration" "demo/cqrs-demo exits 2 on a negative seed"
   "demo/cqrs-demo runs a script from stdin" PROPERTIES TIMEOUT 120 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
 
 # The durable store: two runs in a row on one SQLite file (the second recovers the first's log and runs with ids of
