@@ -1,5 +1,6 @@
 // Shutdown drains: every command gets one reply, every accepted command is in the log, nothing hangs.
 #include "engine_support.hpp"
+#include "waiting.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -48,9 +49,9 @@ TEST_CASE("shutdown with commands in flight loses none that were accepted and an
       }
     });
   // Shut down while the senders are still sending: wait for a first reply so that some commands were accepted.
-  while (replies_before_shutdown.load() == 0)
-    std::this_thread::yield();
+  auto replied = test_support::spin_until([&] { return replies_before_shutdown.load() > 0; });
   engine->shutdown();
+  REQUIRE(replied);
   threads.clear();
 
   CHECK(replies.load() == sent.load());

@@ -5,6 +5,7 @@
 #include "readmodels/bank_views.hpp"
 #include "sqlite_fault_vfs.hpp"
 #include "store_test_support.hpp"
+#include "waiting.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -229,8 +230,10 @@ TEST_CASE("a refused request in a batch does not affect the others in it", "[sto
   // The disk stalls in the next commit's fsync, so the appends that arrive meanwhile queue up for one batch.
   faults.holding_syncs = true;
   std::jthread stalled{[&] { (void)store->append(deposits(account_stream("first"), 0, {2})); }};
-  while (faults.held_syncs.load() == 0)
-    std::this_thread::yield();
+  if (!test_support::spin_until([&] { return faults.held_syncs.load() > 0; })) {
+    faults.holding_syncs = false;
+    FAIL("the commit never reached its fsync");
+  }
   std::expected<cqrs::append_result, cqrs::store_error> good = std::unexpected(cqrs::store_error{});
   std::expected<cqrs::append_result, cqrs::store_error> conflicting = std::unexpected(cqrs::store_error{});
   std::expected<cqrs::append_result, cqrs::store_error> also_good = std::unexpected(cqrs::store_error{});
@@ -238,9 +241,9 @@ TEST_CASE("a refused request in a batch does not affect the others in it", "[sto
     std::jthread first{[&] { good = store->append(deposits(account_stream("fresh"), 0, {3})); }};
     std::jthread second{[&] { conflicting = store->append(deposits(account_stream("taken"), 0, {4})); }};
     std::jthread third{[&] { also_good = store->append(deposits(account_stream("taken"), 1, {5})); }};
-    while (store->statistics().queued < 3)
-      std::this_thread::yield();
+    auto queued = test_support::spin_until([&] { return store->statistics().queued >= 3; });
     faults.holding_syncs = false;
+    CHECK(queued);
   }
   stalled.join();
 
@@ -461,8 +464,10 @@ TEST_CASE("append_async on an unhealthy store fails at once, and so do requests 
       errors[0] = result.error();
     batch_done.count_down();
   });
-  while (faults.held_syncs.load() == 0)
-    std::this_thread::yield();
+  if (!test_support::spin_until([&] { return faults.held_syncs.load() > 0; })) {
+    faults.holding_syncs = false;
+    FAIL("the commit never reached its fsync");
+  }
   for (int index = 1; index <= 3; ++index)
     store->append_async(deposits(account_stream("c" + std::to_string(index)), 0, {3}), [&, index](auto result) {
       ++failed_calls;
@@ -510,9 +515,11 @@ TEST_CASE("closing the store commits every queued request and calls its callback
   std::atomic<int> calls{0};
   // The first callback holds the writer thread until the store's last reference is gone, so that the destructor
   // starts with all the other requests still queued.
+  std::atomic<bool> gave_up{false};
   store->append_async(deposits(account_stream("first"), 0, {0}), [&](auto result) {
-    while (!watched.expired())
-      std::this_thread::yield();
+    // On the writer thread: no assertion here, the test checks `gave_up` afterwards.
+    if (!test_support::spin_until([&] { return watched.expired(); }))
+      gave_up = true;
     ++calls;
     if (result)
       ++succeeded;
@@ -524,6 +531,7 @@ TEST_CASE("closing the store commits every queued request and calls its callback
         ++succeeded;
     });
   store.reset();
+  CHECK_FALSE(gave_up.load());
   CHECK(calls.load() == queued + 1);
   CHECK(succeeded.load() == queued + 1);
   auto reopened = open_store(path);
