@@ -86,15 +86,16 @@ namespace {
 
 /// Stops one directory entry's aggregate, which is idle (the caller checked under the shard lock).
 void passivate(aggregate_slot::shard& shard, decltype(aggregate_slot::shard::actors)::iterator found,
-               engine_core::counters_type& counters) {
+               engine_core& core) {
   // The handle leaves the cell first: the actor's state holds the cell, which must not hold the actor back.
   if (auto actor = std::move(found->second.cell->actor))
     stop(actor);
   auto recency = found->second.recency;
   shard.actors.erase(found);
   shard.recency.erase(recency);
-  counters.live_aggregates.fetch_sub(1, std::memory_order_relaxed);
-  counters.aggregates_passivated.fetch_add(1, std::memory_order_relaxed);
+  core.counters.live_aggregates.fetch_sub(1, std::memory_order_relaxed);
+  core.counters.aggregates_passivated.fetch_add(1, std::memory_order_relaxed);
+  core.statistics_changed();
 }
 
 bool idle(const aggregate_slot::entry& entry) {
@@ -104,8 +105,7 @@ bool idle(const aggregate_slot::entry& entry) {
 /// Walks a shard from its least recently used actor, passivating the idle ones (busy ones are skipped) while
 /// `more(entry)` holds, looking at `limit` actors at most.
 template <class More>
-void passivate_oldest(aggregate_slot::shard& shard, engine_core::counters_type& counters, More more,
-                      std::size_t limit) {
+void passivate_oldest(aggregate_slot::shard& shard, engine_core& core, More more, std::size_t limit) {
   std::size_t looked_at = 0;
   for (auto candidate = shard.recency.end(); candidate != shard.recency.begin() && looked_at++ < limit;) {
     --candidate;
@@ -115,7 +115,7 @@ void passivate_oldest(aggregate_slot::shard& shard, engine_core::counters_type& 
     if (!idle(found->second))
       continue;
     auto previous = std::next(candidate);
-    passivate(shard, found, counters);
+    passivate(shard, found, core);
     candidate = previous;
   }
 }
@@ -131,7 +131,7 @@ void engine_core::make_room(aggregate_slot::shard& shard, std::size_t incoming) 
   // Bounded: when the least recently used actors are all busy, the shard goes over its share for a while
   // (until a later spawn or the sweeper finds them idle).
   passivate_oldest(
-    shard, counters, [&](const aggregate_slot::entry&) { return shard.actors.size() + incoming > share; }, 8);
+    shard, *this, [&](const aggregate_slot::entry&) { return shard.actors.size() + incoming > share; }, 8);
 }
 
 void engine_core::submit_to_aggregate(aggregate_slot& slot, std::string aggregate_id, aggregate_work work) {
@@ -205,9 +205,19 @@ void engine_core::passivate_idle() {
         continue;
       // The recency list is ordered by last use: walk from the oldest until an entry is recent.
       passivate_oldest(
-        shard, counters, [&](const aggregate_slot::entry& entry) { return entry.last_used <= cutoff; },
+        shard, *this, [&](const aggregate_slot::entry& entry) { return entry.last_used <= cutoff; },
         shard.recency.size());
     }
+}
+
+void engine_core::statistics_changed() {
+  // Pairs with the fence in engine::wait_for_statistics: either this sees the waiter, or the waiter's check sees
+  // the counters changed before it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (statistics_waiters.load(std::memory_order_relaxed) == 0)
+    return;
+  std::lock_guard lock{statistics_mutex};
+  statistics_wakeup.notify_all();
 }
 
 void engine_core::mark_unhealthy(const std::string& reason) {
@@ -648,6 +658,19 @@ engine_health engine::health() const {
   if (auto failure = core_->store->failure())
     return engine_health{false, "the store cannot append: " + *failure};
   return engine_health{};
+}
+
+bool engine::wait_for_statistics(const std::function<bool(const engine_statistics&)>& condition,
+                                 std::chrono::milliseconds timeout) {
+  auto& core = *core_;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  core.statistics_waiters.fetch_add(1);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::unique_lock lock{core.statistics_mutex};
+  auto met = core.statistics_wakeup.wait_until(lock, deadline, [&] { return condition(statistics()); });
+  lock.unlock();
+  core.statistics_waiters.fetch_sub(1);
+  return met;
 }
 
 engine_statistics engine::statistics() const {

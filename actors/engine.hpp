@@ -362,6 +362,11 @@ public:
   /// Progress of every projection, in registration order.
   std::vector<projection_status> statuses() const;
 
+  /// Waits until `condition(statistics())` holds, woken each time an aggregate passivates (the counters that move
+  /// without a command: passivate_after or max_live_aggregates stop idle aggregates); false after `timeout`.
+  bool wait_for_statistics(const std::function<bool(const engine_statistics&)>& condition,
+                           std::chrono::milliseconds timeout = std::chrono::seconds{10});
+
   /// Position of the last event in the log.
   log_position head() const;
   /// Healthy, or why the engine refuses writes.

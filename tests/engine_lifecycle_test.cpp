@@ -115,18 +115,6 @@ bool streams_in_sender_order(const cqrs::event_store& store, const std::vector<s
   return true;
 }
 
-/// Waits for a condition on the engine that time, not a message, brings about (idle passivation), up to 10 s.
-template <class Condition>
-bool eventually(Condition condition) {
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > deadline)
-      return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
 } // namespace
 
 TEST_CASE("Commands committed in the background still run one at a time, in each sender's order") {
@@ -207,7 +195,7 @@ TEST_CASE("Beyond the live maximum, idle aggregates stop and come back with thei
   // Each sender has at most 50 commands in flight, so at most that many busy actors can push a shard over.
   CHECK(statistics.peak_live_aggregates <= live_maximum + senders * 50);
   // Shards that went over their share are trimmed back once their actors are idle.
-  CHECK(eventually([&] { return engine->statistics().live_aggregates <= live_maximum; }));
+  CHECK(engine->wait_for_statistics([&](const auto& now) { return now.live_aggregates <= live_maximum; }));
   statistics = engine->statistics();
   CHECK(statistics.aggregates_passivated >= all_accounts.size() - live_maximum);
   CHECK(statistics.aggregates_started == statistics.aggregates_passivated + statistics.live_aggregates);
@@ -233,7 +221,7 @@ TEST_CASE("Idle aggregates stop after passivate_after and answer their next comm
     open(*engine, accounts.back());
   }
   for (int round = 0; round < 3; ++round) {
-    REQUIRE(eventually([&] { return engine->statistics().live_aggregates == 0; }));
+    REQUIRE(engine->wait_for_statistics([](const auto& now) { return now.live_aggregates == 0; }));
     std::vector<std::future<cqrs::command_result>> replies;
     for (const auto& account : accounts)
       for (int index = 0; index < 20; ++index)
@@ -280,7 +268,7 @@ TEST_CASE("A command re-sent with its id gets its original outcome and appends n
     CHECK(engine->statistics().duplicate_commands == 16);
   }
   SECTION("after the aggregate was passivated") {
-    REQUIRE(eventually([&] { return engine->statistics().live_aggregates == 0; }));
+    REQUIRE(engine->wait_for_statistics([](const auto& now) { return now.live_aggregates == 0; }));
     auto again = run(*engine, bank::deposit{"retry", 500}, {"deposit-1", ""});
     REQUIRE(again);
     CHECK(again->position == first->position);

@@ -400,6 +400,11 @@ public:
     std::atomic<std::uint64_t> duplicate_commands{0};
   };
   counters_type counters;
+  /// A counter changed without a command (an aggregate passivated): wakes engine::wait_for_statistics.
+  void statistics_changed();
+  std::atomic<int> statistics_waiters{0};
+  std::mutex statistics_mutex;
+  std::condition_variable statistics_wakeup;
   /// Hands a query whose position is reached (or that wants none) to a query actor.
   void dispatch_query(std::shared_ptr<query_task> task);
   /// Wakes the projection's actor unless a wake-up is already queued.
