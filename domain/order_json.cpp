@@ -3,9 +3,13 @@
 
 #include "actors/overloaded.hpp"
 
+#include <boost/json/basic_parser_impl.hpp>
+
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
+#include <set>
 #include <utility>
 
 namespace order_json {
@@ -221,6 +225,68 @@ std::expected<parsed_line, std::string> parse_object(const boost::json::object& 
   return parse_query(fields, *name);
 }
 
+/// basic_parser callbacks that look for a key repeated within one object. boost::json::parse keeps the last
+/// of repeated keys, so {"type":"ShipOrder",...,"type":"CancelOrder"} would be read as a CancelOrder: refused instead.
+class duplicate_key_finder {
+public:
+  static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
+  static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
+
+  /// The first key found twice in one object, if any.
+  std::optional<std::string> duplicate;
+
+  bool on_document_begin(boost::system::error_code&) { return true; }
+  bool on_document_end(boost::system::error_code&) { return true; }
+  bool on_object_begin(boost::system::error_code&) {
+    objects_.emplace_back();
+    return true;
+  }
+  bool on_object_end(std::size_t, boost::system::error_code&) {
+    objects_.pop_back();
+    return true;
+  }
+  bool on_array_begin(boost::system::error_code&) { return true; }
+  bool on_array_end(std::size_t, boost::system::error_code&) { return true; }
+  bool on_key_part(boost::json::string_view part, std::size_t, boost::system::error_code&) {
+    key_.append(part.data(), part.size());
+    return true;
+  }
+  bool on_key(boost::json::string_view part, std::size_t, boost::system::error_code& error) {
+    key_.append(part.data(), part.size());
+    if (!objects_.back().insert(key_).second) {
+      duplicate = std::move(key_);
+      error = boost::json::error::extra_data; // any error: it only stops the parse
+      return false;
+    }
+    key_.clear();
+    return true;
+  }
+  bool on_string_part(boost::json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_string(boost::json::string_view, std::size_t, boost::system::error_code&) { return true; }
+  bool on_number_part(boost::json::string_view, boost::system::error_code&) { return true; }
+  bool on_int64(std::int64_t, boost::json::string_view, boost::system::error_code&) { return true; }
+  bool on_uint64(std::uint64_t, boost::json::string_view, boost::system::error_code&) { return true; }
+  bool on_double(double, boost::json::string_view, boost::system::error_code&) { return true; }
+  bool on_bool(bool, boost::system::error_code&) { return true; }
+  bool on_null(boost::system::error_code&) { return true; }
+  bool on_comment_part(boost::json::string_view, boost::system::error_code&) { return true; }
+  bool on_comment(boost::json::string_view, boost::system::error_code&) { return true; }
+
+private:
+  std::vector<std::set<std::string, std::less<>>> objects_;
+  std::string key_;
+};
+
+/// The first key that a JSON text (already parsed once, so valid) repeats within one object.
+std::optional<std::string> first_duplicate_key(std::string_view text) {
+  boost::json::basic_parser<duplicate_key_finder> parser{boost::json::parse_options{}};
+  boost::system::error_code error;
+  parser.write_some(false, text.data(), text.size(), error);
+  return std::move(parser.handler().duplicate);
+}
+
 } // namespace
 
 std::expected<parsed_line, std::string> parse_line(std::string_view line) noexcept {
@@ -241,6 +307,8 @@ std::expected<parsed_line, std::string> parse_line(std::string_view line) noexce
     const auto* fields = value.if_object();
     if (!fields)
       return std::unexpected("a line must be a JSON object, got " + describe(value));
+    if (auto repeated = first_duplicate_key(line))
+      return std::unexpected("duplicate key " + echo(*repeated) + ": each key may appear once in an object");
     return parse_object(*fields);
   } catch (const std::exception& failure) {
     return std::unexpected(std::string{"cannot read the line: "} + failure.what());

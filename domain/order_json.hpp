@@ -61,8 +61,8 @@ using parsed_line = std::variant<orders::command, query_request>;
 ///   {"query":"top_products"}
 /// The error says precisely what is wrong: malformed JSON (Boost.JSON's message), not an object, unknown type or
 /// query, unknown field (refused, so a misspelt optional field is not silently ignored), missing field, field of
-/// the wrong kind, integer outside the 64-bit signed range, line too long or too deeply nested. A field given
-/// twice takes its last value (Boost.JSON keeps the last duplicate key).
+/// the wrong kind, integer outside the 64-bit signed range, line too long or too deeply nested, a key given twice
+/// in one object (named: Boost.JSON would keep the last one silently, even for "type").
 /// It checks shape only: a qty of 0 or -3 parses, and the domain rejects it with its rule's code, so scripts
 /// see every business rule the way any other client does. Never throws.
 [[nodiscard]] std::expected<parsed_line, std::string> parse_line(std::string_view line) noexcept;
