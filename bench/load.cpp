@@ -237,6 +237,8 @@ struct command_phase {
       });
       return;
     }
+    if (!accepted && result.error().code == cqrs::errc::store_failure)
+      stop_if_unhealthy();
     bool explained = !accepted && run.lost_to_overload_before(order);
     auto completion = static_cast<std::int64_t>(nanoseconds(now - run.origin));
     recorder.record(nanoseconds(now - intended), [&](outcome_tally& tally) {
@@ -265,6 +267,16 @@ struct command_phase {
                        + std::string{expected});
   }
 
+  /// An engine whose store failed refuses every later command: the clients stop at their next order instead of
+  /// sending the rest of the run into refusals.
+  void stop_if_unhealthy() {
+    auto health = run.engine->health();
+    if (health.healthy || stopped_unhealthy.exchange(true))
+      return;
+    budget->stop();
+    run.note_problem("the engine stopped accepting writes (" + health.reason + "); the run stopped sending");
+  }
+
   bool samples_visibility(std::uint64_t accepted_so_far) const {
     return measured && run.options.visibility_every != 0 && accepted_so_far % run.options.visibility_every == 0;
   }
@@ -280,6 +292,7 @@ struct command_phase {
   striped_recorder recorder;
   /// Clients (closed loop) or pacers and commands (open loop) still running.
   pending_counter running;
+  std::atomic<bool> stopped_unhealthy{false};
 };
 
 class async_client;

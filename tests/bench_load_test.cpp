@@ -101,6 +101,63 @@ TEST_CASE("a short orders run in a closed loop ends verified with every invalid 
   CHECK(report.sending_threads == small_run().drivers);
 }
 
+namespace {
+
+/// An in-memory store whose disk "fills up" after `good_appends` appends: every later append fails and failure()
+/// says so, as a durable store's would.
+class filling_store final : public cqrs::event_store {
+public:
+  explicit filling_store(int good_appends) : left_(good_appends) {}
+
+  std::expected<cqrs::append_result, cqrs::store_error> append(cqrs::append_request request) override {
+    if (left_.fetch_sub(1) <= 0) {
+      full_.store(true);
+      return std::unexpected(cqrs::store_error{std::string{cqrs::errc::store_failure}, "disk full (injected)"});
+    }
+    return inner_->append(std::move(request));
+  }
+  cqrs::stream_version read_stream(const cqrs::stream_id& stream, cqrs::stream_version after,
+                                   const cqrs::event_visitor& visit) const override {
+    return inner_->read_stream(stream, after, visit);
+  }
+  void read_all(cqrs::log_position after, cqrs::log_position up_to, const cqrs::event_visitor& visit) const override {
+    inner_->read_all(after, up_to, visit);
+  }
+  cqrs::log_position head() const override { return inner_->head(); }
+  std::uint64_t subscribe(cqrs::head_listener listener) override { return inner_->subscribe(std::move(listener)); }
+  void unsubscribe(std::uint64_t subscription) override { inner_->unsubscribe(subscription); }
+  std::optional<cqrs::recorded_command> find_command(const std::string& command_id) const override {
+    return inner_->find_command(command_id);
+  }
+  void save_snapshot(cqrs::snapshot taken) override { inner_->save_snapshot(std::move(taken)); }
+  std::optional<cqrs::snapshot> load_snapshot(const cqrs::stream_id& stream) const override {
+    return inner_->load_snapshot(stream);
+  }
+  std::optional<std::string> failure() const override {
+    return full_.load() ? std::optional<std::string>{"disk full (injected)"} : std::nullopt;
+  }
+
+private:
+  std::shared_ptr<cqrs::event_store> inner_ = cqrs::make_memory_event_store();
+  std::atomic<int> left_;
+  std::atomic<bool> full_{false};
+};
+
+} // namespace
+
+TEST_CASE("a run stops sending once the engine turns unhealthy, and says why") {
+  auto options = small_run();
+  options.orders = 3000; // 18,000 commands planned
+  options.store = std::make_shared<filling_store>(200);
+  auto report = bench::run_load(options);
+  CHECK_FALSE(report.verified);
+  CHECK(mentions(report.problems, "the engine stopped accepting writes"));
+  CHECK(mentions(report.problems, "disk full (injected)"));
+  // Each client ends the order it is in (at most 6 commands each), then stops.
+  CHECK(report.commands < 200 + 8 * 7 + 10);
+  CHECK(report.accepted <= 200);
+}
+
 TEST_CASE("a run past the engine's bound counts overloaded replies apart and still ends verified") {
   auto options = small_run();
   // Commands wait for their aggregates' actors, so 8 clients keep more than 2 in flight: most are refused at once.
