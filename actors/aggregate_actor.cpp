@@ -321,7 +321,7 @@ aggregate_actor::behavior_type aggregate_behavior(aggregate_actor::stateful_poin
 
 aggregate_actor spawn_aggregate(caf::actor_system& system, std::shared_ptr<aggregate_cell> cell) {
   // Lazy: the spawner only enqueues; the actor first runs when its first message is scheduled.
-  return system.spawn<caf::lazy_init>(aggregate_behavior, std::move(cell));
+  return spawned(system.spawn<caf::lazy_init>(aggregate_behavior, std::move(cell)));
 }
 
 } // namespace cqrs::detail

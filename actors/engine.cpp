@@ -65,6 +65,7 @@ engine_core::engine_core(options chosen) : settings(std::move(chosen)) {
   config.set("scheduler.policy", settings.tuning.policy == scheduler_policy::sharing ? caf::atom("sharing")
                                                                                : caf::atom("stealing"));
   system = std::make_unique<caf::actor_system>(config);
+  caf::logger::set_current_actor_system(nullptr); // see `spawned`: constructing the system sets it too
   auto query_actor_count = std::max<std::size_t>(1, settings.tuning.query_actors);
   for (std::size_t index = 0; index < query_actor_count; ++index)
     query_actors.push_back(spawn_query_actor(*system, this));
@@ -256,7 +257,7 @@ sweeper_actor::behavior_type sweeper_behavior(sweeper_actor::pointer self, engin
 } // namespace
 
 sweeper_actor spawn_sweeper(caf::actor_system& system, engine_core* core) {
-  return system.spawn(sweeper_behavior, core);
+  return spawned(system.spawn(sweeper_behavior, core));
 }
 
 void engine_core::dispatch_query(std::shared_ptr<query_task> task) {

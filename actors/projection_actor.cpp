@@ -360,11 +360,11 @@ query_actor::behavior_type query_behavior(query_actor::pointer self, engine_core
 
 projection_actor spawn_projection(caf::actor_system& system, projection_slot* slot, event_store* store,
                                   engine_core* core) {
-  return system.spawn(projection_behavior, slot, store, core);
+  return spawned(system.spawn(projection_behavior, slot, store, core));
 }
 
 query_actor spawn_query_actor(caf::actor_system& system, engine_core* core) {
-  return system.spawn(query_behavior, core);
+  return spawned(system.spawn(query_behavior, core));
 }
 
 } // namespace cqrs::detail

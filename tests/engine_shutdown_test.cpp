@@ -1,5 +1,6 @@
 // Shutdown drains: every command gets one reply, every accepted command is in the log, nothing hangs.
 #include "engine_support.hpp"
+#include "gated_store.hpp"
 #include "waiting.hpp"
 
 #include <catch2/catch.hpp>
@@ -93,4 +94,41 @@ TEST_CASE("shutdown lets the read models apply every accepted command first") {
   REQUIRE(balances);
   CHECK(balances->checkpoint == store->head());
   CHECK(balances->model.accounts.at("a").balance_cents == 5000);
+}
+
+TEST_CASE("shutdown answers every command sent before it as accepted: it drains them, it does not drop them") {
+  auto dispatch = GENERATE(cqrs::command_dispatch::caller_when_idle, cqrs::command_dispatch::aggregate_actor);
+  auto store = std::make_shared<test_support::gated_store>();
+  cqrs::options settings{.store = store};
+  settings.tuning.commands = dispatch;
+  auto engine = bank_engine(settings);
+  // Every append waits behind the gate, so all of these are still in flight when shutdown begins.
+  constexpr int sent = 100;
+  std::vector<std::future<cqrs::command_result>> replies;
+  for (int index = 0; index < sent; ++index)
+    replies.push_back(engine->send(bank::open_account{"drained-" + std::to_string(index), "owner"}));
+
+  // Shut down from another thread than the one that made the engine (as a host's signal thread would); this one
+  // opens the gate once shutdown has begun, which it knows when a new command is refused as engine_stopped.
+  std::jthread stopping{[&] { engine->shutdown(); }};
+  auto began = test_support::spin_until([&] {
+    auto probe = engine->send(bank::open_account{"probe", "owner"});
+    if (probe.wait_for(std::chrono::seconds{0}) != std::future_status::ready)
+      return false;
+    auto answer = probe.get();
+    return !answer && answer.error().code == cqrs::errc::engine_stopped;
+  });
+  store->open_gate();
+  stopping.join();
+  REQUIRE(began);
+
+  for (auto& reply : replies) {
+    auto result = reply.get();
+    INFO((result ? std::string{"accepted"} : result.error().code + ": " + result.error().message));
+    CHECK(result.has_value());
+  }
+  std::size_t drained = 0;
+  for (const auto& event : log_of(*store))
+    drained += event.aggregate_id().starts_with("drained-") ? 1 : 0;
+  CHECK(drained == sent);
 }

@@ -49,6 +49,15 @@ inline void received([[maybe_unused]] caf::abstract_actor* self) {
 #endif
 }
 
+/// Returns a freshly spawned actor after dropping the reference to CAF's logger that CAF 0.17's spawn leaves in the
+/// calling thread: the actor system's destructor waits until the logger is gone, so a host thread that ever
+/// spawned (running a command, registering a projection) and outlived the engine made shutdown hang for good.
+template <class Handle>
+Handle spawned(Handle handle) {
+  caf::logger::set_current_actor_system(nullptr);
+  return handle;
+}
+
 /// Stops an actor with an exit message, stating the edge to TSan like `deliver`, once the message is built (its
 /// state's destructor, which runs on whichever worker handles the exit, calls `received`).
 template <class Handle>
