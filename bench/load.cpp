@@ -757,7 +757,7 @@ query_phase_result run_query_phase(run_state& run, const workload_plan& plan, st
     client->start();
   // The phase lasts a fixed time: the waits below measure it out, they synchronise nothing.
   while (!phase->running.wait_for_zero(std::chrono::milliseconds{10})) {
-    if (clock::now() >= deadline)
+    if (clock::now() >= deadline || runs_interrupted())
       phase->stop.store(true);
     meter.update([&] { return phase->recorder.count(); }, 0);
   }
@@ -1076,6 +1076,7 @@ load_report run_load(const load_options& chosen, std::vector<read_model_probe> p
     report.invalid_rejected = measured.tally.invalid_rejected;
     report.valid_rejected = measured.tally.valid_rejected;
     report.wrong_code = measured.tally.wrong_code;
+    report.interrupted = runs_interrupted();
     report.overloaded = measured.tally.overloaded;
     report.rejected_after_overload = measured.tally.rejected_after_overload;
     report.seconds = measured.seconds;

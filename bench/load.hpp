@@ -252,6 +252,8 @@ struct load_report {
   /// commands rejected by a rule only because an earlier command of their order was refused so.
   std::uint64_t overloaded = 0;
   std::uint64_t rejected_after_overload = 0;
+  /// A signal ended the run early: the figures cover what was sent until then.
+  bool interrupted = false;
   /// Hot workload: how long placing the orders took (not measured as load).
   double setup_seconds = 0;
   /// From the first measured send to the last reply.

@@ -105,7 +105,8 @@ void print_table(std::ostream& out, const load_report& report) {
                                       + " refused as overloaded, "
                                       + grouped(static_cast<double>(report.rejected_after_overload))
                                       + " rejected as a consequence"));
-  row(out, "throughput", grouped(report.commands_per_s) + " commands/s over " + format("%.2f s", report.seconds));
+  row(out, "throughput", grouped(report.commands_per_s) + " commands/s over " + format("%.2f s", report.seconds)
+                           + (report.interrupted ? " (interrupted by a signal)" : ""));
   row(out, "latency", latency_line(report.latency));
   auto in_flight = format("%.1f", report.mean_in_flight) + " (Little's law: throughput x mean latency)";
   if (options.rate > 0)
@@ -223,6 +224,7 @@ boost::json::object to_json(const load_report& report) {
   object["invalid_commands"] = report.invalid_commands;
   object["invalid_rejected"] = report.invalid_rejected;
   object["valid_rejected"] = report.valid_rejected;
+  object["interrupted"] = report.interrupted;
   object["overloaded"] = report.overloaded;
   object["rejected_after_overload"] = report.rejected_after_overload;
   object["queries_overloaded"] = report.queries_overloaded;

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <atomic>
+
 namespace bench {
 namespace {
 
@@ -79,9 +81,25 @@ std::uint64_t orders_placed(const workload_plan& plan, std::uint64_t units) {
 phase_budget::phase_budget(std::uint64_t max_units, std::uint64_t max_commands, clock::time_point deadline)
   : max_units_(max_units), max_commands_(max_commands), deadline_(deadline) {}
 
+namespace {
+std::atomic<bool> interrupted{false};
+} // namespace
+
+void interrupt_runs() noexcept {
+  interrupted.store(true, std::memory_order_relaxed);
+}
+
+bool runs_interrupted() noexcept {
+  return interrupted.load(std::memory_order_relaxed);
+}
+
 std::optional<std::uint64_t> phase_budget::claim_unit(std::uint64_t commands) {
   if (stopped_.load(std::memory_order_relaxed))
     return std::nullopt;
+  if (runs_interrupted()) {
+    stop();
+    return std::nullopt;
+  }
   if (deadline_ != clock::time_point::max() && clock::now() >= deadline_) {
     stop();
     return std::nullopt;

@@ -55,6 +55,12 @@ std::string customer_of(const workload_plan& plan, std::uint64_t number);
 /// When the clients of a phase stop: after a number of units (orders, pairs, placements), of commands, at a
 /// time, or when told. A client checks before each unit and always finishes the unit it began, so orders are
 /// never left half-sent and a hot pair never leaves its line behind.
+/// Ends every phase of the process's runs early (a signal asked the load tester to stop): clients stop at their
+/// next unit of work, so every command sent is answered and the run ends with its figures and checks.
+void interrupt_runs() noexcept;
+/// True once interrupt_runs was called.
+bool runs_interrupted() noexcept;
+
 class phase_budget {
 public:
   using clock = std::chrono::steady_clock;
