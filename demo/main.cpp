@@ -3,6 +3,7 @@
 #include "demo/order_engine.hpp"
 #include "demo/report.hpp"
 #include "demo/script.hpp"
+#include "demo/signals.hpp"
 #include "demo/simulation.hpp"
 #include "demo/store_choice.hpp"
 
@@ -98,7 +99,12 @@ int run_script_mode(const std::string& path, std::size_t threads, std::shared_pt
 
 int main(int argc, char** argv) {
   std::ios::sync_with_stdio(false);
+  // The simulation's clients stop before their next command on a first SIGINT or SIGTERM, and the run is verified.
+  static std::atomic<bool> interrupted{false};
+  demo::handle_interrupts("cqrs-demo: interrupted; stopping the clients and verifying (a second signal ends at once)\n",
+                          [] { interrupted.store(true); });
   demo::simulation_options options;
+  options.interrupt = &interrupted;
   double duration_seconds = 0;
   bool json = false;
   std::string script;
@@ -198,7 +204,7 @@ int main(int argc, char** argv) {
     if (json)
       std::cout << boost::json::serialize(demo::to_json(result)) << '\n';
     std::cout.flush();
-    return result.passed() ? exit_verified : exit_failed;
+    return demo::exit_code_after_interrupts(result.passed() ? exit_verified : exit_failed);
   } catch (const std::exception& error) {
     std::cout.flush();
     std::cerr << "cqrs-demo: " << error.what() << '\n';

@@ -66,6 +66,9 @@ void print_summary(std::ostream& out, const simulation_result& result) {
     out << "Recovered the store: the read models rebuilt from " << result.recovery.events << " events in "
         << std::setprecision(2) << result.recovery.seconds << " s (" << std::setprecision(0)
         << result.recovery.events_per_s << " events/s)\n";
+  if (result.stopped_by_signal)
+    out << "Stopped by a signal before every order was done; the orders sent so far were answered and are "
+           "verified below.\n";
   if (result.stopped_by_duration)
     out << "Stopped by --duration-s before every order was done: how far a bounded run gets depends on the "
            "machine, so it is not deterministic.\n";
@@ -127,6 +130,7 @@ boost::json::object to_json(const simulation_result& result) {
   json["threads"] = options.engine_threads;
   json["duration_ms"] = options.duration.count() > 0 ? boost::json::value(options.duration.count()) : null;
   json["stopped_by_duration"] = result.stopped_by_duration;
+  json["stopped_by_signal"] = result.stopped_by_signal;
   json["elapsed_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(result.elapsed).count();
   json["commands"] = result.commands;
   json["accepted"] = result.accepted;

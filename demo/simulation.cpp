@@ -335,6 +335,7 @@ struct shared_counters {
   std::atomic<std::uint64_t> ryw_violations{0};
   std::atomic<std::uint64_t> failed_queries{0};
   std::atomic<bool> out_of_time{false};
+  std::atomic<bool> interrupted{false};
 };
 
 // What one client gathers on its own and hands over once it is done.
@@ -374,14 +375,19 @@ auto query_timed(cqrs::engine& engine, Query question, cqrs::consistency wanted)
 class client {
 public:
   client(cqrs::engine& engine, std::vector<customer*> customers, std::optional<clock::time_point> deadline,
-         shared_counters& counters, client_tally& tally)
-    : engine_(engine), customers_(std::move(customers)), deadline_(deadline), counters_(counters), tally_(tally) {}
+         const std::atomic<bool>* interrupt, shared_counters& counters, client_tally& tally)
+    : engine_(engine), customers_(std::move(customers)), deadline_(deadline), interrupt_(interrupt),
+      counters_(counters), tally_(tally) {}
 
   void run() {
     while (!customers_.empty()) {
       for (std::size_t index = 0; index < customers_.size();) {
         if (deadline_ && clock::now() >= *deadline_) {
           counters_.out_of_time.store(true);
+          return;
+        }
+        if (interrupt_ && interrupt_->load(std::memory_order_relaxed)) {
+          counters_.interrupted.store(true);
           return;
         }
         auto planned = customers_[index]->next();
@@ -455,6 +461,7 @@ private:
   cqrs::engine& engine_;
   std::vector<customer*> customers_;
   std::optional<clock::time_point> deadline_;
+  const std::atomic<bool>* interrupt_;
   shared_counters& counters_;
   client_tally& tally_;
 };
@@ -665,7 +672,7 @@ simulation_result run_simulation(const simulation_options& options) {
     for (std::size_t index = 0; index < options.clients; ++index)
       threads.emplace_back([&, index] {
         try {
-          client{engine, std::move(owned[index]), deadline, counters, tallies[index]}.run();
+          client{engine, std::move(owned[index]), deadline, options.interrupt, counters, tallies[index]}.run();
         } catch (...) {
           tallies[index].failure = std::current_exception();
         }
@@ -692,6 +699,7 @@ simulation_result run_simulation(const simulation_options& options) {
   result.ryw_violations = counters.ryw_violations;
   result.failed_queries = counters.failed_queries;
   result.stopped_by_duration = counters.out_of_time;
+  result.stopped_by_signal = counters.interrupted;
   std::vector<std::uint64_t> lag_samples;
   for (auto& tally : tallies) {
     for (const auto& [code, count] : tally.rejections_by_code)

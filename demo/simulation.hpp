@@ -6,6 +6,7 @@
 #include "demo/store_choice.hpp"
 #include "demo/verification.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +44,9 @@ struct simulation_options {
   /// Stop sending commands after this long (zero: no bound). A bounded run stops at a point in time, so it is not
   /// deterministic: the commands sent depend on the machine's speed.
   std::chrono::milliseconds duration{0};
+  /// Set to true (by a signal) to end the run early, as when `duration` runs out: the clients stop before their
+  /// next command. Not owned; null for none.
+  const std::atomic<bool>* interrupt = nullptr;
   progress_style progress = progress_style::none;
   /// Where progress goes; needed unless progress is none.
   std::ostream* progress_output = nullptr;
@@ -115,6 +119,8 @@ struct simulation_result {
   std::chrono::duration<double> elapsed{0};
   /// True when `duration` ran out before the clients finished their orders.
   bool stopped_by_duration = false;
+  /// True when `interrupt` ended the run before the clients finished their orders.
+  bool stopped_by_signal = false;
 
   /// The read models at the end, once caught up; absent if they could not be copied.
   std::optional<order_read_models> read_models;

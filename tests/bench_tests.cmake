@@ -66,11 +66,11 @@ if(TARGET cqrs-store)
   set_tests_properties(bench/crash_sqlite PROPERTIES TIMEOUT 300 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
 endif()
 
-# The signal test: cqrs-load under load gets SIGINT, then (a second run) SIGTERM, and must end cleanly with its
-# summary, its checks passed and exit code 128 + the signal (tests/signal_test.cpp).
+# The signal test: cqrs-load and cqrs-demo under load get SIGINT, then (another run) SIGTERM, and must end cleanly
+# with their summary, their checks passed and exit code 128 + the signal (tests/signal_test.cpp).
 add_executable(cqrs-signal-test signal_test.cpp)
-add_dependencies(cqrs-signal-test cqrs-load)
-add_test(NAME "bench/cqrs-load ends cleanly on SIGINT and SIGTERM"
-  COMMAND cqrs-signal-test --load $<TARGET_FILE:cqrs-load>)
-set_tests_properties("bench/cqrs-load ends cleanly on SIGINT and SIGTERM"
+add_dependencies(cqrs-signal-test cqrs-load cqrs-demo)
+add_test(NAME "bench/cqrs-load and cqrs-demo end cleanly on SIGINT and SIGTERM"
+  COMMAND cqrs-signal-test --load $<TARGET_FILE:cqrs-load> --demo $<TARGET_FILE:cqrs-demo>)
+set_tests_properties("bench/cqrs-load and cqrs-demo end cleanly on SIGINT and SIGTERM"
   PROPERTIES TIMEOUT 120 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")

@@ -1,5 +1,6 @@
-// The signal test: cqrs-load under load gets SIGINT (or SIGTERM) and must end cleanly: every command answered, the
-// summary and its checks printed, exit code 128 + the signal. Usage: cqrs-signal-test --load PATH
+// The signal test: cqrs-load and cqrs-demo under load get SIGINT (or SIGTERM) and must end cleanly: every command
+// answered, the summary and its checks printed, exit code 128 + the signal. Usage: cqrs-signal-test --load PATH
+// --demo PATH
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -75,16 +77,24 @@ int wait_for(pid_t child) {
   return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
 }
 
-/// One round: a run far longer than the test, a signal once its first progress line shows it under load.
-bool interrupted_cleanly(const std::string& load, int signal_number, const char* name) {
-  // 100 million orders would take hours: only the signal can end this run in time.
-  auto child = start(load, {"--orders", "100000000", "--query-s", "0", "--progress", "lines", "--json"});
+/// A program under test: how to start a run far longer than the test, the text of its first progress line, and
+/// what its output must hold after a signal ended it.
+struct subject {
+  std::string program;
+  std::vector<std::string> arguments;
+  std::string progress;
+  std::vector<std::string> expected;
+};
+
+/// One round: the run, and a signal once its first progress line shows it under load.
+bool interrupted_cleanly(const subject& run, int signal_number, const std::string& name) {
+  auto child = start(run.program, run.arguments);
   if (child.pid < 0) {
-    std::cerr << name << ": cannot start " << load << '\n';
+    std::cerr << name << ": cannot start " << run.program << '\n';
     return false;
   }
   std::string output;
-  bool loaded = read_until(child.output, "orders: ", output);
+  bool loaded = read_until(child.output, run.progress, output);
   kill(child.pid, signal_number);
   read_to_end(child.output, output);
   close(child.output);
@@ -94,10 +104,9 @@ bool interrupted_cleanly(const std::string& load, int signal_number, const char*
     failures.push_back("no progress line came before the output ended");
   if (code != 128 + signal_number)
     failures.push_back("exit code " + std::to_string(code) + ", expected " + std::to_string(128 + signal_number));
-  for (const char* expected : {"interrupted; finishing the orders in progress", "(interrupted by a signal)",
-                               "\"interrupted\":true", "\"verified\":true", "\"problems\":[]"})
+  for (const auto& expected : run.expected)
     if (output.find(expected) == std::string::npos)
-      failures.push_back(std::string{"the output lacks "} + expected);
+      failures.push_back("the output lacks " + expected);
   for (const auto& failure : failures)
     std::cerr << name << ": " << failure << '\n';
   if (!failures.empty())
@@ -111,14 +120,31 @@ bool interrupted_cleanly(const std::string& load, int signal_number, const char*
 
 int main(int argc, char** argv) {
   std::string load;
-  for (int index = 1; index + 1 < argc; ++index)
+  std::string demo;
+  for (int index = 1; index + 1 < argc; ++index) {
     if (std::strcmp(argv[index], "--load") == 0)
       load = argv[index + 1];
-  if (load.empty()) {
-    std::cerr << "usage: cqrs-signal-test --load PATH\n";
+    if (std::strcmp(argv[index], "--demo") == 0)
+      demo = argv[index + 1];
+  }
+  if (load.empty() || demo.empty()) {
+    std::cerr << "usage: cqrs-signal-test --load PATH --demo PATH\n";
     return 2;
   }
-  bool passed = interrupted_cleanly(load, SIGINT, "SIGINT");
-  passed = interrupted_cleanly(load, SIGTERM, "SIGTERM") && passed;
+  // 100 million orders would take hours, and a million orders of the demo minutes: only the signal ends them in time.
+  subject load_run{load,
+                   {"--orders", "100000000", "--query-s", "0", "--progress", "lines", "--json"},
+                   "orders: ",
+                   {"interrupted; finishing the orders in progress", "(interrupted by a signal)",
+                    "\"interrupted\":true", "\"verified\":true", "\"problems\":[]"}};
+  subject demo_run{demo,
+                   {"--orders", "1000000", "--customers", "100000", "--json"},
+                   "[1.0s] commands",
+                   {"interrupted; stopping the clients", "Stopped by a signal", "\"stopped_by_signal\":true",
+                    "\nverified\n"}};
+  bool passed = true;
+  for (const auto& [run, name] : {std::pair{&load_run, "cqrs-load"}, std::pair{&demo_run, "cqrs-demo"}})
+    for (auto [signal_number, signal_name] : {std::pair{SIGINT, "SIGINT"}, std::pair{SIGTERM, "SIGTERM"}})
+      passed = interrupted_cleanly(*run, signal_number, std::string{name} + " " + signal_name) && passed;
   return passed ? 0 : 1;
 }
