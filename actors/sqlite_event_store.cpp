@@ -478,15 +478,22 @@ public:
                              column_text(row, 5), column_text(row, 6));
         });
       }
-      for (auto& event : fetched.events)
+      for (auto& event : fetched.events) {
+        // Versions too are gap-free: a missing one is an event deleted from the file, and the state folded
+        // without it would be wrong.
+        if (event.version != from + 1)
+          throw event_read_error("stream " + stream.to_string() + " has no event at version "
+                                   + std::to_string(from + 1) + " (the next one is " + std::to_string(event.version)
+                                   + ", at position " + std::to_string(event.position) + "): " + path_
+                                   + " was changed",
+                                 event.position, std::string{event.type_name});
         if (!visit(event))
           return current_stream_version(stream);
+        from = event.version;
+        delivered = true;
+      }
       if (fetched.failure)
         throw *fetched.failure;
-      if (!fetched.events.empty()) {
-        delivered = true;
-        from = fetched.events.back().version;
-      }
       // The last chunk ended the stream as its snapshot saw it, so the last event's version is the stream's
       // version consistent with what the visitor saw.
       if (fetched.exhausted && delivered)
@@ -560,14 +567,21 @@ public:
                              column_text(row, 7), column_text(row, 8));
         });
       }
-      for (auto& event : fetched.events)
+      for (auto& event : fetched.events) {
+        // Positions are gap-free by construction; a missing one means the file was changed under the engine, and
+        // going on would fold a log that is not the one written: stop there, naming it.
+        if (event.position != next + 1)
+          throw event_read_error("the log has no event at position " + std::to_string(next + 1) + " (the next one is "
+                                   + std::to_string(event.position) + "): " + path_ + " was changed",
+                                 next + 1, "");
         if (!visit(event))
           return;
+        next = event.position;
+      }
       if (fetched.failure)
         throw *fetched.failure;
       if (fetched.events.empty())
         return;
-      next = fetched.events.back().position;
     }
   }
 

@@ -331,6 +331,54 @@ TEST_CASE("an event that cannot be decoded stops the read with an event_read_err
   }
 }
 
+TEST_CASE("a log with a hole is refused at the hole: by read_all, read_stream and the projections", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2, 3})));
+    REQUIRE(store->append(deposits(account_stream("b"), 0, {4})));
+  }
+  test_support::raw_database{path}.execute("DELETE FROM events WHERE position = 2");
+  std::vector<std::int64_t> seen;
+  auto collect = [&](const cqrs::envelope& event) {
+    seen.push_back(amount_of(event));
+    return true;
+  };
+  {
+    auto store = open_store(path);
+    try {
+      store->read_all(0, store->head(), collect);
+      FAIL("read_all went over the hole");
+    } catch (const cqrs::event_read_error& error) {
+      CHECK(error.position() == 2);
+      CHECK_THAT(error.what(), Catch::Contains("no event at position 2") && Catch::Contains("was changed"));
+    }
+    CHECK(seen == std::vector<std::int64_t>{1});
+    seen.clear();
+    try {
+      store->read_stream(cqrs::stream_id{"account", "a"}, 0, collect);
+      FAIL("read_stream went over the hole");
+    } catch (const cqrs::event_read_error& error) {
+      CHECK_THAT(error.what(), Catch::Contains("account/a has no event at version 2"));
+    }
+    CHECK(seen == std::vector<std::int64_t>{1});
+    seen.clear();
+    store->read_all(2, store->head(), collect); // past the hole, the log reads on
+    CHECK(seen == std::vector<std::int64_t>{3, 4});
+  }
+  // An engine on the file: its projections stop at the hole and say where, instead of folding a log with a hole.
+  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.store = open_store(path), .tuning = {.threads = 2}});
+  engine->add_aggregate<bank::account>();
+  engine->add_projection<readmodels::bank_totals>();
+  CHECK_FALSE(engine->wait_until_caught_up());
+  auto status = engine->status("bank_totals");
+  REQUIRE(status);
+  REQUIRE(status->failure);
+  CHECK(status->failure->position == 2);
+  CHECK_THAT(status->failure->message, Catch::Contains("no event at position 2"));
+}
+
 TEST_CASE("a second writer on the same file makes the store refuse to build on its cached state",
           "[store][sqlite]") {
   test_support::temporary_folder folder;
