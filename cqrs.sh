@@ -6,6 +6,7 @@
 #   ./cqrs.sh test [ctest options...]  run the whole test suite through ctest
 #   ./cqrs.sh build                    install and build only
 #   ./cqrs.sh sanitize                 run the suite under ASan+UBSan (build-asan/) and TSan (build-tsan/)
+#   ./cqrs.sh fuzz [SECONDS]           run every libFuzzer target (fuzz/) for SECONDS each (default 60), with clang-16
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -13,7 +14,7 @@ packages=(cmake make g++ libcaf-dev libboost-json1.81-dev catch2 libcli11-dev li
 
 install_missing() {
   local missing=()
-  for package in "${packages[@]}"; do
+  for package in "${packages[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
   done
   if ((${#missing[@]})); then
@@ -59,8 +60,23 @@ case $command in
     build build-tsan -DCQRS_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
     ctest --test-dir build-tsan --output-on-failure -j "$(nproc)" "$@"
     ;;
+  fuzz)
+    # Debian 12's clang-16: clang-14 cannot compile the project's C++23 (std::expected needs conditionally trivial
+    # special members, which clang implements from 16 on; fuzz/CMakeLists.txt says more).
+    install_missing clang-16 libfuzzer-16-dev
+    seconds=${1:-60}
+    [[ -f build-fuzz/CMakeCache.txt ]] || cmake -S fuzz -B build-fuzz -DCMAKE_CXX_COMPILER=clang++-16
+    cmake --build build-fuzz -j "$(nproc)"
+    for target in script_line order_event; do
+      # New inputs go to build-fuzz/corpus/TARGET; the kept seeds in fuzz/corpus/TARGET are read, not written.
+      mkdir -p "build-fuzz/corpus/$target"
+      echo "== $target: $seconds s"
+      "build-fuzz/${target}_fuzz" -max_total_time="$seconds" -print_final_stats=1 \
+        "build-fuzz/corpus/$target" "fuzz/corpus/$target"
+    done
+    ;;
   *)
-    echo "usage: ./cqrs.sh demo|test|build|sanitize [options...]" >&2
+    echo "usage: ./cqrs.sh demo|test|build|sanitize|fuzz [options...]" >&2
     exit 2
     ;;
 esac

@@ -8,4 +8,8 @@ struct overloaded : Handlers... {
   using Handlers::operator()...;
 };
 
+// C++20 deduces this for an aggregate by itself; spelled out for compilers that do not yet (clang before 17).
+template <class... Handlers>
+overloaded(Handlers...) -> overloaded<Handlers...>;
+
 } // namespace cqrs
