@@ -106,6 +106,25 @@ TEST_CASE("cqrs-store verifies, counts and dumps a good log", "[store][tool]") {
   auto slashed = run_tool(folder, "dump " + shell_quoted(path) + " --stream account/c/with/slashes");
   CHECK(slashed.exit_code == 0);
   CHECK(std::count(slashed.output.begin(), slashed.output.end(), '\n') == 2);
+
+  // The tool only read: nothing was created beside the file it read.
+  CHECK_FALSE(std::filesystem::exists(path + "-wal"));
+  CHECK_FALSE(std::filesystem::exists(path + "-shm"));
+}
+
+TEST_CASE("cqrs-store reads a file whose write-ahead log holds commits not merged yet", "[store][tool]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  auto opened = cqrs::open_sqlite_event_store(path);
+  REQUIRE(opened);
+  test_support::register_test_event_types(**opened);
+  REQUIRE((*opened)->append(deposits(account_stream("a"), 0, {1, 2})));
+  // Still open, as a running engine has it: the commits are in the -wal.
+  REQUIRE(std::filesystem::exists(path + "-wal"));
+  auto stats = run_tool(folder, "stats " + shell_quoted(path));
+  INFO(stats.output);
+  CHECK(stats.exit_code == 0);
+  CHECK_THAT(stats.output, Catch::Contains("events: 2"));
 }
 
 TEST_CASE("cqrs-store verify fails on a damaged log or a wrong acknowledgement", "[store][tool]") {

@@ -28,12 +28,39 @@ constexpr int exit_ok = 0;
 constexpr int exit_problems = 1;
 constexpr int exit_usage = 2;
 
+/// `path` as a SQLite URI file name ("file:" and the path, with the characters a URI gives meaning escaped).
+std::string file_uri(const std::string& path, std::string_view parameters) {
+  std::string uri = "file:";
+  for (char character : path) {
+    if (character == '%' || character == '?' || character == '#') {
+      static constexpr char digits[] = "0123456789ABCDEF";
+      uri += '%';
+      uri += digits[static_cast<unsigned char>(character) >> 4];
+      uri += digits[static_cast<unsigned char>(character) & 0xF];
+    } else {
+      uri += character;
+    }
+  }
+  return uri + "?" + std::string{parameters};
+}
+
 /// A read-only connection and the statements run on it; failures come back as messages.
 class log_file {
 public:
   explicit log_file(const std::string& path) : path_(path) {
-    if (sqlite3_open_v2(path.c_str(), &database_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK)
+    // The tool only reads. A file closed cleanly has no write-ahead log beside it: opened as immutable, SQLite
+    // then writes nothing at all (no -wal, no -shm, no lock), so a read-only file or folder reads as well. A file
+    // with a -wal (an engine has it open, or was killed) holds commits that are only in that log, and reading them
+    // needs the -shm index beside it: opened read-only, which SQLite can only do where it may create that.
+    std::error_code ignored;
+    bool has_write_ahead_log = std::filesystem::exists(path + "-wal", ignored);
+    auto uri = file_uri(path, has_write_ahead_log ? "mode=ro" : "mode=ro&immutable=1");
+    if (sqlite3_open_v2(uri.c_str(), &database_, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) != SQLITE_OK) {
       error_ = "cannot open " + path + ": " + (database_ ? sqlite3_errmsg(database_) : "out of memory");
+      if (has_write_ahead_log)
+        *error_ += " (its write-ahead log " + path + "-wal holds commits not merged into it yet; reading them needs "
+                   "to create " + path + "-shm beside it: copy the files to a folder you may write to)";
+    }
   }
   log_file(const log_file&) = delete;
   log_file& operator=(const log_file&) = delete;
