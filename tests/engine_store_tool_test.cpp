@@ -147,6 +147,20 @@ TEST_CASE("cqrs-store verify fails on a damaged log or a wrong acknowledgement",
     test_support::raw_database{path}.execute("UPDATE events SET payload = '{\"amount_cents\":' WHERE position = 5");
     expected_finding = "event 5 (MoneyDeposited.v1) has a payload that is not valid JSON";
   }
+  // Files the engine would refuse to load, which verify passed while it only checked that payloads are JSON.
+  SECTION("an event has a type no domain has") {
+    test_support::raw_database{path}.execute("UPDATE events SET type = 'MoneyVanished.v1' WHERE position = 2");
+    expected_finding = "event 2 has the type MoneyVanished.v1, which no event of the order or bank domain has";
+  }
+  SECTION("a payload names a member its type does not have") {
+    test_support::raw_database{path}.execute("UPDATE events SET payload = '{\"amount\":2}' WHERE position = 2");
+    expected_finding = "event 2 (MoneyDeposited.v1) does not decode as the engine reads it";
+  }
+  SECTION("a payload member has the wrong type") {
+    test_support::raw_database{path}.execute(
+      "UPDATE events SET payload = '{\"amount_cents\":\"two\"}' WHERE position = 2");
+    expected_finding = "event 2 (MoneyDeposited.v1) does not decode as the engine reads it";
+  }
   SECTION("an acknowledged command is not at its position") {
     std::ofstream{acks, std::ios::app} << "cmd-9 4\n";
     ack_arguments = " --ack-log " + shell_quoted(acks);

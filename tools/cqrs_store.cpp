@@ -1,7 +1,10 @@
 // cqrs-store: shows the statistics of an event log file, dumps its events as JSON lines, or verifies its invariants.
 // It opens the file read-only through SQLite directly, never through the store, so that it can examine a damaged
 // file; it has no codecs, so a payload "decodes" when it is valid JSON.
+#include "actors/event_codec.hpp"
 #include "actors/sqlite_event_store.hpp"
+#include "domain/bank_account.hpp"
+#include "domain/orders.hpp"
 
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
@@ -303,8 +306,21 @@ int run_dump(const log_file& file, const std::string& stream, std::int64_t from)
   return exit_ok;
 }
 
-/// Positions gap-free from 1 and every payload valid JSON, in one pass in position order.
+/// The codecs of the event types the project's programs store, by type name: the order domain (cqrs-demo,
+/// cqrs-load) and the bank example. verify decodes every payload with them, as the engine would on recovery.
+std::map<std::string, cqrs::event_type_codec, std::less<>> known_codecs() {
+  std::map<std::string, cqrs::event_type_codec, std::less<>> codecs;
+  for (auto& codec : cqrs::event_codecs<orders::event>())
+    codecs.emplace(std::string{codec.type_name}, std::move(codec));
+  for (auto& codec : cqrs::event_codecs<bank::event>())
+    codecs.emplace(std::string{codec.type_name}, std::move(codec));
+  return codecs;
+}
+
+/// Positions gap-free from 1, and every payload valid JSON that the engine's codec of its type decodes, in one
+/// pass in position order.
 std::int64_t verify_positions_and_payloads(const log_file& file, problem_list& problems) {
+  static const auto codecs = known_codecs();
   auto rows = file.run("SELECT position, type, payload FROM events ORDER BY position");
   std::int64_t expected = 1;
   std::int64_t count = 0;
@@ -324,9 +340,21 @@ std::int64_t verify_positions_and_payloads(const log_file& file, problem_list& p
     boost::system::error_code error;
     parser.reset();
     parser.write(payload.data(), payload.size(), error); // the whole text: trailing garbage is an error too
-    if (error)
+    if (error) {
       problems.add("payload", "event " + std::to_string(position) + " (" + std::string{rows.text(1)}
                                 + ") has a payload that is not valid JSON: " + error.message());
+      continue;
+    }
+    auto codec = codecs.find(rows.text(1));
+    if (codec == codecs.end()) {
+      if (!rows.text(1).empty())
+        problems.add("type", "event " + std::to_string(position) + " has the type " + std::string{rows.text(1)}
+                               + ", which no event of the order or bank domain has: the engine would refuse it");
+      continue;
+    }
+    if (auto decoded = codec->second.decode(payload); !decoded)
+      problems.add("payload", "event " + std::to_string(position) + " (" + std::string{rows.text(1)}
+                                + ") does not decode as the engine reads it: " + decoded.error());
   }
   if (rows.error())
     problems.add("read", "reading the events of " + file.path() + " failed: " + *rows.error());
