@@ -1,13 +1,24 @@
-// A SQLite VFS for tests: the default "unix" VFS, except that writes and syncs fail or slow down on demand.
+// A SQLite VFS for tests: the default "unix" VFS, except that writes and syncs fail or slow down on demand, and
+// that it can simulate a power loss: every write not yet synced is undone, as a disk's volatile cache loses it.
 #pragma once
 
 #include <sqlite3.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 namespace test_support {
 
@@ -24,11 +35,68 @@ struct sqlite_faults {
   /// Syncs waiting for holding_syncs to clear right now.
   std::atomic<int> held_syncs{0};
 
+  /// Power loss: while `tracking_power` is set, every write and truncation keeps what it replaced until the file is
+  /// synced (a sync makes it durable; the real fsync is skipped, durability is what this simulates). After
+  /// `operations_until_power_loss` more writes, truncations and syncs the power goes: from then on they all fail
+  /// with SQLITE_IOERR, and lose_unsynced_writes() undoes what was never synced.
+  std::atomic<bool> tracking_power{false};
+  std::atomic<std::int64_t> operations_until_power_loss{-1};
+  std::atomic<bool> power_lost{false};
+
   void clear() {
     failing_writes = 0;
     failing_syncs = 0;
     sync_delay_microseconds = 0;
     holding_syncs = false;
+    tracking_power = false;
+    operations_until_power_loss = -1;
+    power_lost = false;
+    std::lock_guard lock{unsynced_mutex};
+    unsynced.clear();
+  }
+
+  /// What one write or truncation replaced: the bytes at `offset` that existed, the file's size before, and how
+  /// many bytes the write wrote there (0 for a truncation).
+  struct undo {
+    std::string path;
+    sqlite3_int64 offset = 0;
+    std::string replaced;
+    sqlite3_int64 size_before = 0;
+    sqlite3_int64 written = 0;
+  };
+  std::mutex unsynced_mutex;
+  /// Every unsynced change of every file, oldest first.
+  std::vector<undo> unsynced;
+
+  /// After the files were closed: undoes, newest first, every change not synced, as a power loss leaves the disk;
+  /// with `tear`, the newest write stays half done (its first half on the disk). Returns the changes undone.
+  std::size_t lose_unsynced_writes(bool tear) {
+    std::lock_guard lock{unsynced_mutex};
+    std::map<std::string, int> files;
+    std::size_t undone = 0;
+    for (auto change = unsynced.rbegin(); change != unsynced.rend(); ++change, ++undone) {
+      auto [found, opened] = files.try_emplace(change->path, -1);
+      if (opened)
+        found->second = ::open(change->path.c_str(), O_RDWR | O_CLOEXEC);
+      int file = found->second;
+      if (file < 0)
+        continue;
+      auto kept = tear && undone == 0 ? change->written / 2 : 0;
+      auto restored_from = std::min<sqlite3_int64>(kept, static_cast<sqlite3_int64>(change->replaced.size()));
+      if (static_cast<sqlite3_int64>(change->replaced.size()) > restored_from)
+        (void)!::pwrite(file, change->replaced.data() + restored_from,
+                        change->replaced.size() - static_cast<std::size_t>(restored_from),
+                        static_cast<off_t>(change->offset + restored_from));
+      auto size = std::max(change->size_before, change->offset + kept);
+      struct stat status {};
+      if (::fstat(file, &status) == 0 && status.st_size > size)
+        (void)!::ftruncate(file, static_cast<off_t>(size));
+    }
+    for (auto& [path, file] : files)
+      if (file >= 0)
+        ::close(file);
+    unsynced.clear();
+    return undone;
   }
 };
 
@@ -51,7 +119,40 @@ inline sqlite3_vfs*& real_vfs() {
 struct fault_file {
   sqlite3_file base;
   sqlite3_file* real;
+  /// The file's name, valid until xClose (SQLite's promise); null for temporary files.
+  const char* path;
 };
+
+inline const char* path_of(sqlite3_file* file) { return reinterpret_cast<fault_file*>(file)->path; }
+
+/// Counts one write, truncation or sync against the power: true when the power is out (now or before).
+inline bool power_out() {
+  auto& faults = fault_state();
+  if (faults.power_lost.load())
+    return true;
+  if (faults.operations_until_power_loss.load() >= 0 && faults.operations_until_power_loss.fetch_sub(1) == 0) {
+    faults.power_lost = true;
+    return true;
+  }
+  return false;
+}
+
+/// Keeps what a write or truncation of `file` is about to replace, until the file is synced.
+inline void remember_replaced(sqlite3_file* file, sqlite3_int64 offset, sqlite3_int64 length, sqlite3_int64 written) {
+  auto* real = reinterpret_cast<fault_file*>(file)->real;
+  const char* path = path_of(file);
+  if (!path)
+    return;
+  sqlite3_int64 size = 0;
+  real->pMethods->xFileSize(real, &size);
+  sqlite_faults::undo change{path, offset, {}, size, written};
+  if (offset < size) {
+    change.replaced.resize(static_cast<std::size_t>(std::min(length, size - offset)));
+    real->pMethods->xRead(real, change.replaced.data(), static_cast<int>(change.replaced.size()), offset);
+  }
+  std::lock_guard lock{fault_state().unsynced_mutex};
+  fault_state().unsynced.push_back(std::move(change));
+}
 
 inline sqlite3_file* real_of(sqlite3_file* file) { return reinterpret_cast<fault_file*>(file)->real; }
 
@@ -62,14 +163,37 @@ inline int fault_read(sqlite3_file* file, void* buffer, int amount, sqlite3_int6
 inline int fault_write(sqlite3_file* file, const void* buffer, int amount, sqlite3_int64 offset) {
   if (int failure = fault_state().failing_writes.load())
     return failure;
+  if (fault_state().tracking_power.load()) {
+    if (power_out())
+      return SQLITE_IOERR_WRITE;
+    remember_replaced(file, offset, amount, amount);
+  }
   return real_of(file)->pMethods->xWrite(real_of(file), buffer, amount, offset);
 }
 inline int fault_truncate(sqlite3_file* file, sqlite3_int64 size) {
   if (int failure = fault_state().failing_writes.load())
     return failure;
+  if (fault_state().tracking_power.load()) {
+    if (power_out())
+      return SQLITE_IOERR_TRUNCATE;
+    sqlite3_int64 current = 0;
+    real_of(file)->pMethods->xFileSize(real_of(file), &current);
+    if (size < current)
+      remember_replaced(file, size, current - size, 0);
+  }
   return real_of(file)->pMethods->xTruncate(real_of(file), size);
 }
 inline int fault_sync(sqlite3_file* file, int flags) {
+  if (fault_state().tracking_power.load()) {
+    if (power_out())
+      return SQLITE_IOERR_FSYNC;
+    // Synced: what was written is on the disk now. The real fsync is skipped; this simulation is the durability.
+    if (const char* path = path_of(file)) {
+      std::lock_guard lock{fault_state().unsynced_mutex};
+      std::erase_if(fault_state().unsynced, [path](const sqlite_faults::undo& change) { return change.path == path; });
+    }
+    return SQLITE_OK;
+  }
   if (int delay = fault_state().sync_delay_microseconds.load())
     std::this_thread::sleep_for(std::chrono::microseconds{delay});
   if (fault_state().holding_syncs.load()) {
@@ -141,6 +265,7 @@ inline const sqlite3_io_methods fault_methods = {
 inline int fault_open(sqlite3_vfs*, sqlite3_filename name, sqlite3_file* file, int flags, int* out_flags) {
   auto* ours = reinterpret_cast<fault_file*>(file);
   ours->real = reinterpret_cast<sqlite3_file*>(ours + 1);
+  ours->path = name;
   int opened = real_vfs()->xOpen(real_vfs(), name, ours->real, flags, out_flags);
   // SQLite calls xClose only on files whose pMethods is set, so a failed open leaves it null.
   ours->base.pMethods = ours->real->pMethods ? &fault_methods : nullptr;

@@ -52,6 +52,7 @@ public:
 
   /// A file name inside the folder.
   std::string file(std::string_view name) const { return (path_ / name).string(); }
+  const std::filesystem::path& path() const { return path_; }
 
 private:
   std::filesystem::path path_;
