@@ -3,6 +3,7 @@
 #include "bench/baselines.hpp"
 #include "bench/load.hpp"
 #include "bench/report.hpp"
+#include "delegating_store.hpp"
 #include "readmodels/order_views.hpp"
 
 #include <catch2/catch.hpp>
@@ -105,7 +106,7 @@ namespace {
 
 /// An in-memory store whose disk "fills up" after `good_appends` appends: every later append fails and failure()
 /// says so, as a durable store's would.
-class filling_store final : public cqrs::event_store {
+class filling_store final : public test_support::delegating_store {
 public:
   explicit filling_store(int good_appends) : left_(good_appends) {}
 
@@ -114,31 +115,13 @@ public:
       full_.store(true);
       return std::unexpected(cqrs::store_error{std::string{cqrs::errc::store_failure}, "disk full (injected)"});
     }
-    return inner_->append(std::move(request));
-  }
-  cqrs::stream_version read_stream(const cqrs::stream_id& stream, cqrs::stream_version after,
-                                   const cqrs::event_visitor& visit) const override {
-    return inner_->read_stream(stream, after, visit);
-  }
-  void read_all(cqrs::log_position after, cqrs::log_position up_to, const cqrs::event_visitor& visit) const override {
-    inner_->read_all(after, up_to, visit);
-  }
-  cqrs::log_position head() const override { return inner_->head(); }
-  std::uint64_t subscribe(cqrs::head_listener listener) override { return inner_->subscribe(std::move(listener)); }
-  void unsubscribe(std::uint64_t subscription) override { inner_->unsubscribe(subscription); }
-  std::optional<cqrs::recorded_command> find_command(const std::string& command_id) const override {
-    return inner_->find_command(command_id);
-  }
-  void save_snapshot(cqrs::snapshot taken) override { inner_->save_snapshot(std::move(taken)); }
-  std::optional<cqrs::snapshot> load_snapshot(const cqrs::stream_id& stream) const override {
-    return inner_->load_snapshot(stream);
+    return inner().append(std::move(request));
   }
   std::optional<std::string> failure() const override {
     return full_.load() ? std::optional<std::string>{"disk full (injected)"} : std::nullopt;
   }
 
 private:
-  std::shared_ptr<cqrs::event_store> inner_ = cqrs::make_memory_event_store();
   std::atomic<int> left_;
   std::atomic<bool> full_{false};
 };

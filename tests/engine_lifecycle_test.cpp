@@ -1,5 +1,6 @@
 // An aggregate's life beyond one actor: background appends, passivation, re-sent commands, snapshots, health.
 #include "engine_support.hpp"
+#include "delegating_store.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -18,7 +19,7 @@ namespace {
 
 /// A store that commits in the background like a durable one: append_async queues, one thread appends to an
 /// in-memory store and calls back. It can be told to fail every append from some point on, like a full disk.
-class background_store final : public cqrs::event_store {
+class background_store final : public test_support::delegating_store {
 public:
   background_store() : worker_([this] { run(); }) {}
   ~background_store() override {
@@ -50,23 +51,6 @@ public:
     append_async(std::move(request), [&outcome](auto result) { outcome.set_value(std::move(result)); });
     return future.get();
   }
-  cqrs::stream_version read_stream(const cqrs::stream_id& stream, cqrs::stream_version after,
-                                   const cqrs::event_visitor& visit) const override {
-    return inner_->read_stream(stream, after, visit);
-  }
-  void read_all(cqrs::log_position after, cqrs::log_position up_to, const cqrs::event_visitor& visit) const override {
-    inner_->read_all(after, up_to, visit);
-  }
-  cqrs::log_position head() const override { return inner_->head(); }
-  std::uint64_t subscribe(cqrs::head_listener listener) override { return inner_->subscribe(std::move(listener)); }
-  void unsubscribe(std::uint64_t subscription) override { inner_->unsubscribe(subscription); }
-  std::optional<cqrs::recorded_command> find_command(const std::string& command_id) const override {
-    return inner_->find_command(command_id);
-  }
-  void save_snapshot(cqrs::snapshot taken) override { inner_->save_snapshot(std::move(taken)); }
-  std::optional<cqrs::snapshot> load_snapshot(const cqrs::stream_id& stream) const override {
-    return inner_->load_snapshot(stream);
-  }
   std::optional<std::string> failure() const override {
     std::lock_guard lock{mutex_};
     return broken_ ? std::optional<std::string>{"disk full (injected)"} : std::nullopt;
@@ -86,12 +70,11 @@ private:
       if (broken)
         done(std::unexpected(cqrs::store_error{std::string{cqrs::errc::store_failure}, "disk full (injected)"}));
       else
-        done(inner_->append(std::move(request)));
+        done(inner().append(std::move(request)));
       lock.lock();
     }
   }
 
-  std::shared_ptr<cqrs::event_store> inner_ = cqrs::make_memory_event_store();
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::pair<cqrs::append_request, cqrs::append_callback>> queue_;

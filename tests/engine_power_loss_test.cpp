@@ -94,8 +94,22 @@ int commands_per_run() {
   return static_cast<int>(std::max<std::int64_t>(40, crash_points() / 5));
 }
 
-/// Reports how many crash points cut the workload short (the rest came after its last command).
-void report(const char* mode, std::int64_t crashes) {
+/// Runs every crash point under `synchronous`, each outcome checked by `check` (the file opened and read back
+/// first), and checks that the crash points reached into the workload.
+template <class Check>
+void at_every_crash_point(cqrs::sqlite_synchronous synchronous, const char* mode, Check check) {
+  temporary_folder folder;
+  std::int64_t crashes = 0;
+  for (std::int64_t point = 0; point < crash_points(); ++point) {
+    bool tear = point % 2 == 1;
+    auto outcome = run_until_power_loss(folder.path(), point / 2, tear, synchronous, commands_per_run());
+    INFO(mode << ": power lost after " << point / 2 << " writes and syncs" << (tear ? ", the last one torn" : ""));
+    INFO(outcome.reopen_error);
+    REQUIRE(outcome.reopen_error.empty());
+    check(outcome);
+    crashes += outcome.power_went ? 1 : 0;
+  }
+  CHECK(crashes > 0);
   if (std::getenv("CQRS_POWER_LOSS_POINTS"))
     WARN(mode << ": " << crash_points() << " crash points, " << crashes << " of them inside the workload of "
               << commands_per_run() << " commands");
@@ -105,43 +119,21 @@ void report(const char* mode, std::int64_t crashes) {
 
 TEST_CASE("power loss at any write: with synchronous=full no acknowledged command is lost, the file opens",
           "[store][sqlite][power]") {
-  temporary_folder folder;
-  const int commands = commands_per_run();
-  std::int64_t crashes = 0;
-  for (std::int64_t point = 0; point < crash_points(); ++point) {
-    bool tear = point % 2 == 1;
-    auto outcome = run_until_power_loss(folder.path(), point / 2, tear, cqrs::sqlite_synchronous::full, commands);
-    INFO("power lost after " << point / 2 << " writes and syncs" << (tear ? ", the last one torn" : ""));
-    INFO(outcome.reopen_error);
-    REQUIRE(outcome.reopen_error.empty());
+  at_every_crash_point(cqrs::sqlite_synchronous::full, "synchronous=full", [](const crash_outcome& outcome) {
     // Every acknowledged command survived, in order; beyond them at most the one whose commit the power cut
     // short may have made it (it was durable but not yet acknowledged).
     REQUIRE(starts_with(outcome.survived, outcome.acknowledged));
     CHECK(outcome.survived.size() <= outcome.acknowledged.size() + 1);
-    crashes += outcome.power_went ? 1 : 0;
-  }
-  CHECK(crashes > 0); // the crash points reached into the workload
-  report("synchronous=full", crashes);
+  });
 }
 
 TEST_CASE("power loss with synchronous=normal loses at most an unsynced tail and never corrupts the file",
           "[store][sqlite][power]") {
-  temporary_folder folder;
-  const int commands = commands_per_run();
-  std::int64_t crashes = 0;
-  for (std::int64_t point = 0; point < crash_points(); ++point) {
-    bool tear = point % 2 == 1;
-    auto outcome = run_until_power_loss(folder.path(), point / 2, tear, cqrs::sqlite_synchronous::normal, commands);
-    INFO("power lost after " << point / 2 << " writes and syncs" << (tear ? ", the last one torn" : ""));
-    INFO(outcome.reopen_error);
-    REQUIRE(outcome.reopen_error.empty());
+  at_every_crash_point(cqrs::sqlite_synchronous::normal, "synchronous=normal", [](const crash_outcome& outcome) {
     // What survived is a prefix of what was sent: acknowledged commands may be missing from the end, never from
     // the middle, and nothing unsent appears.
     std::vector<std::string> sent = outcome.acknowledged;
     sent.push_back("deposit-" + std::to_string(outcome.acknowledged.size()));
     REQUIRE(starts_with(sent, outcome.survived));
-    crashes += outcome.power_went ? 1 : 0;
-  }
-  CHECK(crashes > 0);
-  report("synchronous=normal", crashes);
+  });
 }

@@ -1,7 +1,7 @@
 // A store for the engine tests that commits in the background only once a test opens its gate.
 #pragma once
 
-#include "actors/event_store.hpp"
+#include "delegating_store.hpp"
 
 #include <condition_variable>
 #include <deque>
@@ -14,7 +14,7 @@ namespace test_support {
 
 /// A store that commits in the background, on its own thread, only once its gate is open: until then every
 /// append waits, so the commands that made them stay in flight for as long as a test needs.
-class gated_store final : public cqrs::event_store {
+class gated_store final : public delegating_store {
 public:
   gated_store() : worker_([this] { run(); }) {}
   ~gated_store() override {
@@ -55,23 +55,6 @@ public:
     append_async(std::move(request), [&outcome](auto result) { outcome.set_value(std::move(result)); });
     return future.get();
   }
-  cqrs::stream_version read_stream(const cqrs::stream_id& stream, cqrs::stream_version after,
-                                   const cqrs::event_visitor& visit) const override {
-    return inner_->read_stream(stream, after, visit);
-  }
-  void read_all(cqrs::log_position after, cqrs::log_position up_to, const cqrs::event_visitor& visit) const override {
-    inner_->read_all(after, up_to, visit);
-  }
-  cqrs::log_position head() const override { return inner_->head(); }
-  std::uint64_t subscribe(cqrs::head_listener listener) override { return inner_->subscribe(std::move(listener)); }
-  void unsubscribe(std::uint64_t subscription) override { inner_->unsubscribe(subscription); }
-  std::optional<cqrs::recorded_command> find_command(const std::string& command_id) const override {
-    return inner_->find_command(command_id);
-  }
-  void save_snapshot(cqrs::snapshot taken) override { inner_->save_snapshot(std::move(taken)); }
-  std::optional<cqrs::snapshot> load_snapshot(const cqrs::stream_id& stream) const override {
-    return inner_->load_snapshot(stream);
-  }
   std::optional<std::string> failure() const override { return std::nullopt; }
 
 private:
@@ -84,12 +67,11 @@ private:
       auto [request, done] = std::move(queue_.front());
       queue_.pop_front();
       lock.unlock();
-      done(inner_->append(std::move(request)));
+      done(inner().append(std::move(request)));
       lock.lock();
     }
   }
 
-  std::shared_ptr<cqrs::event_store> inner_ = cqrs::make_memory_event_store();
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::pair<cqrs::append_request, cqrs::append_callback>> queue_;
