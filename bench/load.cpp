@@ -157,8 +157,12 @@ struct run_state {
   void lost_to_overload(const std::string& order) {
     std::lock_guard lock{overloaded_mutex};
     overloaded_orders.insert(order);
+    any_overloaded.store(true, std::memory_order_release);
   }
   bool lost_to_overload_before(const std::string& order) {
+    // Most runs refuse nothing: their rejections (the invalid commands) take no lock.
+    if (!any_overloaded.load(std::memory_order_acquire))
+      return false;
     std::lock_guard lock{overloaded_mutex};
     return overloaded_orders.contains(order);
   }
@@ -184,6 +188,7 @@ struct run_state {
   std::mutex problems_mutex;
   std::mutex overloaded_mutex;
   std::unordered_set<std::string> overloaded_orders;
+  std::atomic<bool> any_overloaded{false};
   std::vector<std::string> problems;
   std::uint64_t problems_left_out = 0;
 
@@ -270,6 +275,8 @@ struct command_phase {
   /// An engine whose store failed refuses every later command: the clients stop at their next order instead of
   /// sending the rest of the run into refusals.
   void stop_if_unhealthy() {
+    if (stopped_unhealthy.load(std::memory_order_relaxed))
+      return; // stopped already: the refusals still coming in need no second look at the engine
     auto health = run.engine->health();
     if (health.healthy || stopped_unhealthy.exchange(true))
       return;

@@ -71,7 +71,7 @@ std::pair<cqrs::log_position, cqrs::log_position> deposit_10_13_20(cqrs::engine&
 TEST_CASE("under retry, a projection survives a transient failure and ends equal to the log") {
   flaky_view::arm(false, 2); // throws twice, then works
   auto engine = flaky_engine({.on_failure = cqrs::projection_failure_policy::retry, .retry_backoff = 1ms});
-  auto [thirteen, last] = deposit_10_13_20(*engine);
+  auto last = deposit_10_13_20(*engine).second;
   // Waits for the read model (event-driven: the retry's timer wakes the projection), then reads it.
   auto total = engine->query(flaky_total{}, cqrs::at_least(last, 30s)).get();
   REQUIRE(total);
@@ -82,7 +82,7 @@ TEST_CASE("under retry, a projection survives a transient failure and ends equal
   CHECK_FALSE(status->failure);
   CHECK(status->retries == 0);
   CHECK(status->checkpoint == last);
-  CHECK(thirteen < last);
+  CHECK(status->dead_letter_count == 0);
 }
 
 TEST_CASE("under retry, a projection stops once its retries are spent, naming the event and the count") {
