@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(cmake make g++ libcaf-dev libboost-json1.81-dev catch2 libcli11-dev libsqlite3-dev)
+packages=(cmake make g++ libcaf-dev libboost-json1.81-dev catch2 libcli11-dev libsqlite3-dev libxxhash-dev)
 
 install_missing() {
   local missing=()

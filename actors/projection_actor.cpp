@@ -14,8 +14,8 @@ constexpr log_position events_per_turn = 16 * 1024;
 query_error failed_error(const projection_runtime& runtime) {
   auto failure = runtime.failure().value_or(projection_failure{});
   return query_error{std::string{errc::projection_failed},
-                     "projection " + runtime.name() + " stopped at position " + std::to_string(failure.position) + " ("
-                       + failure.type_name + "): " + failure.message};
+                     "projection " + runtime.name() + " stopped at position " + std::to_string(failure.position)
+                       + (failure.type_name.empty() ? "" : " (" + failure.type_name + ")") + ": " + failure.message};
 }
 
 } // namespace

@@ -1,6 +1,8 @@
 // The SQLite event store: schema and open checks, group commit by a writer thread, pooled readers, snapshots.
 #include "actors/sqlite_event_store.hpp"
+#include "actors/detail/sqlite_checksum_function.hpp"
 #include "actors/detail/store_support.hpp"
+#include "actors/event_checksum.hpp"
 
 #include <sqlite3.h>
 
@@ -133,12 +135,20 @@ CREATE TABLE events (
   command_id TEXT NOT NULL,
   correlation_id TEXT NOT NULL,
   payload TEXT NOT NULL,
+  checksum INTEGER NOT NULL,
   UNIQUE (stream_type, stream_id, version)
 );
 )sql";
 
-/// Added to files of schema version 1 at open (new and existing ones alike): they only add, so older programs
-/// still read the file.
+/// Brings a file of schema version 1 (no checksums) to version 2: each event gets the checksum of what it holds
+/// now, so damage done before the upgrade is not found; damage done after it is.
+constexpr std::string_view upgrade_to_checksums_sql = R"sql(
+ALTER TABLE events ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0;
+)sql";
+
+/// Added at open to new and existing files alike (they were added after the first files were written; they only
+/// add, so a program of the same schema version that does not know them still reads the file). dead_letters holds
+/// the events that projections under the `skip` policy passed over, one row per projection and position.
 constexpr std::string_view schema_additions_sql = R"sql(
 CREATE INDEX IF NOT EXISTS events_by_command ON events (command_id);
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -149,16 +159,24 @@ CREATE TABLE IF NOT EXISTS snapshots (
   state TEXT NOT NULL,
   PRIMARY KEY (stream_type, stream_id)
 );
+CREATE TABLE IF NOT EXISTS dead_letters (
+  projection TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  type TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  recorded INTEGER NOT NULL,
+  PRIMARY KEY (projection, position)
+);
 )sql";
 
 constexpr std::string_view insert_sql =
   "INSERT INTO events (position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, "
-  "payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+  "payload, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 constexpr std::string_view stream_version_sql =
   "SELECT version FROM events WHERE stream_type = ?1 AND stream_id = ?2 ORDER BY version DESC LIMIT 1";
 constexpr std::string_view last_position_sql = "SELECT max(position) FROM events";
 constexpr std::string_view stream_events_sql =
-  "SELECT position, version, type, timestamp, command_id, correlation_id, payload FROM events "
+  "SELECT position, version, type, timestamp, command_id, correlation_id, payload, checksum FROM events "
   "WHERE stream_type = ?1 AND stream_id = ?2 AND version > ?3 ORDER BY version";
 constexpr std::string_view find_command_sql =
   "SELECT stream_type, stream_id, min(position), max(position), max(version), count(*), min(timestamp) "
@@ -171,8 +189,8 @@ constexpr std::string_view save_snapshot_sql =
   "ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = excluded.version, format = excluded.format, "
   "state = excluded.state WHERE excluded.version >= snapshots.version";
 constexpr std::string_view log_events_sql =
-  "SELECT position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, payload "
-  "FROM events WHERE position > ?1 AND position <= ?2 ORDER BY position";
+  "SELECT position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, payload, "
+  "checksum FROM events WHERE position > ?1 AND position <= ?2 ORDER BY position";
 
 /// A read fetches at most this many events (or bytes of payload) before it hands them to the visitor, so that
 /// its read transaction (which holds back WAL checkpoints) stays short and huge payloads are not all buffered.
@@ -475,13 +493,13 @@ public:
           event.position = static_cast<log_position>(column_integer(row, 0));
           event.version = static_cast<stream_version>(column_integer(row, 1));
           return decode_into(event, codecs, column_text(row, 2), column_integer(row, 3), column_text(row, 4),
-                             column_text(row, 5), column_text(row, 6));
+                             column_text(row, 5), column_text(row, 6), column_integer(row, 7));
         });
       }
       for (auto& event : fetched.events) {
         // Versions too are gap-free: a missing one is an event deleted from the file, and the state folded
         // without it would be wrong.
-        if (event.version != from + 1)
+        if (event.version != from + 1 && !passed_over_damage())
           throw event_read_error("stream " + stream.to_string() + " has no event at version "
                                    + std::to_string(from + 1) + " (the next one is " + std::to_string(event.version)
                                    + ", at position " + std::to_string(event.position) + "): " + path_
@@ -564,13 +582,13 @@ public:
           event.stream = last_stream;
           event.version = static_cast<stream_version>(column_integer(row, 3));
           return decode_into(event, codecs, column_text(row, 4), column_integer(row, 5), column_text(row, 6),
-                             column_text(row, 7), column_text(row, 8));
+                             column_text(row, 7), column_text(row, 8), column_integer(row, 9));
         });
       }
       for (auto& event : fetched.events) {
         // Positions are gap-free by construction; a missing one means the file was changed under the engine, and
         // going on would fold a log that is not the one written: stop there, naming it.
-        if (event.position != next + 1)
+        if (event.position != next + 1 && !passed_over_damage())
           throw event_read_error("the log has no event at position " + std::to_string(next + 1) + " (the next one is "
                                    + std::to_string(event.position) + "): " + path_ + " was changed",
                                  next + 1, "");
@@ -615,6 +633,7 @@ public:
                                    snapshots_.load(std::memory_order_relaxed)};
     result.chunks_decoded = chunks_decoded_.load(std::memory_order_relaxed);
     result.chunks_reused = chunks_reused_.load(std::memory_order_relaxed);
+    result.damage_passed = damage_passed_.load(std::memory_order_relaxed);
     std::lock_guard lock{queue_mutex_};
     result.queued = queue_.size();
     return result;
@@ -807,7 +826,8 @@ private:
       }
       event.version = static_cast<stream_version>(column_integer(query, 3));
       result->bytes += decode_into(event, codecs, column_text(query, 4), column_integer(query, 5),
-                                   column_text(query, 6), column_text(query, 7), column_text(query, 8));
+                                   column_text(query, 6), column_text(query, 7), column_text(query, 8),
+                                   column_integer(query, 9));
     }
     if (step != SQLITE_DONE || count != cached_chunk_events
         || result->events[0].position != index * cached_chunk_events + 1)
@@ -848,11 +868,19 @@ private:
            + std::to_string(event.version) + ")";
   }
 
-  /// Fills the envelope's remaining fields from a row; throws event_read_error if the payload cannot be decoded.
-  /// Returns the payload's size, which bounds how much a read buffers.
-  static std::size_t decode_into(envelope& event, codec_cursor& codecs, std::string_view type,
-                                 std::int64_t timestamp, std::string_view command_id,
-                                 std::string_view correlation_id, std::string_view payload) {
+  /// Fills the envelope's remaining fields from a row (its position, stream and version already set); throws
+  /// event_read_error if the row fails its checksum or the payload cannot be decoded. Returns the payload's size,
+  /// which bounds how much a read buffers.
+  std::size_t decode_into(envelope& event, codec_cursor& codecs, std::string_view type, std::int64_t timestamp,
+                          std::string_view command_id, std::string_view correlation_id, std::string_view payload,
+                          std::int64_t stored_checksum) const {
+    auto computed = event_checksum(stored_event_fields{event.position, event.stream->type, event.stream->id,
+                                                       event.version, type, timestamp, command_id, correlation_id,
+                                                       payload});
+    if (static_cast<std::uint64_t>(stored_checksum) != computed && !passed_over_damage())
+      throw event_read_error(describe(event) + " fails its checksum: its stored bytes were changed in " + path_
+                               + " after it was written; the read stops before it",
+                             event.position, std::string{type});
     const auto* codec = codecs.find(type);
     if (!codec)
       throw event_read_error(describe(event) + " has type \"" + std::string{type}
@@ -875,6 +903,15 @@ private:
     event.correlation_id = correlation_id;
     event.payload = std::move(*decoded);
     return payload.size();
+  }
+
+  /// Whether a read goes on past a gap or a checksum mismatch (sqlite_options::read_past_damage); each one passed
+  /// is counted.
+  bool passed_over_damage() const {
+    if (!options_.read_past_damage)
+      return false;
+    damage_passed_.fetch_add(1, std::memory_order_relaxed);
+    return true;
   }
 
   stream_version current_stream_version(const stream_id& stream) const {
@@ -1087,6 +1124,10 @@ private:
         bind_text(insert, 7, request.command_id);
         bind_text(insert, 8, request.correlation_id);
         bind_text(insert, 9, pending.payloads[index]);
+        sqlite3_bind_int64(insert, 10, static_cast<sqlite3_int64>(event_checksum(stored_event_fields{
+                                         next_position, request.stream->type, request.stream->id,
+                                         current + index + 1, request.events[index].type_name, timestamp,
+                                         request.command_id, request.correlation_id, pending.payloads[index]})));
         if (sqlite3_step(insert) != SQLITE_DONE) {
           fail_batch(batch, "writing to " + path_ + " failed: " + error_text(database));
           return std::nullopt;
@@ -1273,6 +1314,7 @@ private:
   mutable std::size_t cached_bytes_ = 0;
   mutable std::atomic<std::uint64_t> chunks_decoded_{0};
   mutable std::atomic<std::uint64_t> chunks_reused_{0};
+  mutable std::atomic<std::uint64_t> damage_passed_{0};
 
   mutable std::shared_mutex codecs_mutex_;
   std::shared_ptr<const codec_map> codecs_ = std::make_shared<codec_map>();
@@ -1289,7 +1331,21 @@ std::string hex(std::int64_t value) {
   return text;
 }
 
-/// Checks an existing file's header, schema and pages, or creates the schema in a new one.
+/// Upgrades a file of schema version 1 to 2 in one transaction: a crash meanwhile leaves it at version 1.
+std::expected<void, std::string> add_checksums(sqlite3* database, const std::string& path) {
+  if (!detail::register_event_checksum_function(database))
+    return std::unexpected("cannot upgrade " + path + " to checksums: " + error_text(database));
+  auto upgrade = "BEGIN IMMEDIATE; " + std::string{upgrade_to_checksums_sql} + std::string{detail::reseal_events_sql}
+                 + "; PRAGMA user_version = 2; COMMIT;";
+  if (auto upgraded = execute(database, upgrade.c_str()); !upgraded) {
+    (void)execute(database, "ROLLBACK");
+    return std::unexpected("cannot upgrade " + path + " from schema version 1 to 2 (checksums): " + upgraded.error());
+  }
+  return {};
+}
+
+/// Checks an existing file's header, schema and pages, or creates the schema in a new one; a file of schema
+/// version 1 is upgraded to the current one.
 std::expected<void, std::string> check_or_create(sqlite3* database, const std::string& path,
                                                  const sqlite_options& options) {
   // Reading the header is the first real read: a file that is not SQLite at all fails here.
@@ -1330,7 +1386,7 @@ std::expected<void, std::string> check_or_create(sqlite3* database, const std::s
     return std::unexpected(path + " has event log schema version " + std::to_string(*schema_version)
                            + ", newer than the version " + std::to_string(sqlite_schema_version)
                            + " this program understands: open it with a newer cqrs-engine");
-  if (*schema_version < sqlite_schema_version)
+  if (*schema_version < 1)
     return std::unexpected(path + " has event log schema version " + std::to_string(*schema_version)
                            + ", which this program cannot read (it writes version "
                            + std::to_string(sqlite_schema_version) + ")");
@@ -1356,6 +1412,8 @@ std::expected<void, std::string> check_or_create(sqlite3* database, const std::s
   }
   if (auto wal = execute(database, "PRAGMA journal_mode = WAL"); !wal)
     return std::unexpected("cannot switch " + path + " to WAL mode: " + wal.error());
+  if (*schema_version == 1)
+    return add_checksums(database, path);
   return {};
 }
 

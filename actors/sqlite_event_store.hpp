@@ -42,6 +42,11 @@ struct sqlite_options {
   sqlite_open_check open_check = sqlite_open_check::quick_check;
   /// The SQLite VFS to open the file through; empty means SQLite's default. Tests inject I/O faults this way.
   std::string vfs{};
+  /// Reads refuse a log that was changed after it was written: a missing position or version (an event deleted)
+  /// or an event that fails its checksum ends the read with event_read_error naming it, so that recovery and
+  /// rebuilds never fold a log that is not the one written. True reads on past them instead (the changed event as
+  /// it now is), counted in statistics().damage_passed: for salvaging what a damaged file still holds.
+  bool read_past_damage = false;
 };
 
 /// What a store has committed since it was opened: group commit shows as fewer transactions than appends.
@@ -62,10 +67,12 @@ struct sqlite_store_statistics {
   std::uint64_t chunks_decoded = 0;
   /// Chunk reads that read_all served from that cache (decoded earlier by another reader, or by a reader ahead).
   std::uint64_t chunks_reused = 0;
+  /// Gaps and checksum mismatches that reads went past (only with sqlite_options::read_past_damage).
+  std::uint64_t damage_passed = 0;
 };
 
-/// Thrown by read_stream and read_all when the file cannot be read, or an event in it has no registered codec or
-/// does not decode. The read stops before that event: visitors never see an event without its payload.
+/// Thrown by read_stream and read_all when the file cannot be read, a position or version is missing, or an event
+/// in it fails its checksum, has no registered codec or does not decode. The read stops before that event: visitors never see an event without its payload.
 class event_read_error : public std::runtime_error {
 public:
   event_read_error(std::string message, log_position position, std::string type_name)
@@ -101,7 +108,8 @@ private:
 /// may still reappear at the next open (a failed fsync leaves the data's fate to the operating system).
 ///
 /// Reads run on pooled read connections concurrently with appends and with each other. They decode payloads
-/// with the codecs given to add_event_types; an event they cannot decode ends the read with event_read_error.
+/// with the codecs given to add_event_types; an event they cannot decode ends the read with event_read_error. Each
+/// event is stored with a checksum over its envelope and payload (event_checksum.hpp), checked when it is read.
 /// read_all decodes the committed log in chunks of 1,024 positions that it keeps in a bounded shared cache (256
 /// chunks, 64 MB of payload text), so that readers walking the log together (the engine's projections
 /// rebuilding at start) decode each event once; a reader that finds its chunk being decoded by another decodes
@@ -124,8 +132,9 @@ public:
 
 /// The application id in the file's header ("CQRS"): marks the file as an event log of this engine.
 inline constexpr std::int32_t sqlite_application_id = 0x43515253;
-/// The schema version this program writes and understands; files with a newer one are refused at open.
-inline constexpr std::int32_t sqlite_schema_version = 1;
+/// The schema version this program writes and understands; files with a newer one are refused at open. Version 2
+/// added a checksum per event; a version 1 file is upgraded when it is opened for writing.
+inline constexpr std::int32_t sqlite_schema_version = 2;
 
 /// Opens the event log at `path`, creating it (and its schema) when the file does not exist. A file that is not
 /// an event log, has a newer schema, or is damaged is refused with errc::store_failure and a message saying why.

@@ -180,6 +180,8 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
     ->check(demo::within(std::uint64_t{1}, std::uint64_t{100'000}));
   app.add_option("--store", store, demo::store_option_help)->type_name("SPEC")->capture_default_str();
   auto* sync_option = app.add_option("--sync", sync, demo::sync_option_help)->type_name("MODE");
+  bool read_past_damage = false;
+  app.add_flag("--read-past-damage", read_past_damage, demo::read_past_damage_help);
   app.add_option("--ack-log", load.ack_log, "Append \"command_id position\" for every accepted command to FILE")
     ->type_name("FILE")
     ->check(demo::file_name());
@@ -238,7 +240,7 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   load.baselines = baseline;
   load.passivate_after = std::chrono::milliseconds{static_cast<std::int64_t>(passivate_after_ms)};
   auto chosen_store = demo::parse_store_choice(
-    store, sync_option->count() > 0 ? std::optional<std::string_view>{sync} : std::nullopt);
+    store, sync_option->count() > 0 ? std::optional<std::string_view>{sync} : std::nullopt, read_past_damage);
   if (!chosen_store)
     return usage_error(chosen_store.error());
   parsed.store = *chosen_store;

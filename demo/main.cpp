@@ -149,6 +149,8 @@ int main(int argc, char** argv) {
     ->check(demo::file_name());
   app.add_option("--store", store_text, demo::store_option_help)->type_name("SPEC")->capture_default_str();
   auto* sync = app.add_option("--sync", sync_text, demo::sync_option_help)->type_name("MODE");
+  bool read_past_damage = false;
+  app.add_flag("--read-past-damage", read_past_damage, demo::read_past_damage_help);
   // The simulation's options mean nothing to a script; refused by hand rather than with CLI11's excludes(), which
   // would clutter every line of the help.
   auto simulation_only = {seed, customers, orders, clients, duration, json_flag};
@@ -162,7 +164,7 @@ int main(int argc, char** argv) {
     if (auto problem = demo::check(options); problem && script.empty())
       throw CLI::ValidationError(*problem);
     auto parsed_store = demo::parse_store_choice(
-      store_text, sync->count() > 0 ? std::optional<std::string_view>{sync_text} : std::nullopt);
+      store_text, sync->count() > 0 ? std::optional<std::string_view>{sync_text} : std::nullopt, read_past_damage);
     if (!parsed_store)
       throw CLI::ValidationError(parsed_store.error());
     chosen_store = *parsed_store;

@@ -12,11 +12,13 @@ std::string store_choice::describe() const {
   if (!durable())
     return "memory";
   return "sqlite:" + sqlite_path + " (synchronous="
-         + (synchronous == cqrs::sqlite_synchronous::full ? "full" : "normal") + ")";
+         + (synchronous == cqrs::sqlite_synchronous::full ? "full" : "normal")
+         + (read_past_damage ? ", reading past damage" : "") + ")";
 }
 
 std::expected<store_choice, std::string> parse_store_choice(std::string_view store,
-                                                            std::optional<std::string_view> sync) {
+                                                            std::optional<std::string_view> sync,
+                                                            bool read_past_damage) {
   store_choice choice;
   constexpr std::string_view sqlite_prefix = "sqlite:";
   if (store.starts_with(sqlite_prefix)) {
@@ -34,13 +36,18 @@ std::expected<store_choice, std::string> parse_store_choice(std::string_view sto
     else if (*sync != "full")
       return std::unexpected("--sync must be full or normal, got \"" + std::string{*sync} + "\"");
   }
+  if (read_past_damage && !choice.durable())
+    return std::unexpected(std::string{"--read-past-damage applies to --store sqlite:PATH only"});
+  choice.read_past_damage = read_past_damage;
   return choice;
 }
 
 std::expected<std::shared_ptr<cqrs::event_store>, std::string> open_store(const store_choice& choice) {
   if (!choice.durable())
     return std::shared_ptr<cqrs::event_store>{};
-  auto opened = cqrs::open_sqlite_event_store(choice.sqlite_path, cqrs::sqlite_options{.synchronous = choice.synchronous});
+  auto opened = cqrs::open_sqlite_event_store(
+    choice.sqlite_path,
+    cqrs::sqlite_options{.synchronous = choice.synchronous, .read_past_damage = choice.read_past_damage});
   if (!opened)
     return std::unexpected("cannot open the event store " + choice.sqlite_path + ": " + opened.error().message);
   return std::shared_ptr<cqrs::event_store>{std::move(*opened)};

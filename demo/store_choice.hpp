@@ -22,6 +22,8 @@ struct store_choice {
   /// Empty: a new in-memory store; otherwise the SQLite file that holds the log.
   std::string sqlite_path{};
   cqrs::sqlite_synchronous synchronous = cqrs::sqlite_synchronous::full;
+  /// Rebuild past a missing event or one that fails its checksum instead of refusing the log (sqlite_options).
+  bool read_past_damage = false;
 
   bool durable() const { return !sqlite_path.empty(); }
   /// "memory", or "sqlite:PATH (synchronous=full)".
@@ -31,13 +33,17 @@ struct store_choice {
 /// The help text of --store and --sync, the same in every program.
 inline constexpr const char* store_option_help =
   "Event store: memory, or sqlite:PATH (a durable log; an existing one is recovered and appended to)";
+inline constexpr const char* read_past_damage_help =
+  "SQLite store: rebuild past missing events and events that fail their checksum (salvage a damaged log) instead "
+  "of refusing it";
 inline constexpr const char* sync_option_help = "SQLite store: full (fsync each commit) or normal (survives a crash "
                                                 "of the program, not of the machine)";
 
-/// Parses the values of --store ("memory" or "sqlite:PATH") and --sync ("full" or "normal"; nothing when not
-/// given). A bad value comes back as a message naming the option.
+/// Parses the values of --store ("memory" or "sqlite:PATH"), --sync ("full" or "normal"; nothing when not given)
+/// and --read-past-damage. A bad value comes back as a message naming the option.
 std::expected<store_choice, std::string> parse_store_choice(std::string_view store,
-                                                            std::optional<std::string_view> sync);
+                                                            std::optional<std::string_view> sync,
+                                                            bool read_past_damage = false);
 
 /// Opens the chosen store: nullptr for memory (the engine then makes its own), else the SQLite file, created when
 /// missing. A file that is not an event log, is damaged or cannot be opened comes back as a message.

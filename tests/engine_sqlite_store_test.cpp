@@ -104,8 +104,8 @@ TEST_CASE("a file that is not an event log of this engine is refused at open wit
   }
   SECTION("an event log with a newer schema version") {
     REQUIRE(cqrs::open_sqlite_event_store(path));
-    test_support::raw_database{path}.execute("PRAGMA user_version = 2");
-    expected_message = "has event log schema version 2, newer than the version 1";
+    test_support::raw_database{path}.execute("PRAGMA user_version = " + std::to_string(cqrs::sqlite_schema_version + 1));
+    expected_message = "has event log schema version " + std::to_string(cqrs::sqlite_schema_version + 1) + ", newer than the version " + std::to_string(cqrs::sqlite_schema_version);
   }
   SECTION("a file of random bytes") {
     std::ofstream file{path, std::ios::binary};
@@ -311,7 +311,7 @@ TEST_CASE("an event that cannot be decoded stops the read with an event_read_err
     CHECK(store.healthy());
   }
   SECTION("its payload does not decode") {
-    test_support::raw_database{path}.execute("UPDATE events SET payload = '{\"amount_cents\":\"many\"}' "
+    test_support::raw_database{path}.execute_resealed("UPDATE events SET payload = '{\"amount_cents\":\"many\"}' "
                                              "WHERE position = 2");
     auto store = open_store(path);
     try {
@@ -379,6 +379,114 @@ TEST_CASE("a log with a hole is refused at the hole: by read_all, read_stream an
   CHECK_THAT(status->failure->message, Catch::Contains("no event at position 2"));
 }
 
+TEST_CASE("an event whose stored bytes changed fails its checksum: reads and projections stop there, naming it",
+          "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2, 3})));
+  }
+  std::string change;
+  SECTION("a payload's amount") { change = "UPDATE events SET payload = '{\"amount_cents\":9}' WHERE position = 2"; }
+  SECTION("its command id") { change = "UPDATE events SET command_id = 'other' WHERE position = 2"; }
+  SECTION("its timestamp") { change = "UPDATE events SET timestamp = timestamp + 1 WHERE position = 2"; }
+  SECTION("its checksum") { change = "UPDATE events SET checksum = checksum + 1 WHERE position = 2"; }
+  test_support::raw_database{path}.execute(change);
+  std::vector<std::int64_t> seen;
+  auto collect = [&](const cqrs::envelope& event) {
+    seen.push_back(amount_of(event));
+    return true;
+  };
+  {
+    auto store = open_store(path);
+    try {
+      store->read_all(0, store->head(), collect);
+      FAIL("read_all served the changed event");
+    } catch (const cqrs::event_read_error& error) {
+      CHECK(error.position() == 2);
+      CHECK_THAT(error.what(), Catch::Contains("event 2 (account/a v2) fails its checksum"));
+    }
+    CHECK(seen == std::vector<std::int64_t>{1});
+    seen.clear();
+    try {
+      store->read_stream(cqrs::stream_id{"account", "a"}, 0, collect);
+      FAIL("read_stream served the changed event");
+    } catch (const cqrs::event_read_error& error) {
+      CHECK(error.position() == 2);
+    }
+    CHECK(seen == std::vector<std::int64_t>{1});
+  }
+  // The engine's projection stops at it, and the aggregate refuses to recover from it.
+  {
+    auto engine =
+      std::make_unique<cqrs::engine>(cqrs::options{.store = open_store(path), .tuning = {.threads = 2}});
+    engine->add_aggregate<bank::account>();
+    engine->add_projection<readmodels::bank_totals>();
+    CHECK_FALSE(engine->wait_until_caught_up());
+    auto status = engine->status("bank_totals");
+    REQUIRE(status);
+    REQUIRE(status->failure);
+    CHECK(status->failure->position == 2);
+    CHECK_THAT(status->failure->message, Catch::Contains("fails its checksum"));
+    auto refused = engine->send(bank::deposit{"a", 5}).get();
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == cqrs::errc::internal_error);
+    CHECK_THAT(refused.error().message, Catch::Contains("fails its checksum"));
+  }
+  // Told to go on, reads serve the event as it now is and count what they passed.
+  auto salvaging = open_store(path, cqrs::sqlite_options{.read_past_damage = true});
+  seen.clear();
+  salvaging->read_all(0, salvaging->head(), collect);
+  CHECK(seen.size() == 3);
+  CHECK(salvaging->statistics().damage_passed >= 1);
+}
+
+TEST_CASE("reads told to go on past damage read over a hole too", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2, 3})));
+  }
+  test_support::raw_database{path}.execute("DELETE FROM events WHERE position = 2");
+  auto store = open_store(path, cqrs::sqlite_options{.read_past_damage = true});
+  std::vector<std::int64_t> seen;
+  store->read_all(0, store->head(), [&](const cqrs::envelope& event) {
+    seen.push_back(amount_of(event));
+    return true;
+  });
+  CHECK(seen == std::vector<std::int64_t>{1, 3});
+  seen.clear();
+  store->read_stream(cqrs::stream_id{"account", "a"}, 0, [&](const cqrs::envelope& event) {
+    seen.push_back(amount_of(event));
+    return true;
+  });
+  CHECK(seen == std::vector<std::int64_t>{1, 3});
+  CHECK(store->statistics().damage_passed == 2);
+}
+
+TEST_CASE("a file written before checksums is upgraded when it is opened, and damage after that is found",
+          "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2, 3})));
+  }
+  test_support::raw_database{path}.execute("ALTER TABLE events DROP COLUMN checksum; PRAGMA user_version = 1");
+  {
+    auto store = open_store(path);
+    CHECK(all_amounts(*store) == std::vector<std::int64_t>{1, 2, 3});
+    REQUIRE(store->append(deposits(account_stream("a"), 3, {4})));
+  }
+  test_support::raw_database raw{path};
+  CHECK(raw.integer("PRAGMA user_version") == cqrs::sqlite_schema_version);
+  raw.execute("UPDATE events SET payload = '{\"amount_cents\":9}' WHERE position = 1");
+  auto store = open_store(path);
+  CHECK_THROWS_WITH(all_amounts(*store), Catch::Contains("event 1 (account/a v1) fails its checksum"));
+}
+
 TEST_CASE("a second writer on the same file makes the store refuse to build on its cached state",
           "[store][sqlite]") {
   test_support::temporary_folder folder;
@@ -424,7 +532,7 @@ TEST_CASE("an engine on a store with an undecodable event stops its projection t
     test_support::register_test_event_types(*store);
     REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2, 3})));
   }
-  test_support::raw_database{path}.execute("UPDATE events SET payload = '{\"amount_cents\":\"many\"}' "
+  test_support::raw_database{path}.execute_resealed("UPDATE events SET payload = '{\"amount_cents\":\"many\"}' "
                                            "WHERE position = 2");
   cqrs::engine engine{cqrs::options{.store = open_store(path), .tuning = {.threads = 2}}};
   engine.add_aggregate<bank::account>();
@@ -689,7 +797,7 @@ TEST_CASE("an undecodable event inside a complete chunk stops the read at that e
     auto store = open_store(path);
     fill_deposits(*store, 3000);
   }
-  test_support::raw_database{path}.execute("UPDATE events SET payload = '{\"amount_cents\":\"many\"}' "
+  test_support::raw_database{path}.execute_resealed("UPDATE events SET payload = '{\"amount_cents\":\"many\"}' "
                                            "WHERE position = 1500");
   auto store = open_store(path);
   std::vector<std::int64_t> seen;

@@ -127,6 +127,23 @@ TEST_CASE("cqrs-store reads a file whose write-ahead log holds commits not merge
   CHECK_THAT(stats.output, Catch::Contains("events: 2"));
 }
 
+TEST_CASE("cqrs-store reads a file written before checksums and says it has none", "[store][tool]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  auto acks = folder.file("acks.txt");
+  write_log(path, acks);
+  test_support::raw_database{path}.execute("ALTER TABLE events DROP COLUMN checksum; PRAGMA user_version = 1");
+
+  auto stats = run_tool(folder, "stats " + shell_quoted(path));
+  INFO(stats.output);
+  CHECK(stats.exit_code == 0);
+  CHECK_THAT(stats.output, Catch::Contains("schema version: 1 (no checksums") && Catch::Contains("events: 6"));
+  auto verified = run_tool(folder, "verify " + shell_quoted(path));
+  INFO(verified.output);
+  CHECK(verified.exit_code == 0);
+  CHECK_THAT(verified.output, Catch::Contains("6 events, 3 streams (schema version 1: no checksums to check): ok"));
+}
+
 TEST_CASE("cqrs-store verify fails on a damaged log or a wrong acknowledgement", "[store][tool]") {
   test_support::temporary_folder folder;
   auto path = folder.file("events.db");
@@ -140,26 +157,36 @@ TEST_CASE("cqrs-store verify fails on a damaged log or a wrong acknowledgement",
     expected_finding = "positions 3 to 3 are missing";
   }
   SECTION("a stream skips a version") {
-    test_support::raw_database{path}.execute("UPDATE events SET version = 5 WHERE position = 4");
+    test_support::raw_database{path}.execute_resealed("UPDATE events SET version = 5 WHERE position = 4");
     expected_finding = "stream account/a has version 5 where version 3 should be";
   }
   SECTION("a payload is not JSON") {
-    test_support::raw_database{path}.execute("UPDATE events SET payload = '{\"amount_cents\":' WHERE position = 5");
+    test_support::raw_database{path}.execute_resealed("UPDATE events SET payload = '{\"amount_cents\":' WHERE position = 5");
     expected_finding = "event 5 (MoneyDeposited.v1) has a payload that is not valid JSON";
   }
   // Files the engine would refuse to load, which verify passed while it only checked that payloads are JSON.
   SECTION("an event has a type no domain has") {
-    test_support::raw_database{path}.execute("UPDATE events SET type = 'MoneyVanished.v1' WHERE position = 2");
+    test_support::raw_database{path}.execute_resealed("UPDATE events SET type = 'MoneyVanished.v1' WHERE position = 2");
     expected_finding = "event 2 has the type MoneyVanished.v1, which no event of the order or bank domain has";
   }
   SECTION("a payload names a member its type does not have") {
-    test_support::raw_database{path}.execute("UPDATE events SET payload = '{\"amount\":2}' WHERE position = 2");
+    test_support::raw_database{path}.execute_resealed("UPDATE events SET payload = '{\"amount\":2}' WHERE position = 2");
     expected_finding = "event 2 (MoneyDeposited.v1) does not decode as the engine reads it";
   }
   SECTION("a payload member has the wrong type") {
-    test_support::raw_database{path}.execute(
+    test_support::raw_database{path}.execute_resealed(
       "UPDATE events SET payload = '{\"amount_cents\":\"two\"}' WHERE position = 2");
     expected_finding = "event 2 (MoneyDeposited.v1) does not decode as the engine reads it";
+  }
+  // Unlike the changes above (resealed, as a faulty program would have written them), a byte changed in the file
+  // leaves the event's checksum as it was.
+  SECTION("a byte of a stored payload changed") {
+    test_support::raw_database{path}.execute("UPDATE events SET payload = '{\"amount_cents\":9}' WHERE position = 2");
+    expected_finding = "event 2 (account/a v2) fails its checksum: its stored bytes were changed";
+  }
+  SECTION("an event moved to another stream") {
+    test_support::raw_database{path}.execute("UPDATE events SET stream_id = 'z' WHERE position = 5");
+    expected_finding = "event 5 (account/z v1) fails its checksum";
   }
   SECTION("an acknowledged command is not at its position") {
     std::ofstream{acks, std::ios::app} << "cmd-9 4\n";

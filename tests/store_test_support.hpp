@@ -1,6 +1,7 @@
 // Shared helpers for the event store tests: temporary folders, bank-event requests, raw SQLite access to a file.
 #pragma once
 
+#include "actors/detail/sqlite_checksum_function.hpp"
 #include "actors/event_codec.hpp"
 #include "actors/event_store.hpp"
 #include "domain/bank_account.hpp"
@@ -120,6 +121,14 @@ public:
       sqlite3_free(message);
       throw std::runtime_error("SQL failed: " + sql + ": " + text);
     }
+  }
+
+  /// Runs SQL that changes stored events, then gives every event the checksum of what it now holds: as if a
+  /// faulty program had written them so, which lets a test show what the reader does past the checksum.
+  void execute_resealed(const std::string& sql) {
+    if (!cqrs::detail::register_event_checksum_function(database_))
+      throw std::runtime_error(std::string{"cannot register the checksum function: "} + sqlite3_errmsg(database_));
+    execute(sql + "; " + std::string{cqrs::detail::reseal_events_sql});
   }
 
   /// The first column of the first row as an integer.

@@ -1,8 +1,10 @@
-// cqrs-store: shows the statistics of an event log file, dumps its events as JSON lines, or verifies its invariants.
-// It opens the file read-only through SQLite directly, never through the store, so that it can examine a damaged
-// file; it has no codecs, so a payload "decodes" when it is valid JSON.
+// cqrs-store: shows the statistics of an event log file, dumps its events or its dead letters as JSON lines, or
+// verifies its invariants. It opens the file read-only through SQLite directly, never through the store, so that it
+// can examine a damaged file; it decodes payloads with the codecs of the order and bank domains.
+#include "actors/event_checksum.hpp"
 #include "actors/event_codec.hpp"
 #include "actors/sqlite_event_store.hpp"
+#include "demo/signals.hpp"
 #include "domain/bank_account.hpp"
 #include "domain/orders.hpp"
 
@@ -10,6 +12,7 @@
 #include <boost/json.hpp>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
@@ -25,6 +28,9 @@
 #include <vector>
 
 namespace {
+
+/// Set by the first SIGINT or SIGTERM: the row loops end at the next row, the summary says the run was cut short.
+std::atomic<bool> interrupted{false};
 
 /// Exit codes: everything holds, something does not (or the file cannot be read), the command line is wrong.
 constexpr int exit_ok = 0;
@@ -161,8 +167,9 @@ std::string hex(std::int64_t value) {
   return text;
 }
 
-/// Checks that the file is an event log this tool understands; prints why not and returns false otherwise.
-bool check_header(const log_file& file, problem_list* problems) {
+/// The file's schema version when it is an event log this tool understands (version 1, before checksums, or the
+/// current one); prints why not and returns nothing otherwise.
+std::optional<std::int64_t> check_header(const log_file& file, problem_list* problems) {
   auto report = [&](const std::string& message) {
     if (problems)
       problems->add("header", message);
@@ -172,43 +179,52 @@ bool check_header(const log_file& file, problem_list* problems) {
   auto [application_id, application_error] = file.integer("PRAGMA application_id");
   if (application_error) {
     report(file.path() + " is not a readable SQLite database: " + *application_error);
-    return false;
+    return std::nullopt;
   }
   if (application_id != cqrs::sqlite_application_id) {
     report(file.path() + " is not a cqrs event log (application id " + hex(application_id) + ", expected "
            + hex(cqrs::sqlite_application_id) + ")");
-    return false;
+    return std::nullopt;
   }
   auto [schema_version, schema_error] = file.integer("PRAGMA user_version");
-  if (schema_error || schema_version != cqrs::sqlite_schema_version) {
+  if (schema_error || schema_version < 1 || schema_version > cqrs::sqlite_schema_version) {
     report(file.path() + " has event log schema version " + std::to_string(schema_version) + "; this tool reads "
-           + std::to_string(cqrs::sqlite_schema_version));
-    return false;
+           + "versions 1 to " + std::to_string(cqrs::sqlite_schema_version));
+    return std::nullopt;
   }
   auto [tables, table_error] =
     file.integer("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'events'");
   if (table_error || tables != 1) {
     report(file.path() + " has no events table" + (table_error ? ": " + *table_error : std::string{}));
-    return false;
+    return std::nullopt;
   }
-  return true;
+  return schema_version;
+}
+
+/// Whether the file has a table of that name (the store adds some at open, so older files lack them).
+bool has_table(const log_file& file, std::string_view name) {
+  auto rows = file.run("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1");
+  rows.bind(1, std::string{name});
+  return rows.next() && rows.integer(0) == 1;
 }
 
 int run_stats(const log_file& file) {
-  if (!check_header(file, nullptr))
+  auto schema_version = check_header(file, nullptr);
+  if (!schema_version)
     return exit_problems;
   auto [events, events_error] = file.integer("SELECT count(*) FROM events");
   auto [streams, streams_error] =
     file.integer("SELECT count(*) FROM (SELECT DISTINCT stream_type, stream_id FROM events)");
   auto [last, last_error] = file.integer("SELECT coalesce(max(position), 0) FROM events");
-  // Files last written by an older program have no snapshots table yet (the store adds it at open).
-  auto [snapshot_tables, snapshot_table_error] =
-    file.integer("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'snapshots'");
   std::int64_t snapshots = 0;
-  std::optional<std::string> snapshots_error = snapshot_table_error;
-  if (!snapshots_error && snapshot_tables == 1)
+  std::optional<std::string> snapshots_error;
+  if (has_table(file, "snapshots"))
     std::tie(snapshots, snapshots_error) = file.integer("SELECT count(*) FROM snapshots");
-  for (const auto& error : {events_error, streams_error, last_error, snapshots_error})
+  std::int64_t dead_letters = 0;
+  std::optional<std::string> dead_letters_error;
+  if (has_table(file, "dead_letters"))
+    std::tie(dead_letters, dead_letters_error) = file.integer("SELECT count(*) FROM dead_letters");
+  for (const auto& error : {events_error, streams_error, last_error, snapshots_error, dead_letters_error})
     if (error) {
       std::cerr << "cqrs-store: reading " << file.path() << " failed: " << *error << '\n';
       return exit_problems;
@@ -220,11 +236,13 @@ int run_stats(const log_file& file) {
     wal_size = 0;
   std::cout << "file: " << file.path() << '\n'
             << "file size: " << size << " bytes (write-ahead log: " << wal_size << " bytes)\n"
-            << "schema version: " << cqrs::sqlite_schema_version << '\n'
+            << "schema version: " << *schema_version
+            << (*schema_version < 2 ? " (no checksums: the engine adds them when it opens the file)" : "") << '\n'
             << "events: " << events << '\n'
             << "streams: " << streams << '\n'
             << "last position: " << last << '\n'
-            << "snapshots: " << snapshots << '\n';
+            << "snapshots: " << snapshots << '\n'
+            << "dead letters: " << dead_letters << '\n';
   return exit_ok;
 }
 
@@ -271,7 +289,7 @@ int run_dump(const log_file& file, const std::string& stream, std::int64_t from)
     rows.bind(2, only->first).bind(3, only->second);
   boost::json::parser parser;
   std::string line;
-  while (rows.next()) {
+  while (!interrupted.load(std::memory_order_relaxed) && rows.next()) {
     line.clear();
     line += "{\"position\":" + std::to_string(rows.integer(0));
     line += ",\"stream_type\":" + json_string(rows.text(1));
@@ -317,17 +335,32 @@ std::map<std::string, cqrs::event_type_codec, std::less<>> known_codecs() {
   return codecs;
 }
 
-/// Positions gap-free from 1, and every payload valid JSON that the engine's codec of its type decodes, in one
-/// pass in position order.
-std::int64_t verify_positions_and_payloads(const log_file& file, problem_list& problems) {
+/// Positions gap-free from 1, every event's checksum (from schema version 2), and every payload valid JSON that
+/// the engine's codec of its type decodes, in one pass in position order.
+std::int64_t verify_positions_and_payloads(const log_file& file, std::int64_t schema_version,
+                                           problem_list& problems) {
   static const auto codecs = known_codecs();
-  auto rows = file.run("SELECT position, type, payload FROM events ORDER BY position");
+  auto rows = file.run(schema_version >= 2 ? "SELECT position, type, payload, stream_type, stream_id, version, "
+                                             "timestamp, command_id, correlation_id, checksum FROM events "
+                                             "ORDER BY position"
+                                           : "SELECT position, type, payload FROM events ORDER BY position");
   std::int64_t expected = 1;
   std::int64_t count = 0;
   boost::json::parser parser;
-  while (rows.next()) {
+  while (!interrupted.load(std::memory_order_relaxed) && rows.next()) {
     ++count;
     auto position = rows.integer(0);
+    if (schema_version >= 2) {
+      auto computed = cqrs::event_checksum(cqrs::stored_event_fields{
+        static_cast<cqrs::log_position>(position), rows.text(3), rows.text(4),
+        static_cast<cqrs::stream_version>(rows.integer(5)), rows.text(1), rows.integer(6), rows.text(7),
+        rows.text(8), rows.text(2)});
+      if (static_cast<std::uint64_t>(rows.integer(9)) != computed)
+        problems.add("checksum", "event " + std::to_string(position) + " (" + std::string{rows.text(3)} + "/"
+                                   + std::string{rows.text(4)} + " v" + std::to_string(rows.integer(5))
+                                   + ") fails its checksum: its stored bytes were changed after it was written; "
+                                     "the engine would refuse it");
+    }
     if (position != expected)
       problems.add("position", position > expected
                                  ? "positions " + std::to_string(expected) + " to " + std::to_string(position - 1)
@@ -370,7 +403,7 @@ std::int64_t verify_stream_versions(const log_file& file, problem_list& problems
   std::int64_t expected = 1;
   std::int64_t last_position = 0;
   std::int64_t streams = 0;
-  while (rows.next()) {
+  while (!interrupted.load(std::memory_order_relaxed) && rows.next()) {
     auto type = rows.text(0);
     auto id = rows.text(1);
     if (streams == 0 || type != current_type || id != current_id) {
@@ -416,7 +449,7 @@ std::int64_t verify_acknowledgements(const log_file& file, const std::string& ac
   std::string line;
   std::int64_t number = 0;
   std::int64_t acknowledged = 0;
-  while (std::getline(lines, line)) {
+  while (!interrupted.load(std::memory_order_relaxed) && std::getline(lines, line)) {
     ++number;
     if (line.find_first_not_of(" \t\r") == std::string::npos)
       continue;
@@ -444,7 +477,8 @@ std::int64_t verify_acknowledgements(const log_file& file, const std::string& ac
 
 int run_verify(const log_file& file, const std::string& ack_log) {
   problem_list problems;
-  if (!check_header(file, &problems)) {
+  auto schema_version = check_header(file, &problems);
+  if (!schema_version) {
     std::cout << file.path() << ": FAILED (" << problems.total() << " problem)\n";
     return exit_problems;
   }
@@ -454,7 +488,7 @@ int run_verify(const log_file& file, const std::string& ack_log) {
       problems.add("integrity", "SQLite integrity check: " + std::string{check.text(0)});
   if (check.error())
     problems.add("integrity", "SQLite integrity check failed: " + *check.error());
-  auto events = verify_positions_and_payloads(file, problems);
+  auto events = verify_positions_and_payloads(file, *schema_version, problems);
   auto streams = verify_stream_versions(file, problems);
   std::int64_t acknowledged = 0;
   if (!ack_log.empty())
@@ -463,6 +497,12 @@ int run_verify(const log_file& file, const std::string& ack_log) {
   std::cout << file.path() << ": " << events << " events, " << streams << " streams";
   if (!ack_log.empty())
     std::cout << ", " << acknowledged << " acknowledgements";
+  if (*schema_version < 2)
+    std::cout << " (schema version 1: no checksums to check)";
+  if (interrupted.load()) {
+    std::cout << ": INTERRUPTED after those, " << problems.total() << " problems so far\n";
+    return exit_problems;
+  }
   if (problems.total() == 0) {
     std::cout << ": ok\n";
     return exit_ok;
@@ -471,9 +511,31 @@ int run_verify(const log_file& file, const std::string& ack_log) {
   return exit_problems;
 }
 
+/// The dead letters as JSON lines in projection and position order: the events that projections under the `skip`
+/// policy passed over.
+int run_dead_letters(const log_file& file) {
+  if (!check_header(file, nullptr))
+    return exit_problems;
+  if (!has_table(file, "dead_letters"))
+    return exit_ok; // written before dead letters were kept: there are none
+  auto rows = file.run("SELECT projection, position, type, reason, recorded FROM dead_letters "
+                       "ORDER BY projection, position");
+  while (!interrupted.load(std::memory_order_relaxed) && rows.next())
+    std::cout << "{\"projection\":" << json_string(rows.text(0)) << ",\"position\":" << rows.integer(1)
+              << ",\"type\":" << json_string(rows.text(2)) << ",\"reason\":" << json_string(rows.text(3))
+              << ",\"recorded\":\"" << utc_time(rows.integer(4)) << "\"}\n";
+  if (rows.error()) {
+    std::cerr << "cqrs-store: reading the dead letters of " << file.path() << " failed: " << *rows.error() << '\n';
+    return exit_problems;
+  }
+  return exit_ok;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
+  demo::handle_interrupts("cqrs-store: interrupted, stopping at the next event (a second signal ends at once)\n",
+                          [] { interrupted = true; });
   CLI::App app{"Shows, dumps and verifies a cqrs-engine event log (a SQLite file), read-only."};
   app.require_subcommand(1);
   std::string path;
@@ -491,11 +553,15 @@ int main(int argc, char** argv) {
   });
   dump->add_option("--from", from, "First position to print")->check(CLI::PositiveNumber);
 
-  auto* verify = app.add_subcommand("verify", "Checks positions, stream versions, payloads (and acknowledgements); "
+  auto* verify = app.add_subcommand("verify", "Checks positions, checksums, stream versions, payloads (and acknowledgements); "
                                               "exit code 0 when all hold, 1 otherwise.");
   verify->add_option("file", path, "The event log file")->required()->check(CLI::ExistingFile);
   verify->add_option("--ack-log", ack_log, "Lines \"command_id position\": each event must exist with that command")
     ->check(CLI::ExistingFile);
+
+  auto* dead_letters = app.add_subcommand("dead-letters", "The events that projections under the skip policy "
+                                                          "passed over, as JSON lines.");
+  dead_letters->add_option("file", path, "The event log file")->required()->check(CLI::ExistingFile);
 
   try {
     app.parse(argc, argv);
@@ -510,9 +576,15 @@ int main(int argc, char** argv) {
     std::cerr << "cqrs-store: " << *file.open_error() << '\n';
     return exit_problems;
   }
+  int code = exit_ok;
   if (*stats)
-    return run_stats(file);
-  if (*dump)
-    return run_dump(file, stream, from);
-  return run_verify(file, ack_log);
+    code = run_stats(file);
+  else if (*dump)
+    code = run_dump(file, stream, from);
+  else if (*dead_letters)
+    code = run_dead_letters(file);
+  else
+    code = run_verify(file, ack_log);
+  std::cout.flush();
+  return demo::exit_code_after_interrupts(code);
 }
