@@ -78,6 +78,14 @@ struct snapshot {
   std::string state;
 };
 
+/// An event that a projection under the `skip` policy passed over, as a durable store keeps it.
+struct dead_letter {
+  std::string projection;
+  /// The event (position and type) and what applying it raised.
+  projection_failure failure;
+  std::chrono::system_clock::time_point recorded;
+};
+
 /// Called with the new head position after events are appended. Runs on the appending thread: keep it short.
 using head_listener = std::function<void(log_position head)>;
 
@@ -136,6 +144,12 @@ public:
     (void)stream;
     return std::nullopt;
   }
+
+  /// Keeps a dead letter where an operator can find it after the process is gone (one per projection and
+  /// position: a rebuild that skips the event again updates it). Like snapshots, it may be written lazily, with
+  /// the next appends; the engine's status() shows the dead letters of the running process either way. The
+  /// default keeps none.
+  virtual void record_dead_letter(dead_letter letter) { (void)letter; }
 
   /// Why the store can no longer append (it failed to commit and no longer knows what the log holds), or
   /// nothing while it can.

@@ -224,8 +224,14 @@ bool apply_new_events(projection_slot& slot, event_store& store, engine_core& co
       auto on_failure = [&](projection_failure failure) {
         std::chrono::milliseconds delay{0};
         auto position = failure.position;
+        auto kept = dead_letter{model.name(), failure, std::chrono::system_clock::now()};
         switch (model.handle_failure(std::move(failure), delay)) {
           case projection_runtime::failure_outcome::skipped:
+            try {
+              store.record_dead_letter(std::move(kept));
+            } catch (...) {
+              // Only the record is lost: status() still lists it, and the projection goes on as its policy says.
+            }
             applied = position;
             return true;
           case projection_runtime::failure_outcome::retry_later:

@@ -188,6 +188,11 @@ constexpr std::string_view save_snapshot_sql =
   "INSERT INTO snapshots (stream_type, stream_id, version, format, state) VALUES (?1, ?2, ?3, ?4, ?5) "
   "ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = excluded.version, format = excluded.format, "
   "state = excluded.state WHERE excluded.version >= snapshots.version";
+/// A projection that skips the same event again (a rebuild) updates its row: the reason and time of the last skip.
+constexpr std::string_view save_dead_letter_sql =
+  "INSERT INTO dead_letters (projection, position, type, reason, recorded) VALUES (?1, ?2, ?3, ?4, ?5) "
+  "ON CONFLICT (projection, position) DO UPDATE SET type = excluded.type, reason = excluded.reason, "
+  "recorded = excluded.recorded";
 constexpr std::string_view log_events_sql =
   "SELECT position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, payload, "
   "checksum FROM events WHERE position > ?1 AND position <= ?2 ORDER BY position";
@@ -253,6 +258,7 @@ struct writer {
   statement stream_version;
   statement last_position;
   statement save_snapshot;
+  statement save_dead_letter;
 };
 
 std::expected<connection, std::string> open_connection(const std::string& path, int flags,
@@ -375,7 +381,7 @@ public:
       // request at once, between two batches.
       std::vector<pending_append> batch;
       batch.push_back(std::move(*accepted));
-      if (auto committed = commit(batch, {}))
+      if (auto committed = commit(batch, {}, {}))
         listeners_.notify(*committed);
       return std::move(batch.front().result);
     }
@@ -431,13 +437,25 @@ public:
       return; // the writer would drop it anyway
     {
       std::lock_guard lock{queue_mutex_};
-      if (waiting_snapshots_.empty())
+      if (side_writes_waiting() == 0)
         snapshots_due_ = std::chrono::steady_clock::now() + snapshot_delay;
       auto found = waiting_snapshots_.find(taken.stream);
       if (found == waiting_snapshots_.end())
         waiting_snapshots_.emplace(taken.stream, std::move(taken));
       else if (taken.version >= found->second.version)
         found->second = std::move(taken);
+    }
+    queue_changed_.notify_one();
+  }
+
+  void record_dead_letter(dead_letter letter) override {
+    if (!healthy_.load(std::memory_order_acquire))
+      return; // the writer would drop it anyway
+    {
+      std::lock_guard lock{queue_mutex_};
+      if (side_writes_waiting() == 0)
+        snapshots_due_ = std::chrono::steady_clock::now() + snapshot_delay;
+      waiting_dead_letters_.push_back(std::move(letter));
     }
     queue_changed_.notify_one();
   }
@@ -634,6 +652,7 @@ public:
     result.chunks_decoded = chunks_decoded_.load(std::memory_order_relaxed);
     result.chunks_reused = chunks_reused_.load(std::memory_order_relaxed);
     result.damage_passed = damage_passed_.load(std::memory_order_relaxed);
+    result.dead_letters = dead_letters_.load(std::memory_order_relaxed);
     std::lock_guard lock{queue_mutex_};
     result.queued = queue_.size();
     return result;
@@ -905,6 +924,9 @@ private:
     return payload.size();
   }
 
+  /// Snapshots and dead letters waiting for the next transaction; called with queue_mutex_ held.
+  std::size_t side_writes_waiting() const { return waiting_snapshots_.size() + waiting_dead_letters_.size(); }
+
   /// Whether a read goes on past a gap or a checksum mismatch (sqlite_options::read_past_damage); each one passed
   /// is counted.
   bool passed_over_damage() const {
@@ -960,19 +982,19 @@ private:
   void run_writer() {
     std::unique_lock lock{queue_mutex_};
     auto batch_ready = [this] {
-      return stopping_ || !queue_.empty() || waiting_snapshots_.size() >= max_waiting_snapshots;
+      return stopping_ || !queue_.empty() || side_writes_waiting() >= max_waiting_snapshots;
     };
     while (true) {
       if (!batch_ready()) {
-        if (waiting_snapshots_.empty()) {
-          queue_changed_.wait(lock, [&] { return batch_ready() || !waiting_snapshots_.empty(); });
-          continue; // snapshots alone wait for appends, or for their delay
+        if (side_writes_waiting() == 0) {
+          queue_changed_.wait(lock, [&] { return batch_ready() || side_writes_waiting() > 0; });
+          continue; // snapshots and dead letters alone wait for appends, or for their delay
         }
         if (!queue_changed_.wait_until(lock, snapshots_due_, batch_ready)
             && std::chrono::steady_clock::now() < snapshots_due_)
           continue; // woken for a snapshot saved meanwhile: keep waiting
       }
-      if (queue_.empty() && waiting_snapshots_.empty())
+      if (queue_.empty() && side_writes_waiting() == 0)
         return; // closing, and everything queued is committed
       std::vector<pending_append> batch;
       batch.reserve(std::min(queue_.size(), options_.max_batch_appends));
@@ -983,9 +1005,11 @@ private:
       for (auto& [stream, taken] : waiting_snapshots_)
         writing_snapshots_.push_back(std::move(taken));
       waiting_snapshots_.clear();
+      auto dead_letters = std::move(waiting_dead_letters_);
+      waiting_dead_letters_.clear();
       lock.unlock();
       // writing_snapshots_ changes only here, under the lock: the writer reads it without.
-      auto committed = commit(batch, writing_snapshots_);
+      auto committed = commit(batch, writing_snapshots_, dead_letters);
       lock.lock();
       writing_snapshots_.clear();
       lock.unlock();
@@ -1032,13 +1056,14 @@ private:
     return {};
   }
 
-  /// Runs one transaction for the batch and the snapshots and sets every request's result. Returns the new head
+  /// Runs one transaction for the batch, the snapshots and the dead letters and sets every request's result. Returns the new head
   /// if events were committed. Runs on the writer thread only, so the writer connection and the version cache
   /// need no lock.
   std::optional<log_position> commit(std::vector<pending_append>& batch,
-                                     const std::vector<snapshot>& snapshots) noexcept {
+                                     const std::vector<snapshot>& snapshots,
+                                     const std::vector<dead_letter>& dead_letters) noexcept {
     try {
-      return commit_or_throw(batch, snapshots);
+      return commit_or_throw(batch, snapshots, dead_letters);
     } catch (const std::exception& error) {
       fail_batch(batch, std::string{"the batch failed: "} + error.what());
     } catch (...) {
@@ -1048,9 +1073,10 @@ private:
   }
 
   std::optional<log_position> commit_or_throw(std::vector<pending_append>& batch,
-                                              const std::vector<snapshot>& snapshots) {
+                                              const std::vector<snapshot>& snapshots,
+                                              const std::vector<dead_letter>& dead_letters) {
     if (!healthy_.load(std::memory_order_acquire)) {
-      // Snapshots are dropped too: they are only a cache.
+      // Snapshots are dropped too (they are only a cache), and so are dead letters (status() still lists them).
       for (auto& pending : batch)
         pending.result = std::unexpected(unhealthy_error());
       return std::nullopt;
@@ -1155,14 +1181,29 @@ private:
         return std::nullopt;
       }
     }
+    auto* keep = writer_.save_dead_letter.get();
+    for (const auto& letter : dead_letters) {
+      reset_on_exit reset{keep};
+      bind_text(keep, 1, letter.projection);
+      sqlite3_bind_int64(keep, 2, static_cast<sqlite3_int64>(letter.failure.position));
+      bind_text(keep, 3, letter.failure.type_name);
+      bind_text(keep, 4, letter.failure.message);
+      sqlite3_bind_int64(keep, 5, to_microseconds(letter.recorded));
+      if (sqlite3_step(keep) != SQLITE_DONE) {
+        fail_batch(batch, "writing a dead letter of projection " + letter.projection + " to " + path_
+                            + " failed: " + error_text(database));
+        return std::nullopt;
+      }
+    }
     if (run(writer_.commit.get()) != SQLITE_DONE) {
       fail_batch(batch, "the commit to " + path_ + " failed: " + error_text(database));
       return std::nullopt;
     }
     conflicts_.fetch_add(refused, std::memory_order_relaxed);
     snapshots_.fetch_add(snapshots.size(), std::memory_order_relaxed);
+    dead_letters_.fetch_add(dead_letters.size(), std::memory_order_relaxed);
     if (accepted == 0) {
-      if (!snapshots.empty())
+      if (!snapshots.empty() || !dead_letters.empty())
         transactions_.fetch_add(1, std::memory_order_relaxed);
       return std::nullopt;
     }
@@ -1284,6 +1325,7 @@ private:
   /// Snapshots waiting for the next transaction (the latest of each stream), and those in the running one.
   std::unordered_map<stream_id, snapshot, detail::stream_id_hash> waiting_snapshots_;
   std::vector<snapshot> writing_snapshots_;
+  std::vector<dead_letter> waiting_dead_letters_;
   std::chrono::steady_clock::time_point snapshots_due_;
   bool stopping_ = false;
 
@@ -1296,6 +1338,7 @@ private:
   std::atomic<std::uint64_t> events_{0};
   std::atomic<std::uint64_t> conflicts_{0};
   std::atomic<std::uint64_t> snapshots_{0};
+  std::atomic<std::uint64_t> dead_letters_{0};
 
   mutable std::mutex readers_mutex_;
   mutable std::vector<std::unique_ptr<reader>> idle_readers_;
@@ -1445,7 +1488,8 @@ std::expected<writer, std::string> open_writer(const std::string& path, const sq
                              std::pair{&result.rollback, "ROLLBACK"sv}, std::pair{&result.insert, insert_sql},
                              std::pair{&result.stream_version, stream_version_sql},
                              std::pair{&result.last_position, last_position_sql},
-                             std::pair{&result.save_snapshot, save_snapshot_sql}}) {
+                             std::pair{&result.save_snapshot, save_snapshot_sql},
+                             std::pair{&result.save_dead_letter, save_dead_letter_sql}}) {
     auto prepared = prepare(raw, sql);
     if (!prepared)
       return std::unexpected(path + " does not have the event log's schema: " + prepared.error());

@@ -67,6 +67,8 @@ struct sqlite_store_statistics {
   std::uint64_t chunks_decoded = 0;
   /// Chunk reads that read_all served from that cache (decoded earlier by another reader, or by a reader ahead).
   std::uint64_t chunks_reused = 0;
+  /// Dead letters written (one per projection and position; a rebuild that skips an event again writes it again).
+  std::uint64_t dead_letters = 0;
   /// Gaps and checksum mismatches that reads went past (only with sqlite_options::read_past_damage).
   std::uint64_t damage_passed = 0;
 };
@@ -99,8 +101,8 @@ private:
 /// head; refusals found before queueing (invalid request, unhealthy store) are answered on the caller's thread.
 /// Callbacks and listeners must be short, since the next transaction waits for them; what they throw is dropped.
 /// They may append: append() on the writer thread commits its request at once instead of waiting for itself.
-/// Saved snapshots ride along with the next transaction (without appends they are committed on their own about
-/// a second later); load_snapshot sees them at once. The destructor commits everything queued and calls every
+/// Saved snapshots and dead letters ride along with the next transaction (without appends they are committed on
+/// their own about a second later); load_snapshot sees snapshots at once. The destructor commits everything queued and calls every
 /// callback before it returns (so never drop the store's last reference inside a callback or a listener).
 /// After a failed write or commit the store is unhealthy: it refuses every later append at once (reads go on),
 /// because it no longer knows what the file holds; reopen it to continue. Requests of the failed batch were not

@@ -127,6 +127,36 @@ TEST_CASE("cqrs-store reads a file whose write-ahead log holds commits not merge
   CHECK_THAT(stats.output, Catch::Contains("events: 2"));
 }
 
+TEST_CASE("cqrs-store lists and counts the dead letters a store kept", "[store][tool]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  auto acks = folder.file("acks.txt");
+  write_log(path, acks);
+  {
+    auto opened = cqrs::open_sqlite_event_store(path);
+    REQUIRE(opened);
+    auto recorded = std::chrono::system_clock::time_point{std::chrono::seconds{1'700'000'000}};
+    (*opened)->record_dead_letter({"balances", {4, "MoneyDeposited.v1", "apply threw: \"four\""}, recorded});
+    (*opened)->record_dead_letter({"audit", {2, "MoneyDeposited.v1", "no"}, recorded});
+  }
+  auto listed = run_tool(folder, "dead-letters " + shell_quoted(path));
+  INFO(listed.output);
+  CHECK(listed.exit_code == 0);
+  std::istringstream lines{listed.output};
+  std::vector<boost::json::value> letters;
+  for (std::string line; std::getline(lines, line);)
+    letters.push_back(boost::json::parse(line));
+  REQUIRE(letters.size() == 2);
+  CHECK(letters[0].at("projection").as_string() == "audit");
+  CHECK(letters[1].at("projection").as_string() == "balances");
+  CHECK(letters[1].at("position").as_int64() == 4);
+  CHECK(letters[1].at("type").as_string() == "MoneyDeposited.v1");
+  CHECK(letters[1].at("reason").as_string() == "apply threw: \"four\"");
+  CHECK(letters[1].at("recorded").as_string() == "2023-11-14T22:13:20.000000Z");
+  auto stats = run_tool(folder, "stats " + shell_quoted(path));
+  CHECK_THAT(stats.output, Catch::Contains("dead letters: 2"));
+}
+
 TEST_CASE("cqrs-store reads a file written before checksums and says it has none", "[store][tool]") {
   test_support::temporary_folder folder;
   auto path = folder.file("events.db");

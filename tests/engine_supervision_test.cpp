@@ -1,5 +1,7 @@
 // What a projection does when applying an event throws: stop (and restart_projection), retry with backoff, skip.
+#include "actors/sqlite_event_store.hpp"
 #include "engine_support.hpp"
+#include "store_test_support.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -48,8 +50,9 @@ struct flaky_total {
   using projection = flaky_view;
 };
 
-std::unique_ptr<cqrs::engine> flaky_engine(cqrs::projection_options settings) {
-  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.tuning = {.threads = 2}});
+std::unique_ptr<cqrs::engine> flaky_engine(cqrs::projection_options settings,
+                                           std::shared_ptr<cqrs::event_store> store = nullptr) {
+  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.store = std::move(store), .tuning = {.threads = 2}});
   engine->add_aggregate<bank::account>();
   engine->add_projection<flaky_view>(settings);
   return engine;
@@ -126,6 +129,29 @@ TEST_CASE("under skip, a projection keeps the poison event as a dead letter and 
   auto again = engine->query(flaky_total{}, cqrs::at_least(last)).get();
   REQUIRE(again);
   CHECK(*again == 30);
+}
+
+TEST_CASE("under skip with the SQLite store, the dead letter is kept in the file, once per event") {
+  flaky_view::arm(true, 0);
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  cqrs::log_position thirteen = 0;
+  {
+    auto opened = cqrs::open_sqlite_event_store(path);
+    REQUIRE(opened);
+    auto engine = flaky_engine({.on_failure = cqrs::projection_failure_policy::skip}, *opened);
+    auto positions = deposit_10_13_20(*engine);
+    thirteen = positions.first;
+    REQUIRE(engine->query(flaky_total{}, cqrs::at_least(positions.second, 30s)).get());
+    // A rebuild skips it again: the file keeps one row for it.
+    REQUIRE(engine->rebuild<flaky_view>().get());
+    REQUIRE(engine->query(flaky_total{}, cqrs::at_least(positions.second, 30s)).get());
+  } // closing the store commits what waits for the next transaction
+  test_support::raw_database file{path};
+  CHECK(file.integer("SELECT count(*) FROM dead_letters") == 1);
+  CHECK(file.integer("SELECT position FROM dead_letters WHERE projection = 'flaky' AND type = 'MoneyDeposited.v1' "
+                     "AND reason = 'thirteen'")
+        == static_cast<std::int64_t>(thirteen));
 }
 
 TEST_CASE("restart_projection resumes a stopped projection from its checkpoint, the failed event first") {
