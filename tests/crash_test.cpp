@@ -2,7 +2,10 @@
 // every crash, every acknowledged command must be in the log (cqrs-store verify --ack-log) and the four order read
 // models rebuilt from the file must equal a fold of its log. Exit 0 only when every round verified.
 //
-//   cqrs-crash-test --load PATH --store-tool PATH --dir DIR [--rounds N] [--seed N]
+//   cqrs-crash-test --load PATH --store-tool PATH --dir DIR [--rounds N] [--seed N] [--new-log-every N]
+//
+// Each round recovers the log the rounds before left; with --new-log-every N, every N rounds start on a new file,
+// so that a long soak keeps its rounds short (verifying and rebuilding take time in proportion to the log).
 #include "actors/sqlite_event_store.hpp"
 #include "demo/order_engine.hpp"
 #include "demo/verification.hpp"
@@ -38,6 +41,8 @@ struct settings {
   std::string directory;
   std::uint64_t rounds = 20;
   std::optional<std::uint64_t> seed;
+  /// Rounds per log file; 0: one file for every round.
+  std::uint64_t new_log_every = 0;
 };
 
 // The options, or nothing after printing what is wrong.
@@ -61,6 +66,8 @@ std::optional<settings> parse(int argc, char** argv) {
         chosen.rounds = std::stoull(value);
       else if (name == "--seed")
         chosen.seed = std::stoull(value);
+      else if (name == "--new-log-every")
+        chosen.new_log_every = std::stoull(value);
       else {
         std::cerr << "cqrs-crash-test: unknown option " << name << '\n';
         return std::nullopt;
@@ -71,7 +78,8 @@ std::optional<settings> parse(int argc, char** argv) {
     }
   }
   if (chosen.load.empty() || chosen.store_tool.empty() || chosen.directory.empty() || chosen.rounds == 0) {
-    std::cerr << "usage: cqrs-crash-test --load PATH --store-tool PATH --dir DIR [--rounds N>0] [--seed N]\n";
+    std::cerr << "usage: cqrs-crash-test --load PATH --store-tool PATH --dir DIR [--rounds N>0] [--seed N] "
+                 "[--new-log-every N]\n";
     return std::nullopt;
   }
   return chosen;
@@ -167,10 +175,13 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(chosen->directory);
   auto database = chosen->directory + "/crash.db";
   auto ack_log = chosen->directory + "/crash.ack";
-  for (const auto* suffix : {"", "-wal", "-shm", "-journal"})
-    std::filesystem::remove(database + suffix);
-  std::filesystem::remove(ack_log);
-  { std::ofstream create{ack_log}; }
+  // The acknowledgement log is emptied, not removed: the inotify watch below follows its inode.
+  auto start_new_log = [&] {
+    for (const auto* suffix : {"", "-wal", "-shm", "-journal"})
+      std::filesystem::remove(database + suffix);
+    std::ofstream empty{ack_log, std::ios::trunc};
+  };
+  start_new_log();
 
   auto seed = chosen->seed ? *chosen->seed : std::random_device{}();
   std::cout << "cqrs-crash-test: " << chosen->rounds << " rounds on " << database << ", seed " << seed
@@ -186,6 +197,8 @@ int main(int argc, char** argv) {
 
   auto started = steady::now();
   for (std::uint64_t round = 1; round <= chosen->rounds; ++round) {
+    if (chosen->new_log_every > 0 && round > 1 && (round - 1) % chosen->new_log_every == 0)
+      start_new_log();
     auto output = chosen->directory + "/load-round-" + std::to_string(round) + ".log";
     auto acks_before = size_of(ack_log);
     auto round_started = steady::now();
