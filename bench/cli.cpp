@@ -116,6 +116,14 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   add_count(app, "--pacers", load.pacers, "Open loop: pacer threads", std::size_t{1}, std::size_t{64});
   add_count(app, "--max-in-flight", load.max_in_flight, "Open loop: pacers wait while this many are outstanding",
             std::uint64_t{1}, std::uint64_t{100'000'000});
+  app.add_option("--recovery-s", load.recovery_seconds,
+                 "Open loop: after the measured phase, this long at --recovery-rate, latency per 100 ms window (how "
+                 "soon it is normal after an overload)")
+    ->type_name("SECONDS")
+    ->check(demo::within(0.1, 3600.0));
+  app.add_option("--recovery-rate", load.recovery_rate, "Open loop: commands per second of the recovery phase")
+    ->type_name("PER_S")
+    ->check(demo::within(1.0, 100'000'000.0));
   add_count(app, "--engine-max-in-flight", load.engine_max_in_flight,
             "The engine's bound on commands in flight and waiting queries; beyond it they are refused as "
             "overloaded (0: no bound)",
@@ -244,6 +252,10 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   if (!chosen_store)
     return usage_error(chosen_store.error());
   parsed.store = *chosen_store;
+  if ((load.recovery_seconds > 0) != (load.recovery_rate > 0))
+    return usage_error("--recovery-s and --recovery-rate go together");
+  if (load.recovery_seconds > 0 && (load.rate <= 0 || baseline))
+    return usage_error("--recovery-s follows an open loop's measured phase: add --rate, drop --baseline");
   if (parsed.ledger && (parsed.sweep || baseline || parsed.store.durable() || load.rate > 0))
     return usage_error("--ledger runs its own fixed operations on in-memory engines: drop --sweep, --baseline, "
                        "--store and --rate");

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -20,6 +21,8 @@
 #include <fstream>
 #include <iostream>
 #include <mutex>
+#include <numeric>
+#include <optional>
 #include <thread>
 #include <unordered_set>
 
@@ -218,9 +221,47 @@ struct phase_result {
   double commands_per_s = 0;
   double sampled_in_flight = 0;
   std::uint64_t pacer_waits = 0;
+  /// The phase that followed it (load_options::recovery_seconds), if one did.
+  std::optional<overload_recovery> after_overload;
 };
 
-/// One phase of commands (setup, warm-up or measured).
+/// Latencies per window of intended send times (the recovery phase's), each window its own histogram.
+class windowed_latencies {
+public:
+  windowed_latencies(clock::time_point origin, clock::duration width, std::size_t windows)
+    : origin_(origin), width_(width), latencies_(std::max<std::size_t>(1, windows)),
+      overloaded_(latencies_.size(), 0) {}
+
+  void record(clock::time_point intended, std::uint64_t nanoseconds) {
+    auto index = index_of(intended);
+    std::lock_guard lock{mutex_};
+    latencies_[index].record(nanoseconds);
+  }
+  void count_overloaded(clock::time_point intended) {
+    auto index = index_of(intended);
+    std::lock_guard lock{mutex_};
+    ++overloaded_[index];
+  }
+  /// Read once every reply is in.
+  const std::vector<histogram>& latencies() const { return latencies_; }
+  const std::vector<std::uint64_t>& overloaded() const { return overloaded_; }
+  clock::duration width() const { return width_; }
+
+private:
+  std::size_t index_of(clock::time_point intended) const {
+    auto offset = std::max(clock::duration::zero(), intended - origin_);
+    return std::min<std::size_t>(static_cast<std::size_t>(offset / width_), latencies_.size() - 1);
+  }
+
+  clock::time_point origin_;
+  clock::duration width_;
+  // Replies arrive on the engine's threads; at a recovery phase's rate, one lock per reply costs nothing.
+  std::mutex mutex_;
+  std::vector<histogram> latencies_;
+  std::vector<std::uint64_t> overloaded_;
+};
+
+/// One phase of commands (setup, warm-up, measured or recovery).
 struct command_phase {
   command_phase(run_state& state, workload_plan workload, std::unique_ptr<phase_budget> limits, bool is_measured)
     : run(state), plan(std::move(workload)), budget(std::move(limits)), measured(is_measured) {}
@@ -232,6 +273,8 @@ struct command_phase {
     bool overloaded = !accepted && result.error().code == cqrs::errc::overloaded;
     // A rule broken because an earlier command of the order was refused as overloaded is the workload's, not the
     // engine's: counted apart, not as a problem. (The refusal comes back inside send(), before the next command.)
+    if (windows)
+      overloaded ? windows->count_overloaded(intended) : windows->record(intended, nanoseconds(now - intended));
     if (overloaded) {
       run.lost_to_overload(order);
       // Refused at once and did no work: kept out of the latencies, which describe the commands the engine ran.
@@ -297,6 +340,8 @@ struct command_phase {
   std::unique_ptr<phase_budget> budget;
   bool measured;
   striped_recorder recorder;
+  /// The recovery phase's latencies window by window (no other phase keeps them).
+  std::unique_ptr<windowed_latencies> windows;
   /// Clients (closed loop) or pacers and commands (open loop) still running.
   pending_counter running;
   std::atomic<bool> stopped_unhealthy{false};
@@ -619,8 +664,73 @@ private:
   std::uint64_t waits_ = 0;
 };
 
+/// The recovery phase of an open loop: made and paced by the measured phase's last pacer thread the moment that
+/// phase stops sending, read by the main thread once that thread is joined.
+struct recovery_run {
+  std::shared_ptr<command_phase> phase;
+  std::unique_ptr<pacer> paced;
+  clock::time_point started{};
+};
+
+constexpr clock::duration recovery_window_width = std::chrono::milliseconds{100};
+
+/// Sends the recovery phase from now on, on the calling thread; returns when its last command is sent.
+void pace_recovery(run_state& run, const workload_plan& measured_plan, recovery_run& recovery) {
+  const auto& options = run.options;
+  auto plan = measured_plan;
+  plan.id_prefix += "r"; // new orders, apart from the measured phase's
+  recovery.started = clock::now();
+  auto budget = std::make_unique<phase_budget>(0, 0, recovery.started + seconds(options.recovery_seconds));
+  recovery.phase = std::make_shared<command_phase>(run, std::move(plan), std::move(budget), false);
+  auto windows = static_cast<std::size_t>(std::ceil(options.recovery_seconds * 1e9
+                                                    / static_cast<double>(nanoseconds(recovery_window_width))));
+  recovery.phase->windows =
+    std::make_unique<windowed_latencies>(recovery.started, recovery_window_width, windows);
+  std::vector<std::uint64_t> clients(options.clients);
+  std::iota(clients.begin(), clients.end(), std::uint64_t{0});
+  recovery.paced = std::make_unique<pacer>(*recovery.phase, std::move(clients), options.recovery_rate);
+  recovery.phase->running.add();
+  recovery.paced->run(recovery.started);
+  recovery.phase->running.done();
+}
+
+/// The recovery phase's figures, once every reply is in: window by window, the steady state of its second half,
+/// and when latency was normal again.
+overload_recovery summarise_recovery(const run_state& run, recovery_run& recovery) {
+  overload_recovery report;
+  report.rate = run.options.recovery_rate;
+  report.seconds = run.options.recovery_seconds;
+  report.commands = recovery.paced->sent();
+  auto tally = recovery.phase->recorder.tally();
+  report.accepted = tally.accepted;
+  report.rejected = tally.rejected;
+  report.overloaded = tally.overloaded;
+  const auto& windows = *recovery.phase->windows;
+  const auto& latencies = windows.latencies();
+  histogram steady;
+  for (std::size_t index = latencies.size() / 2; index < latencies.size(); ++index)
+    steady.merge(latencies[index]);
+  report.steady_p99_us = static_cast<double>(steady.percentile(99.0)) / 1000.0;
+  auto normal_bound_us = 2 * report.steady_p99_us + 1000.0;
+  auto width_ms = std::chrono::duration<double, std::milli>(windows.width()).count();
+  std::optional<std::size_t> last_abnormal;
+  for (std::size_t index = 0; index < latencies.size(); ++index) {
+    recovery_window window{static_cast<double>(index) * width_ms, summarise(latencies[index]),
+                           windows.overloaded()[index]};
+    if ((window.latency.count > 0 && window.latency.p99_us > normal_bound_us) || window.overloaded > 0)
+      last_abnormal = index;
+    report.windows.push_back(window);
+  }
+  if (!last_abnormal)
+    report.normal_after_ms = 0;
+  else if (*last_abnormal + 1 < latencies.size())
+    report.normal_after_ms = static_cast<double>(*last_abnormal + 1) * width_ms;
+  return report;
+}
+
 /// The open loop: `pacers` threads share the rate and the clients (each client's commands come from one pacer,
-/// so they reach their order in the order sent).
+/// so they reach their order in the order sent). A measured phase with load_options::recovery_seconds is followed
+/// at once by the recovery phase, paced by the thread of the pacer that finished last.
 phase_result run_open_phase(run_state& run, workload_plan plan, std::unique_ptr<phase_budget> budget, bool measured,
                             progress_meter& meter, const std::string& label, std::uint64_t expected_total,
                             double expected_seconds) {
@@ -641,17 +751,36 @@ phase_result run_open_phase(run_state& run, workload_plan plan, std::unique_ptr<
   // Each pacer counts as running until it has issued its last command; each command until its reply.
   phase->running.add(static_cast<std::int64_t>(pacer_count));
   std::atomic<std::int64_t> pacers_running{static_cast<std::int64_t>(pacer_count)};
+  auto recovery = std::make_shared<recovery_run>();
+  run.keep_alive.push_back(recovery);
+  bool recovers = measured && options.recovery_seconds > 0 && options.recovery_rate > 0;
   auto started = clock::now();
   std::vector<std::jthread> threads;
   for (auto& one : *pacers)
     threads.emplace_back([&, paced = one.get()] {
       paced->run(started);
-      pacers_running.fetch_sub(1);
+      bool last = pacers_running.fetch_sub(1) == 1;
       phase->running.done();
+      if (last && recovers)
+        pace_recovery(run, phase->plan, *recovery);
     });
   auto sampled = wait_for_phase(*phase, meter, [&] { return phase->running.value() - pacers_running.load(); });
   threads.clear();
   auto result = collect(*phase, started);
+  if (recovers && recovery->phase) {
+    if (!recovery->phase->running.wait_for_zero(std::chrono::seconds{60})) {
+      run.note_problem("the recovery phase's commands went unanswered for 60 s");
+    } else {
+      auto tally = recovery->phase->recorder.tally();
+      for (auto& problem : detail::count_problems("recovery", recovery->paced->sent(), recovery->paced->invalid_sent(), tally))
+        run.note_problem(problem);
+      result.after_overload = summarise_recovery(run, *recovery);
+      // Catch-up counts from the last reply of either phase.
+      if (tally.last_completion_ns > 0)
+        result.last_reply =
+          std::max(result.last_reply, run.origin + std::chrono::nanoseconds{tally.last_completion_ns});
+    }
+  }
   meter.end(result.tally.accepted + result.tally.rejected);
   result.sampled_in_flight = sampled;
   for (const auto& one : *pacers) {
@@ -1092,6 +1221,7 @@ load_report run_load(const load_options& chosen, std::vector<read_model_probe> p
     report.mean_in_flight = report.commands_per_s * report.latency.mean_us / 1e6;
     report.sampled_in_flight = measured.sampled_in_flight;
     report.pacer_waits = measured.pacer_waits;
+    report.after_overload = measured.after_overload;
 
     report.visibility = summarise(run.visibility_all.latencies());
     for (std::size_t index = 0; index < run.probes.size(); ++index)

@@ -69,6 +69,11 @@ struct load_options {
   std::size_t pacers = 1;
   /// Open loop: the pacers wait while this many commands are outstanding (then the lateness shows in latency).
   std::uint64_t max_in_flight = 200'000;
+  /// Open loop: once the measured phase stops sending (its backlog of commands not sent yet dropped, as clients
+  /// that gave up), one pacer goes on for recovery_seconds at recovery_rate, measured per 100 ms window of
+  /// intended send times: how soon after an overload commands see normal latency again. 0: none.
+  double recovery_seconds = 0;
+  double recovery_rate = 0;
   /// The engine's own bounds (cqrs::options); what they refuse is counted as `overloaded`.
   std::size_t engine_max_in_flight = cqrs::options{}.max_in_flight;
   std::size_t max_queued_per_aggregate = cqrs::options{}.max_queued_per_aggregate;
@@ -129,6 +134,31 @@ struct latency_summary {
 
 /// Summarises a histogram of nanoseconds.
 latency_summary summarise(const histogram& nanoseconds);
+
+/// One 100 ms window of the recovery phase (by intended send time from the phase's start).
+struct recovery_window {
+  double start_ms = 0;
+  /// Commands answered (accepted or rejected) and their latencies; refusals as overloaded apart.
+  latency_summary latency;
+  std::uint64_t overloaded = 0;
+};
+
+/// The phase after an overload (load_options::recovery_seconds): latency window by window, and when it was
+/// normal again.
+struct overload_recovery {
+  double rate = 0;
+  double seconds = 0;
+  std::uint64_t commands = 0;
+  std::uint64_t accepted = 0;
+  std::uint64_t rejected = 0;
+  std::uint64_t overloaded = 0;
+  std::vector<recovery_window> windows;
+  /// p99 over the phase's second half: its steady state at the recovery rate.
+  double steady_p99_us = 0;
+  /// Start of the first window from which every window's p99 stays within twice the steady p99 plus 1 ms: the
+  /// time from the overload's end until latency was normal again. Negative when it never was.
+  double normal_after_ms = -1;
+};
 
 /// One read model compared with a fold of the log up to its checkpoint.
 struct read_model_check {
@@ -284,6 +314,9 @@ struct load_report {
   /// Read-your-writes queries (consistency ryw): latency and answers that did not show the write.
   latency_summary read_your_writes;
   std::uint64_t ryw_failures = 0;
+
+  /// Open loop with --recovery-s: the phase after the measured one (the overload's end).
+  std::optional<overload_recovery> after_overload;
 
   /// From the last reply until wait_until_caught_up returned; negative when it failed.
   double catchup_ms = 0;

@@ -129,6 +129,20 @@ void print_table(std::ostream& out, const load_report& report) {
   if (report.read_your_writes.count > 0)
     row(out, "read-your-writes",
         latency_line(report.read_your_writes) + ", " + std::to_string(report.ryw_failures) + " stale");
+  if (report.after_overload) {
+    const auto& recovery = *report.after_overload;
+    std::string windows;
+    for (std::size_t index = 0; index < recovery.windows.size() && index < 10; ++index)
+      windows += (index ? ", " : "") + duration_text(recovery.windows[index].latency.p99_us);
+    row(out, "recovery",
+        grouped(recovery.rate) + " commands/s for " + format("%.1f s", recovery.seconds) + " after it: "
+          + grouped(static_cast<double>(recovery.commands)) + " sent, "
+          + grouped(static_cast<double>(recovery.overloaded)) + " refused as overloaded; p99 per 100 ms "
+          + windows + (recovery.windows.size() > 10 ? ", ..." : "") + "; steady p99 "
+          + duration_text(recovery.steady_p99_us) + "; "
+          + (recovery.normal_after_ms >= 0 ? "normal " + format("%.0f ms", recovery.normal_after_ms) + " after the overload"
+                                           : std::string{"never normal again"}));
+  }
   row(out, "catch-up",
       report.catchup_ms >= 0 ? format("%.2f ms", report.catchup_ms) + " (last reply -> caught up)"
                              : std::string{"failed"});
@@ -246,6 +260,27 @@ boost::json::object to_json(const load_report& report) {
     object["ryw_queries"] = report.read_your_writes.count;
     object["ryw_p99_us"] = round_to(report.read_your_writes.p99_us, 2);
     object["ryw_stale"] = report.ryw_failures;
+  }
+  if (report.after_overload) {
+    const auto& recovery = *report.after_overload;
+    boost::json::object phase;
+    phase["rate"] = round_to(recovery.rate, 0);
+    phase["seconds"] = round_to(recovery.seconds, 3);
+    phase["commands"] = recovery.commands;
+    phase["accepted"] = recovery.accepted;
+    phase["rejected"] = recovery.rejected;
+    phase["overloaded"] = recovery.overloaded;
+    phase["steady_p99_us"] = round_to(recovery.steady_p99_us, 2);
+    phase["normal_after_ms"] = round_to(recovery.normal_after_ms, 1);
+    boost::json::array windows;
+    for (const auto& window : recovery.windows)
+      windows.push_back(boost::json::object{{"start_ms", round_to(window.start_ms, 1)},
+                                            {"answered", window.latency.count},
+                                            {"overloaded", window.overloaded},
+                                            {"p50_us", round_to(window.latency.p50_us, 2)},
+                                            {"p99_us", round_to(window.latency.p99_us, 2)}});
+    phase["windows"] = std::move(windows);
+    object["after_overload"] = std::move(phase);
   }
   object["catchup_ms"] = round_to(report.catchup_ms, 3);
   object["queries"] = report.queries;

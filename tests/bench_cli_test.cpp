@@ -130,6 +130,10 @@ TEST_CASE("bad option values and combinations are usage errors with exit code 2 
          {{"--read-models", "nope"}, "--read-models"},
          {{"--read-models", "none,top_products"}, "--read-models"},
          {{"--consistency", "ryw", "--read-models", "top_products"}, "--read-models"},
+         {{"--rate", "1000", "--recovery-s", "1"}, "--recovery-rate"},
+         {{"--recovery-s", "1", "--recovery-rate", "100"}, "--rate"},
+         {{"--rate", "1000", "--recovery-s", "nan", "--recovery-rate", "100"}, "--recovery-s"},
+         {{"--read-past-damage"}, "--read-past-damage"},
        }) {
     auto parsed = parse(arguments);
     INFO("named " << named << ": " << parsed.output);

@@ -160,6 +160,37 @@ TEST_CASE("a run past the engine's bound counts overloaded replies apart and sti
   CHECK(report.latency.count == report.accepted + report.rejected);
 }
 
+TEST_CASE("an open-loop run with a recovery phase measures it window by window after the measured phase") {
+  auto options = small_run();
+  options.rate = 20'000;
+  options.recovery_seconds = 0.5;
+  options.recovery_rate = 2'000;
+  auto report = bench::run_load(options);
+  INFO(report.problems.size() << " problems, first: " << (report.problems.empty() ? "" : report.problems.front()));
+  CHECK(report.verified);
+  CHECK(report.problems.empty());
+  REQUIRE(report.after_overload);
+  const auto& recovery = *report.after_overload;
+  CHECK(recovery.commands > 0);
+  CHECK(recovery.accepted + recovery.rejected + recovery.overloaded == recovery.commands);
+  REQUIRE(recovery.windows.size() == 5);
+  std::uint64_t answered = 0;
+  for (const auto& window : recovery.windows)
+    answered += window.latency.count + window.overloaded;
+  CHECK(answered == recovery.commands);
+  CHECK(recovery.windows[1].start_ms == Approx(100.0));
+  // "Normal after" means what it says: from that window on, every p99 within twice the steady one plus 1 ms.
+  REQUIRE(recovery.normal_after_ms >= -1.0);
+  if (recovery.normal_after_ms >= 0)
+    for (const auto& window : recovery.windows)
+      if (window.start_ms >= recovery.normal_after_ms) {
+        CHECK(window.overloaded == 0);
+        CHECK(window.latency.p99_us <= 2 * recovery.steady_p99_us + 1000.0);
+      }
+  // Its commands are new orders of their own: none was rejected as a clash with the measured phase's.
+  CHECK(report.valid_rejected == 0);
+}
+
 TEST_CASE("a hot run with read-your-writes reads every write back") {
   auto options = small_run();
   options.workload = bench::workload_kind::hot;
