@@ -221,6 +221,7 @@ struct phase_result {
   double commands_per_s = 0;
   double sampled_in_flight = 0;
   std::uint64_t pacer_waits = 0;
+  std::uint64_t orders_dropped = 0;
   /// The phase that followed it (load_options::recovery_seconds), if one did.
   std::optional<overload_recovery> after_overload;
 };
@@ -345,6 +346,8 @@ struct command_phase {
   /// Clients (closed loop) or pacers and commands (open loop) still running.
   pending_counter running;
   std::atomic<bool> stopped_unhealthy{false};
+  /// Orders whose PlaceOrder was refused as overloaded: their other commands were never sent.
+  std::atomic<std::uint64_t> orders_dropped{0};
 };
 
 class async_client;
@@ -504,6 +507,8 @@ private:
     auto now = clock::now();
     phase_.run.acknowledge(ids_, result);
     phase_.count_reply(now, sent_at_, expected_, result, script_.order_id());
+    if (!result && result.error().code == cqrs::errc::overloaded && script_.drop_unplaced_order())
+      phase_.orders_dropped.fetch_add(1, std::memory_order_relaxed);
     if (result && result->events > 0) {
       ++accepted_;
       if (phase_.samples_visibility(accepted_))
@@ -550,6 +555,7 @@ phase_result collect(command_phase& phase, clock::time_point started) {
   phase_result result;
   result.tally = phase.recorder.tally();
   result.latencies = phase.recorder.latencies();
+  result.orders_dropped = phase.orders_dropped.load();
   result.started = started;
   result.last_reply = result.tally.last_completion_ns > 0
                         ? phase.run.origin + std::chrono::nanoseconds{result.tally.last_completion_ns}
@@ -602,6 +608,7 @@ public:
   void run(clock::time_point start) {
     auto& engine = *phase_.run.engine;
     const auto& options = phase_.run.options;
+    thread_ = std::this_thread::get_id();
     waits_ = detail::pace(scripts_, interval_, start, options.max_in_flight, phase_.running,
                           [&](client_script& script, planned_command planned, clock::time_point intended) {
       ++sent_;
@@ -617,12 +624,20 @@ public:
       auto ids = phase_.run.next_command_ids();
       engine.send(
         std::move(planned.command),
-        [phase = &phase_, intended, expected = planned.expected_rejection, sample, read_back, order = std::move(order),
-         customer = std::move(customer), ids](cqrs::command_result result) {
+        [this, phase = &phase_, intended, expected = planned.expected_rejection, sample, read_back,
+         order = std::move(order), customer = std::move(customer), ids](cqrs::command_result result) {
+          // A refusal comes back inside send(), on this pacer's thread: the script is told once send() returns.
+          if (!result && result.error().code == cqrs::errc::overloaded && std::this_thread::get_id() == thread_)
+            refused_here_ = true;
           phase->run.acknowledge(ids, result);
           on_reply(*phase, intended, expected, sample, read_back, order, customer, result);
         },
         ids);
+      if (refused_here_) {
+        refused_here_ = false;
+        if (script.drop_unplaced_order())
+          phase_.orders_dropped.fetch_add(1, std::memory_order_relaxed);
+      }
     });
   }
 
@@ -662,6 +677,9 @@ private:
   std::uint64_t invalid_sent_ = 0;
   std::uint64_t since_sample_ = 0;
   std::uint64_t waits_ = 0;
+  /// The pacing thread, and whether a command's refusal arrived on it, inside send(); touched by that thread only.
+  std::thread::id thread_{};
+  bool refused_here_ = false;
 };
 
 /// The recovery phase of an open loop: made and paced by the measured phase's last pacer thread the moment that
@@ -1229,6 +1247,7 @@ load_report run_load(const load_options& chosen, std::vector<read_model_probe> p
         report.visibility_by_model.emplace_back(run.probes[index].name, summarise(run.visibility[index]->latencies()));
     report.visibility_failures = run.visibility_failures.load();
     report.queries_overloaded = run.queries_overloaded.load();
+    report.orders_dropped = measured.orders_dropped;
     if (report.visibility_failures > 0)
       report.problems.push_back(std::to_string(report.visibility_failures)
                                 + " visibility queries failed or did not show the acknowledged write");

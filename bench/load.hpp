@@ -282,6 +282,9 @@ struct load_report {
   /// commands rejected by a rule only because an earlier command of their order was refused so.
   std::uint64_t overloaded = 0;
   std::uint64_t rejected_after_overload = 0;
+  /// Orders whose PlaceOrder was refused as overloaded: the client dropped the rest of the order (its items would
+  /// only break rules), unsent and so in none of the counts above.
+  std::uint64_t orders_dropped = 0;
   /// A signal ended the run early: the figures cover what was sent until then.
   bool interrupted = false;
   /// Hot workload: how long placing the orders took (not measured as load).

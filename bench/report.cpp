@@ -104,7 +104,9 @@ void print_table(std::ostream& out, const load_report& report) {
                                   : "; " + grouped(static_cast<double>(report.overloaded))
                                       + " refused as overloaded, "
                                       + grouped(static_cast<double>(report.rejected_after_overload))
-                                      + " rejected as a consequence"));
+                                      + " rejected as a consequence, "
+                                      + grouped(static_cast<double>(report.orders_dropped))
+                                      + " orders dropped after their placing was refused"));
   row(out, "throughput", grouped(report.commands_per_s) + " commands/s over " + format("%.2f s", report.seconds)
                            + (report.interrupted ? " (interrupted by a signal)" : ""));
   row(out, "latency", latency_line(report.latency));
@@ -241,6 +243,7 @@ boost::json::object to_json(const load_report& report) {
   object["interrupted"] = report.interrupted;
   object["overloaded"] = report.overloaded;
   object["rejected_after_overload"] = report.rejected_after_overload;
+  object["orders_dropped"] = report.orders_dropped;
   object["queries_overloaded"] = report.queries_overloaded;
   object["seconds"] = round_to(report.seconds, 4);
   object["commands_per_s"] = round_to(report.commands_per_s, 0);

@@ -143,6 +143,13 @@ std::optional<planned_command> client_script::next() {
   return std::move(planned);
 }
 
+bool client_script::drop_unplaced_order() {
+  if (plan_->kind != workload_kind::orders || cursor_ != 1)
+    return false;
+  cursor_ = unit_.size();
+  return true;
+}
+
 bool client_script::begin_unit() {
   unit_.clear();
   cursor_ = 0;

@@ -100,6 +100,11 @@ public:
   /// The next command, or nothing when the budget is spent and the current unit is done.
   std::optional<planned_command> next();
 
+  /// Called when the command last returned was refused as overloaded. If it placed its order, the rest of the
+  /// order would only break rules (items added to an order that was never placed): a client that was told to come
+  /// back later drops it, and its next command begins a new order. True when the order was dropped.
+  bool drop_unplaced_order();
+
   /// The order and the customer of the command last returned (for read-your-writes and visibility queries).
   const std::string& order_id() const { return order_id_; }
   const std::string& customer_id() const { return customer_id_; }
