@@ -49,6 +49,7 @@ public:
     std::promise<std::expected<cqrs::append_result, cqrs::store_error>> outcome;
     auto future = outcome.get_future();
     append_async(std::move(request), [&outcome](auto result) { outcome.set_value(std::move(result)); });
+    // No deadline: the worker answers every queued append, and the engine appends through append_async anyway.
     return future.get();
   }
   std::optional<std::string> failure() const override {

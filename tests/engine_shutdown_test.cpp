@@ -119,6 +119,7 @@ TEST_CASE("shutdown answers every command sent before it as accepted: it drains 
     return !answer && answer.error().code == cqrs::errc::engine_stopped;
   });
   store->open_gate();
+  // Unbounded as the engine's destructor is: shutdown has no timed form, and the thread cannot be left running.
   stopping.join();
   REQUIRE(began);
 
