@@ -7,6 +7,7 @@
 // Each round recovers the log the rounds before left; with --new-log-every N, every N rounds start on a new file,
 // so that a long soak keeps its rounds short (verifying and rebuilding take time in proportion to the log).
 #include "actors/sqlite_event_store.hpp"
+#include "child_process.hpp"
 #include "demo/order_engine.hpp"
 #include "demo/verification.hpp"
 
@@ -105,19 +106,6 @@ pid_t start(const std::string& program, const std::vector<std::string>& argument
   return child;
 }
 
-// Waits for a child to end: its exit code, or 128 + the signal that ended it.
-int wait_for(pid_t child) {
-  int status = 0;
-  while (waitpid(child, &status, 0) < 0)
-    if (errno != EINTR)
-      return -1;
-  if (WIFEXITED(status))
-    return WEXITSTATUS(status);
-  if (WIFSIGNALED(status))
-    return 128 + WTERMSIG(status);
-  return -1;
-}
-
 std::uintmax_t size_of(const std::string& path) {
   struct stat info{};
   return ::stat(path.c_str(), &info) == 0 ? static_cast<std::uintmax_t>(info.st_size) : 0;
@@ -195,6 +183,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  auto limit_seconds = test_support::child_limit.count() / 1000;
   auto started = steady::now();
   for (std::uint64_t round = 1; round <= chosen->rounds; ++round) {
     if (chosen->new_log_every > 0 && round > 1 && (round - 1) % chosen->new_log_every == 0)
@@ -214,7 +203,7 @@ int main(int argc, char** argv) {
     if (!wait_for_first_ack(watch, ack_log, acks_before, child, std::chrono::seconds{30}, child_ended)) {
       if (!child_ended) {
         kill(child, SIGKILL);
-        waitpid(child, nullptr, 0);
+        (void)test_support::exit_code_within(child);
       }
       std::cerr << "round " << round << ": cqrs-load acknowledged nothing within 30 s or ended early; its output:\n"
                 << contents(output) << '\n';
@@ -225,9 +214,13 @@ int main(int argc, char** argv) {
     auto delay = crash_after_ms(random);
     std::this_thread::sleep_for(std::chrono::milliseconds{delay});
     kill(child, SIGKILL);
-    auto ended = wait_for(child);
-    if (ended != 128 + SIGKILL) {
-      std::cerr << "round " << round << ": cqrs-load ended with " << ended << " before the kill; its output:\n"
+    auto ended = test_support::exit_code_within(child);
+    if (!ended) {
+      std::cerr << "round " << round << ": cqrs-load did not end within " << limit_seconds << " s of SIGKILL\n";
+      return 1;
+    }
+    if (*ended != 128 + SIGKILL) {
+      std::cerr << "round " << round << ": cqrs-load ended with " << *ended << " before the kill; its output:\n"
                 << contents(output) << '\n';
       return 1;
     }
@@ -235,9 +228,15 @@ int main(int argc, char** argv) {
     auto verify_started = steady::now();
     auto verify_output = chosen->directory + "/verify-round-" + std::to_string(round) + ".log";
     auto verifier = start(chosen->store_tool, {"verify", "--ack-log", ack_log, database}, verify_output);
-    auto verified = verifier < 0 ? -1 : wait_for(verifier);
-    if (verified != 0) {
-      std::cerr << "round " << round << ": cqrs-store verify exited " << verified << ":\n"
+    auto verified = verifier < 0 ? std::optional<int>{-1} : test_support::exit_code_within(verifier);
+    if (!verified) {
+      std::cerr << "round " << round << ": cqrs-store verify did not end within " << limit_seconds
+                << " s (killed); its output:\n"
+                << contents(verify_output) << '\n';
+      return 1;
+    }
+    if (*verified != 0) {
+      std::cerr << "round " << round << ": cqrs-store verify exited " << *verified << ":\n"
                 << contents(verify_output) << '\n';
       return 1;
     }

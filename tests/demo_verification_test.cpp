@@ -2,6 +2,7 @@
 #include "demo/verification.hpp"
 
 #include "domain/orders.hpp"
+#include "waiting.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -23,7 +24,7 @@ std::unique_ptr<cqrs::engine> engine_with_orders() {
     orders::add_item{"o-3", "milk", 1, 119},
   };
   for (auto& command : commands) {
-    auto reply = engine->send(command).get();
+    auto reply = test_support::get_within(engine->send(command), "the reply to a setup command");
     if (!reply)
       throw std::runtime_error("setup command rejected: " + reply.error().message);
   }
@@ -101,7 +102,7 @@ TEST_CASE("a rebuild folds the log only up to the live model's checkpoint") {
   auto copies = demo::verify_engine(*engine).copies;
   REQUIRE(copies);
   // More events after the copy: the copy still verifies against the log as it was at its checkpoint.
-  REQUIRE(engine->send(orders::ship_order{"o-3"}).get());
+  REQUIRE(test_support::get_within(engine->send(orders::ship_order{"o-3"}), "the reply to shipping o-3"));
   auto checks = demo::compare_with_log(*copies, *engine->store());
   for (const auto& check : checks)
     CHECK(check.difference == std::nullopt);

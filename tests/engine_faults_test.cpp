@@ -82,29 +82,29 @@ struct count_superstitious {
 TEST_CASE("a decide that throws rejects the command as an internal error and leaves the aggregate as its log says") {
   cqrs::engine engine{cqrs::options{.tuning = {.threads = 2}}};
   engine.add_aggregate<fragile::thing>();
-  REQUIRE(engine.send(fragile::poke{"x", 5}).get());
-  auto failed = engine.send(fragile::poke{"x", 7, fragile::mode::throw_in_decide}).get();
+  REQUIRE(run(engine, fragile::poke{"x", 5}));
+  auto failed = run(engine, fragile::poke{"x", 7, fragile::mode::throw_in_decide});
   REQUIRE_FALSE(failed);
   CHECK(failed.error().code == cqrs::errc::internal_error);
   CHECK(failed.error().message.find("decide exploded") != std::string::npos);
   CHECK(engine.head() == 1);
-  auto after = engine.send(fragile::poke{"x", 1}).get();
+  auto after = run(engine, fragile::poke{"x", 1});
   REQUIRE(after);
   CHECK(after->version == 2);
-  CHECK(*engine.inspect<fragile::thing>("x").get() == fragile::thing{6, 2});
+  CHECK(*get_within(engine.inspect<fragile::thing>("x"), "the state of x") == fragile::thing{6, 2});
 }
 
 TEST_CASE("an evolve that throws rejects the command and nothing is appended") {
   cqrs::engine engine{cqrs::options{.tuning = {.threads = 2}}};
   engine.add_aggregate<fragile::thing>();
-  REQUIRE(engine.send(fragile::poke{"x", 5}).get());
-  auto failed = engine.send(fragile::poke{"x", 7, fragile::mode::throw_in_evolve}).get();
+  REQUIRE(run(engine, fragile::poke{"x", 5}));
+  auto failed = run(engine, fragile::poke{"x", 7, fragile::mode::throw_in_evolve});
   REQUIRE_FALSE(failed);
   CHECK(failed.error().code == cqrs::errc::internal_error);
   CHECK(failed.error().message.find("evolve exploded") != std::string::npos);
   CHECK(engine.head() == 1);
-  REQUIRE(engine.send(fragile::poke{"x", 2}).get());
-  CHECK(*engine.inspect<fragile::thing>("x").get() == fragile::thing{7, 2});
+  REQUIRE(run(engine, fragile::poke{"x", 2}));
+  CHECK(*get_within(engine.inspect<fragile::thing>("x"), "the state of x") == fragile::thing{7, 2});
   CHECK(cqrs::replay<fragile::thing>(*engine.store(), "x") == fragile::thing{7, 2});
 }
 
@@ -113,19 +113,20 @@ TEST_CASE("a projection that throws stops at its checkpoint, reports the event a
   engine.add_aggregate<fragile::thing>();
   engine.add_projection<fragile::superstitious_view>();
   engine.add_projection<readmodels::bank_totals>(); // unaffected by the failure of another projection
-  REQUIRE(engine.send(fragile::poke{"x", 1}).get());
-  REQUIRE(engine.send(fragile::poke{"x", 2}).get());
-  auto unlucky = engine.send(fragile::poke{"y", 13}).get();
+  REQUIRE(run(engine, fragile::poke{"x", 1}));
+  REQUIRE(run(engine, fragile::poke{"x", 2}));
+  auto unlucky = run(engine, fragile::poke{"y", 13});
   REQUIRE(unlucky);
-  auto later = engine.send(fragile::poke{"x", 4}).get();
+  auto later = run(engine, fragile::poke{"x", 4});
   REQUIRE(later);
 
-  auto waited = engine.query(fragile::count_superstitious{}, cqrs::at_least(later->position)).get();
+  auto waited = get_within(engine.query(fragile::count_superstitious{}, cqrs::at_least(later->position)),
+                           "the answer of the failed read model");
   REQUIRE_FALSE(waited);
   CHECK(waited.error().code == cqrs::errc::projection_failed);
   CHECK(waited.error().message.find("unlucky number") != std::string::npos);
 
-  auto caught_up = engine.wait_until_caught_up();
+  auto caught_up = caught_up_within(engine);
   REQUIRE_FALSE(caught_up);
   CHECK(caught_up.error().code == cqrs::errc::projection_failed);
 
@@ -138,7 +139,7 @@ TEST_CASE("a projection that throws stops at its checkpoint, reports the event a
   CHECK(status->checkpoint == unlucky->position - 1);
   CHECK(status->lag == engine.head() - status->checkpoint);
 
-  auto now = engine.query(fragile::count_superstitious{}).get();
+  auto now = get_within(engine.query(fragile::count_superstitious{}), "the answer of the failed read model");
   REQUIRE_FALSE(now);
   CHECK(now.error().code == cqrs::errc::projection_failed);
 

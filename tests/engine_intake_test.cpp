@@ -24,6 +24,8 @@ TEST_CASE("commands beyond max_in_flight are answered at once with overloaded, a
   cqrs::options settings{.store = store, .max_in_flight = 3};
   settings.tuning.commands = dispatch;
   auto engine = bank_engine(settings);
+  // Opens the gate before the engine shuts down when a check fails first: the shutdown waits for the held commands.
+  at_scope_exit opens_gate{[&] { store->open_gate(); }};
 
   std::vector<std::future<cqrs::command_result>> held;
   for (int index = 0; index < 3; ++index)
@@ -34,7 +36,7 @@ TEST_CASE("commands beyond max_in_flight are answered at once with overloaded, a
 
   for (auto& reply : refused) {
     REQUIRE(answered_now(reply)); // before any append could commit: refused on the spot, not queued
-    auto result = reply.get();
+    auto result = get_within(reply, "a refused command's reply");
     REQUIRE_FALSE(result);
     CHECK(result.error().code == cqrs::errc::overloaded);
     CHECK_THAT(result.error().message, Catch::Contains("max_in_flight"));
@@ -44,7 +46,7 @@ TEST_CASE("commands beyond max_in_flight are answered at once with overloaded, a
 
   store->open_gate();
   for (auto& reply : held)
-    CHECK(reply.get().has_value());
+    CHECK(get_within(reply, "the reply to a held command once the gate opened").has_value());
   engine->shutdown();
   auto log = log_of(*store);
   REQUIRE(log.size() == 3);
@@ -56,6 +58,8 @@ TEST_CASE("one thread is held to max_in_flight exactly: its own share is counted
   auto store = std::make_shared<gated_store>();
   constexpr std::size_t limit = 40; // a share of 2 per thread stripe, then the sum decides
   auto engine = bank_engine({.store = store, .max_in_flight = limit});
+  // Opens the gate before the engine shuts down when a check fails first: the shutdown waits for the held commands.
+  at_scope_exit opens_gate{[&] { store->open_gate(); }};
   std::vector<std::future<cqrs::command_result>> replies;
   for (std::size_t index = 0; index < limit + 10; ++index)
     replies.push_back(engine->send(bank::open_account{"account-" + std::to_string(index), "owner"}));
@@ -69,7 +73,7 @@ TEST_CASE("one thread is held to max_in_flight exactly: its own share is counted
   std::size_t accepted = 0;
   std::size_t overloaded = 0;
   for (auto& reply : replies) {
-    auto result = reply.get();
+    auto result = get_within(reply, "the reply to a command once the gate opened");
     accepted += result ? 1 : 0;
     overloaded += !result && result.error().code == cqrs::errc::overloaded ? 1 : 0;
   }
@@ -82,13 +86,15 @@ TEST_CASE("one thread is held to max_in_flight exactly: its own share is counted
 TEST_CASE("a command to an aggregate whose mailbox is full is answered with overloaded; the others go on") {
   auto store = std::make_shared<gated_store>();
   auto engine = bank_engine({.store = store, .max_in_flight = 0, .max_queued_per_aggregate = 2});
+  // Opens the gate before the engine shuts down when a check fails first: the shutdown waits for the held commands.
+  at_scope_exit opens_gate{[&] { store->open_gate(); }};
   // The first command runs on this thread and leaves its append behind the gate: the aggregate stays busy.
   auto opened = engine->send(bank::open_account{"busy", "owner"});
   auto first = engine->send(bank::deposit{"busy", 100});
   auto second = engine->send(bank::deposit{"busy", 200});
   auto third = engine->send(bank::deposit{"busy", 400});
   REQUIRE(answered_now(third));
-  auto refused = third.get();
+  auto refused = get_within(third, "the refused command's reply");
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code == cqrs::errc::overloaded);
   CHECK_THAT(refused.error().message, Catch::Contains("account/busy") && Catch::Contains("max_queued_per_aggregate"));
@@ -96,13 +102,14 @@ TEST_CASE("a command to an aggregate whose mailbox is full is answered with over
   auto other = engine->send(bank::open_account{"other", "owner"});
 
   store->open_gate();
-  CHECK(opened.get().has_value());
-  CHECK(first.get().has_value());
-  auto last = second.get();
+  CHECK(get_within(opened, "the reply to opening busy").has_value());
+  CHECK(get_within(first, "the reply to the first deposit").has_value());
+  auto last = get_within(second, "the reply to the second deposit");
   REQUIRE(last);
   CHECK(last->version == 3);
-  CHECK(other.get().has_value());
-  auto balance = engine->query(readmodels::get_balance{"busy"}, cqrs::at_least(last->position)).get();
+  CHECK(get_within(other, "the reply to opening other").has_value());
+  auto balance = get_within(engine->query(readmodels::get_balance{"busy"}, cqrs::at_least(last->position)),
+                            "the balance of busy after the second deposit");
   REQUIRE(balance);
   REQUIRE(balance->has_value());
   CHECK((*balance)->balance_cents == 300); // the refused deposit of 400 left no trace
@@ -118,20 +125,20 @@ TEST_CASE("queries waiting for a position count against max_in_flight; ready one
     waiting.push_back(far());
   auto refused = far();
   REQUIRE(refused.wait_for(0s) == std::future_status::ready);
-  auto result = refused.get();
+  auto result = get_within(refused, "the refused query's answer");
   REQUIRE_FALSE(result);
   CHECK(result.error().code == cqrs::errc::overloaded);
   for (auto& query : waiting)
     CHECK(query.wait_for(0s) == std::future_status::timeout);
   // A query its read model can answer now holds nothing and is answered whatever waits.
-  CHECK(engine->query(readmodels::get_bank_totals{}).get().has_value());
+  CHECK(get_within(engine->query(readmodels::get_bank_totals{}), "a ready query's answer").has_value());
   // Commands are held back by the waiting queries too.
   auto command = run(*engine, bank::open_account{"a", "owner"});
   REQUIRE_FALSE(command);
   CHECK(command.error().code == cqrs::errc::overloaded);
   engine.reset(); // the parked queries are answered as the engine goes: it stopped
   for (auto& query : waiting) {
-    auto late = query.get();
+    auto late = get_within(query, "a parked query's answer as the engine stopped");
     REQUIRE_FALSE(late);
     CHECK(late.error().code == cqrs::errc::engine_stopped);
   }

@@ -49,6 +49,7 @@ public:
     std::promise<std::expected<cqrs::append_result, cqrs::store_error>> outcome;
     auto future = outcome.get_future();
     append_async(std::move(request), [&outcome](auto result) { outcome.set_value(std::move(result)); });
+    // No deadline: the worker answers every queued append, and the engine appends through append_async anyway.
     return future.get();
   }
   std::optional<std::string> failure() const override {
@@ -107,29 +108,33 @@ TEST_CASE("Commands committed in the background still run one at a time, in each
   constexpr int senders = 16;
   constexpr int per_sender = 500;
   std::vector<std::string> failures(senders);
+  thread_failures missed;
   {
     std::vector<std::jthread> threads;
     for (int sender = 0; sender < senders; ++sender)
       threads.emplace_back([&, sender] {
-        std::vector<std::future<cqrs::command_result>> replies;
-        for (int index = 0; index < per_sender; ++index)
-          replies.push_back(engine->send(bank::deposit{"hot", 1}));
-        // Inspections queue behind the commits like commands do.
-        auto seen = engine->inspect<bank::account>("hot").get();
-        for (auto& reply : replies)
-          if (auto result = reply.get(); !result)
-            failures[sender] = result.error().code;
-        if (!seen)
-          failures[sender] = "inspect: " + seen.error().code;
+        missed.capture([&] {
+          std::vector<std::future<cqrs::command_result>> replies;
+          for (int index = 0; index < per_sender; ++index)
+            replies.push_back(engine->send(bank::deposit{"hot", 1}));
+          // Inspections queue behind the commits like commands do.
+          auto seen = get_within(engine->inspect<bank::account>("hot"), "an inspection of hot behind the deposits");
+          for (auto& reply : replies)
+            if (auto result = get_within(reply, "the reply to a deposit to hot"); !result)
+              failures[sender] = result.error().code;
+          if (!seen)
+            failures[sender] = "inspect: " + seen.error().code;
+        });
       });
   }
+  missed.rethrow_first();
   for (const auto& failure : failures)
     CHECK(failure.empty());
-  auto state = engine->inspect<bank::account>("hot").get();
+  auto state = get_within(engine->inspect<bank::account>("hot"), "the state of hot");
   REQUIRE(state);
   CHECK(state->balance_cents == senders * per_sender);
   CHECK(cqrs::replay<bank::account>(*store, "hot") == *state);
-  CHECK(engine->wait_until_caught_up());
+  CHECK(caught_up_within(*engine));
   auto totals = engine->copy_read_model<readmodels::bank_totals>();
   REQUIRE(totals);
   CHECK(totals->model == cqrs::fold_log<readmodels::bank_totals>(*store));
@@ -144,6 +149,7 @@ TEST_CASE("Beyond the live maximum, idle aggregates stop and come back with thei
   constexpr int rounds = 3;
   std::vector<std::string> all_accounts;
   std::vector<std::string> failures(senders);
+  thread_failures missed;
   for (int sender = 0; sender < senders; ++sender)
     for (int index = 0; index < accounts_per_sender; ++index)
       all_accounts.push_back("s" + std::to_string(sender) + "-a" + std::to_string(index));
@@ -151,27 +157,31 @@ TEST_CASE("Beyond the live maximum, idle aggregates stop and come back with thei
     std::vector<std::jthread> threads;
     for (int sender = 0; sender < senders; ++sender)
       threads.emplace_back([&, sender] {
-        std::mt19937 random{static_cast<unsigned>(sender)};
-        std::vector<std::string> mine(all_accounts.begin() + sender * accounts_per_sender,
-                                      all_accounts.begin() + (sender + 1) * accounts_per_sender);
-        std::map<std::string, int> sent;
-        for (const auto& account : mine)
-          if (!run(*engine, bank::open_account{account, "owner"}))
-            failures[sender] = "open " + account;
-        // Bursts of commands in flight at once to random accounts of this sender: spawns and passivations
-        // interleave with commands queued for the same aggregates.
-        for (int round = 0; round < rounds * accounts_per_sender / 50; ++round) {
-          std::vector<std::future<cqrs::command_result>> replies;
-          for (int burst = 0; burst < 50; ++burst) {
-            const auto& account = mine[random() % mine.size()];
-            replies.push_back(engine->send(bank::deposit{account, 1}, {account + ":" + std::to_string(sent[account]++), ""}));
+        missed.capture([&] {
+          std::mt19937 random{static_cast<unsigned>(sender)};
+          std::vector<std::string> mine(all_accounts.begin() + sender * accounts_per_sender,
+                                        all_accounts.begin() + (sender + 1) * accounts_per_sender);
+          std::map<std::string, int> sent;
+          for (const auto& account : mine)
+            if (!run(*engine, bank::open_account{account, "owner"}))
+              failures[sender] = "open " + account;
+          // Bursts of commands in flight at once to random accounts of this sender: spawns and passivations
+          // interleave with commands queued for the same aggregates.
+          for (int round = 0; round < rounds * accounts_per_sender / 50; ++round) {
+            std::vector<std::future<cqrs::command_result>> replies;
+            for (int burst = 0; burst < 50; ++burst) {
+              const auto& account = mine[random() % mine.size()];
+              replies.push_back(
+                engine->send(bank::deposit{account, 1}, {account + ":" + std::to_string(sent[account]++), ""}));
+            }
+            for (auto& reply : replies)
+              if (auto result = get_within(reply, "the reply to a deposit of a burst"); !result)
+                failures[sender] = result.error().code + ": " + result.error().message;
           }
-          for (auto& reply : replies)
-            if (auto result = reply.get(); !result)
-              failures[sender] = result.error().code + ": " + result.error().message;
-        }
+        });
       });
   }
+  missed.rethrow_first();
   for (const auto& failure : failures)
     CHECK(failure.empty());
   auto statistics = engine->statistics();
@@ -185,11 +195,11 @@ TEST_CASE("Beyond the live maximum, idle aggregates stop and come back with thei
   CHECK(streams_in_sender_order(*store, all_accounts));
   // Every account, live or passivated, holds exactly what the log says.
   for (const auto& account : {all_accounts.front(), all_accounts[all_accounts.size() / 2], all_accounts.back()}) {
-    auto state = engine->inspect<bank::account>(account).get();
+    auto state = get_within(engine->inspect<bank::account>(account), "the state of " + account);
     REQUIRE(state);
     CHECK(*state == cqrs::replay<bank::account>(*store, account));
   }
-  CHECK(engine->wait_until_caught_up());
+  CHECK(caught_up_within(*engine));
   auto balances = engine->copy_read_model<readmodels::bank_totals>();
   REQUIRE(balances);
   CHECK(balances->model == cqrs::fold_log<readmodels::bank_totals>(*store));
@@ -211,13 +221,13 @@ TEST_CASE("Idle aggregates stop after passivate_after and answer their next comm
         replies.push_back(engine->send(bank::deposit{account, 1},
                                        {account + ":" + std::to_string(round * 20 + index), ""}));
     for (auto& reply : replies)
-      REQUIRE(reply.get());
+      REQUIRE(get_within(reply, "the reply to a deposit to a passivated account"));
   }
   auto statistics = engine->statistics();
   CHECK(statistics.aggregates_passivated >= 30);
   CHECK(streams_in_sender_order(*store, accounts));
   for (const auto& account : accounts) {
-    auto state = engine->inspect<bank::account>(account).get();
+    auto state = get_within(engine->inspect<bank::account>(account), "the state of " + account);
     REQUIRE(state);
     CHECK(state->balance_cents == 60);
   }
@@ -242,7 +252,7 @@ TEST_CASE("A command re-sent with its id gets its original outcome and appends n
       replies.push_back(engine->send(bank::deposit{"retry", 7}, {"deposit-2", ""}));
     std::set<cqrs::log_position> positions;
     for (auto& reply : replies) {
-      auto result = reply.get();
+      auto result = get_within(reply, "the reply to a re-sent deposit-2");
       REQUIRE(result);
       positions.insert(result->position);
     }
@@ -256,7 +266,7 @@ TEST_CASE("A command re-sent with its id gets its original outcome and appends n
     REQUIRE(again);
     CHECK(again->position == first->position);
     CHECK(store->head() == head);
-    CHECK(engine->inspect<bank::account>("retry").get()->balance_cents == 500);
+    CHECK(get_within(engine->inspect<bank::account>("retry"), "the state of retry")->balance_cents == 500);
   }
   SECTION("the same id for another aggregate is refused") {
     open(*engine, "other");
@@ -282,7 +292,7 @@ TEST_CASE("Outside the idempotency window a re-sent command id is a new command"
   REQUIRE(run(*engine, bank::deposit{"forgetful", 500}, {"deposit-1", ""}));
   // A window of 0 ms has passed by the time the re-sent command is looked at (the clock counts nanoseconds).
   REQUIRE(run(*engine, bank::deposit{"forgetful", 500}, {"deposit-1", ""}));
-  CHECK(engine->inspect<bank::account>("forgetful").get()->balance_cents == 1000);
+  CHECK(get_within(engine->inspect<bank::account>("forgetful"), "the state of forgetful")->balance_cents == 1000);
 }
 
 TEST_CASE("Snapshots: recovery starts from the latest one; an unreadable one falls back to full replay") {
@@ -299,7 +309,7 @@ TEST_CASE("Snapshots: recovery starts from the latest one; an unreadable one fal
   auto expected = cqrs::replay<bank::account>(*store, "long");
   auto recover = [&](cqrs::engine& reader) {
     reader.add_aggregate<bank::account>({.snapshot_every = 10});
-    auto state = reader.inspect<bank::account>("long").get();
+    auto state = get_within(reader.inspect<bank::account>("long"), "the state of long, recovered");
     REQUIRE(state);
     CHECK(*state == expected);
     // A command with no events reports the position of the stream's latest event, also after a snapshot.
@@ -366,8 +376,8 @@ TEST_CASE("After a failed commit the engine is unhealthy and refuses writes; rea
   CHECK(later.error().message.find("refuses writes") != std::string::npos);
   CHECK(store->head() == head);
   // The state is what the log holds, not what the failed command decided.
-  auto state = engine->inspect<bank::account>("account").get();
+  auto state = get_within(engine->inspect<bank::account>("account"), "the state of account after the failed commit");
   REQUIRE(state);
   CHECK(state->balance_cents == 100);
-  CHECK(engine->wait_until_caught_up());
+  CHECK(caught_up_within(*engine));
 }

@@ -7,7 +7,9 @@
 #include <fstream>
 #include <iostream>
 #include <future>
+#include <memory>
 #include <mutex>
+#include <string_view>
 #include <unistd.h>
 
 using namespace test_support;
@@ -46,37 +48,47 @@ std::size_t resident_bytes() {
 
 /// Opens accounts first..last-1, keeping at most `window` commands in flight; returns the number rejected.
 std::size_t open_range(cqrs::engine& engine, std::size_t first, std::size_t last, std::size_t window) {
-  std::mutex mutex;
-  std::condition_variable changed;
-  std::size_t outstanding = 0;
-  std::size_t rejected = 0;
+  // Owned by the reply callbacks too: after a missed deadline has left this function, late replies still land.
+  struct in_flight {
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::size_t outstanding = 0;
+    std::size_t rejected = 0;
+  };
+  auto replies = std::make_shared<in_flight>();
+  auto wait = [&](std::unique_lock<std::mutex>& lock, std::size_t at_most, std::string_view what) {
+    if (!replies->changed.wait_for(lock, default_limit, [&] { return replies->outstanding <= at_most; }))
+      throw timed_out(what, default_limit);
+  };
   for (auto index = first; index < last; ++index) {
     {
       // Refilled half a window at a time: one wake-up of this thread per window/2 replies, not per reply.
-      std::unique_lock lock{mutex};
-      if (outstanding >= window)
-        changed.wait(lock, [&] { return outstanding <= window / 2; });
-      ++outstanding;
+      std::unique_lock lock{replies->mutex};
+      if (replies->outstanding >= window)
+        wait(lock, window / 2, "half a window of replies to account openings");
+      ++replies->outstanding;
     }
-    engine.send(bank::open_account{"acc-" + std::to_string(index), "owner"}, [&](cqrs::command_result result) {
-      std::lock_guard lock{mutex};
-      --outstanding;
-      if (!result)
-        ++rejected;
-      if (outstanding == window / 2 || outstanding == 0)
-        changed.notify_all();
-    });
+    engine.send(bank::open_account{"acc-" + std::to_string(index), "owner"},
+                [replies, window](cqrs::command_result result) {
+                  std::lock_guard lock{replies->mutex};
+                  --replies->outstanding;
+                  if (!result)
+                    ++replies->rejected;
+                  if (replies->outstanding == window / 2 || replies->outstanding == 0)
+                    replies->changed.notify_all();
+                });
   }
-  std::unique_lock lock{mutex};
-  changed.wait(lock, [&] { return outstanding == 0; });
-  return rejected;
+  std::unique_lock lock{replies->mutex};
+  wait(lock, 0, "the last replies to account openings");
+  return replies->rejected;
 }
 
 /// Opens accounts first..last-1 from two sender threads, each with at most 256 commands in flight.
 std::size_t open_accounts(cqrs::engine& engine, std::size_t first, std::size_t last) {
   auto middle = first + (last - first) / 2;
   auto other = std::async(std::launch::async, [&] { return open_range(engine, middle, last, 256); });
-  return open_range(engine, first, middle, 256) + other.get();
+  auto own = open_range(engine, first, middle, 256);
+  return own + get_within(other, "the other sender to open its accounts");
 }
 
 } // namespace
@@ -103,7 +115,7 @@ TEST_CASE("A million aggregates touched once each with at most 100,000 alive: li
   CHECK(engine.head() == aggregates);
 
   // A passivated account comes back with its state.
-  auto first = engine.inspect<bank::account>("acc-0").get();
+  auto first = get_within(engine.inspect<bank::account>("acc-0"), "the state of acc-0, passivated");
   REQUIRE(first);
   CHECK(first->opened);
 

@@ -28,14 +28,17 @@ struct gate {
     open = true;
     changed.notify_all();
   }
-  static void wait_until_blocked() {
+  static void wait_until_blocked(std::chrono::milliseconds limit = default_limit) {
     std::unique_lock lock{mutex};
-    changed.wait(lock, [] { return blocked > 0; });
+    if (!changed.wait_for(lock, limit, [] { return blocked > 0; }))
+      throw timed_out("the gated read model to be held in apply()", limit);
   }
   static void pass() {
     std::unique_lock lock{mutex};
     ++blocked;
     changed.notify_all();
+    // No deadline: the projection is held for as long as the test needs, and the test reopens the gate when it
+    // ends, also when it fails.
     changed.wait(lock, [] { return open; });
     --blocked;
   }
@@ -67,27 +70,36 @@ public:
       auto id = "load-" + std::to_string(thread);
       open(engine, id);
       threads_.emplace_back([&engine, id, this] {
-        while (!stop_.load()) {
-          std::vector<std::future<cqrs::command_result>> replies;
-          for (int index = 0; index < 16; ++index)
-            replies.push_back(engine.send(bank::deposit{id, 1}));
-          for (auto& reply : replies)
-            if (reply.get())
-              ++accepted_;
-        }
+        missed_.capture([&] {
+          while (!stop_.load()) {
+            std::vector<std::future<cqrs::command_result>> replies;
+            for (int index = 0; index < 16; ++index)
+              replies.push_back(engine.send(bank::deposit{id, 1}));
+            for (auto& reply : replies)
+              if (get_within(reply, "the reply to a deposit of the background load"))
+                ++accepted_;
+          }
+        });
       });
     }
   }
-  ~background_load() { stop(); }
+  ~background_load() { join(); }
+  /// Stops the senders; throws when one of them missed a deadline.
   void stop() {
-    stop_.store(true);
-    threads_.clear();
+    join();
+    missed_.rethrow_first();
   }
   std::uint64_t accepted() const { return accepted_.load(); }
 
 private:
+  void join() {
+    stop_.store(true);
+    threads_.clear();
+  }
+
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> accepted_{0};
+  thread_failures missed_;
   std::vector<std::jthread> threads_;
 };
 
@@ -105,7 +117,8 @@ TEST_CASE("read-your-writes: a query at the command's position always sees its e
   for (int index = 1; index <= repetitions; ++index) {
     auto ack = run(*engine, bank::deposit{"mine", 1});
     REQUIRE(ack);
-    auto view = engine->query(readmodels::get_balance{"mine"}, cqrs::at_least(ack->position)).get();
+    auto view = get_within(engine->query(readmodels::get_balance{"mine"}, cqrs::at_least(ack->position)),
+                           "the balance of mine at the deposit's position");
     REQUIRE(view);
     REQUIRE(*view);
     if ((*view)->balance_cents != index || (*view)->last_position < ack->position)
@@ -129,8 +142,9 @@ TEST_CASE("each read model equals a fold of the log, and a rebuild from position
       if (index % 2 == 0)
         REQUIRE(run(*engine, bank::close_account{"extra-" + std::to_string(index)}));
     }
+    load.stop();
   }
-  REQUIRE(engine->wait_until_caught_up());
+  REQUIRE(caught_up_within(*engine));
   auto head = engine->head();
 
   auto balances = engine->copy_read_model<readmodels::account_balances>();
@@ -142,7 +156,7 @@ TEST_CASE("each read model equals a fold of the log, and a rebuild from position
   CHECK(totals->model == cqrs::fold_log<readmodels::bank_totals>(*engine->store()));
   CHECK(totals->model.totals.closed_accounts == 25);
 
-  REQUIRE(engine->rebuild<readmodels::account_balances>().get());
+  REQUIRE(get_within(engine->rebuild<readmodels::account_balances>(), "the rebuild of account_balances"));
   auto rebuilt = engine->copy_read_model<readmodels::account_balances>();
   REQUIRE(rebuilt);
   CHECK(rebuilt->checkpoint == head);
@@ -156,8 +170,11 @@ TEST_CASE("lag is visible per projection, an at_least query waits for it without
   auto engine = bank_engine(cqrs::options{
     .tuning = {.threads = 3, .queries = dispatch, .projections = cqrs::projection_dispatch::projection_actor}});
   engine->add_projection<gated_view>();
+  // Reopens the gate before the engine shuts down when a check fails first: the shutdown waits for the held
+  // projection, and the gate is shared with the test's other runs.
+  at_scope_exit reopens_gate{[] { gate::reopen(); }};
   open(*engine, "a");
-  REQUIRE(engine->wait_until_caught_up());
+  REQUIRE(caught_up_within(*engine));
 
   gate::close();
   auto ack = run(*engine, bank::deposit{"a", 5});
@@ -171,17 +188,19 @@ TEST_CASE("lag is visible per projection, an at_least query waits for it without
   CHECK(status->head == engine->head());
   CHECK(status->lag == 2);
 
-  auto too_late = engine->query(count_events{}, cqrs::at_least(ack->position, std::chrono::milliseconds{50})).get();
+  auto too_late = get_within(
+    engine->query(count_events{}, cqrs::at_least(ack->position, std::chrono::milliseconds{50})),
+    "the answer of a query that times out after 50 ms");
   REQUIRE_FALSE(too_late);
   CHECK(too_late.error().code == cqrs::errc::timeout);
   CHECK(too_late.error().message.find("gated") != std::string::npos);
 
   auto waiting = engine->query(count_events{}, cqrs::at_least(ack->position + 1, std::chrono::seconds{60}));
   gate::reopen();
-  auto answered = waiting.get();
+  auto answered = get_within(waiting, "the answer of a query once the gate reopened");
   REQUIRE(answered);
   CHECK(*answered == 3);
-  REQUIRE(engine->wait_until_caught_up());
+  REQUIRE(caught_up_within(*engine));
   CHECK(engine->status("gated")->lag == 0);
 }
 
@@ -189,22 +208,23 @@ TEST_CASE("queries answer through callbacks too, and a query for an unregistered
   auto dispatch = GENERATE(cqrs::query_dispatch::caller_when_ready, cqrs::query_dispatch::query_actors);
   auto engine = bank_engine(cqrs::options{.tuning = {.queries = dispatch}});
   auto ack = open(*engine, "a", "ann");
-  std::promise<cqrs::query_result<std::optional<readmodels::account_balance>>> answered;
+  // The promises are the callbacks' own: a callback that comes after a missed deadline has nothing to outlive.
+  auto answered = std::make_shared<std::promise<cqrs::query_result<std::optional<readmodels::account_balance>>>>();
   engine->query(readmodels::get_balance{"a"},
                 std::function<void(cqrs::query_result<std::optional<readmodels::account_balance>>)>{
-                  [&](auto result) { answered.set_value(std::move(result)); }},
+                  [answered](auto result) { answered->set_value(std::move(result)); }},
                 cqrs::at_least(ack.position));
-  auto result = answered.get_future().get();
+  auto result = get_within(answered->get_future(), "the query's callback");
   REQUIRE(result);
   REQUIRE(*result);
   CHECK((*result)->owner == "ann");
 
-  std::promise<cqrs::command_result> replied;
-  engine->send(bank::deposit{"a", 4}, [&](cqrs::command_result reply) { replied.set_value(std::move(reply)); });
-  CHECK(replied.get_future().get());
+  auto replied = std::make_shared<std::promise<cqrs::command_result>>();
+  engine->send(bank::deposit{"a", 4}, [replied](cqrs::command_result reply) { replied->set_value(std::move(reply)); });
+  CHECK(get_within(replied->get_future(), "the command's reply callback"));
 
   cqrs::engine bare{cqrs::options{.tuning = {.threads = 1}}};
-  auto missing = bare.query(readmodels::get_bank_totals{}).get();
+  auto missing = get_within(bare.query(readmodels::get_bank_totals{}), "the answer of a query nobody registered");
   REQUIRE_FALSE(missing);
   CHECK(missing.error().code == cqrs::errc::unknown_projection);
 }

@@ -30,7 +30,7 @@ std::size_t send_all(cqrs::engine& engine, const std::vector<Command>& commands)
     replies.push_back(engine.send(command));
   std::size_t rejected = 0;
   for (auto& reply : replies)
-    if (!reply.get())
+    if (!get_within(reply, "the reply to one of the commands sent at once"))
       ++rejected;
   return rejected;
 }
@@ -61,7 +61,7 @@ TEST_CASE("After a restart, a re-sent command gets its original outcome and a sn
   CHECK(again->version == original.version);
   CHECK(again->events == 1);
   CHECK(engine.head() == head);
-  auto state = engine.inspect<bank::account>("kept").get();
+  auto state = get_within(engine.inspect<bank::account>("kept"), "the state of kept after the restart");
   REQUIRE(state);
   CHECK(state->balance_cents == 240);
   CHECK(*state == cqrs::replay<bank::account>(*engine.store(), "kept"));
@@ -95,7 +95,7 @@ TEST_CASE("What snapshots save when aggregates rehydrate from a file (benchmark)
     for (int account = 0; account < accounts; ++account)
       states.push_back(engine.inspect<bank::account>("long-" + std::to_string(account)));
     for (auto& state : states)
-      REQUIRE(state.get()->balance_cents == deposits);
+      REQUIRE(get_within(state, "the state of a rehydrated account")->balance_cents == deposits);
     auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     auto statistics = engine.statistics();
     std::cout << "rehydrating " << accounts << " accounts of " << deposits + 1 << " events "

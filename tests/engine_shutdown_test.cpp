@@ -70,10 +70,10 @@ TEST_CASE("shutdown with commands in flight loses none that were accepted and an
   CHECK(logged == accepted_ids);
 
   // After shutdown, commands and queries get a clear refusal rather than a hang.
-  auto late = engine->send(bank::deposit{"s0", 1}).get();
+  auto late = run(*engine, bank::deposit{"s0", 1});
   REQUIRE_FALSE(late);
   CHECK(late.error().code == cqrs::errc::engine_stopped);
-  auto late_query = engine->query(readmodels::get_bank_totals{}).get();
+  auto late_query = get_within(engine->query(readmodels::get_bank_totals{}), "the answer of a query after shutdown");
   REQUIRE_FALSE(late_query);
   CHECK(late_query.error().code == cqrs::errc::engine_stopped);
 }
@@ -88,7 +88,7 @@ TEST_CASE("shutdown lets the read models apply every accepted command first") {
   engine->shutdown();
   int accepted = 0;
   for (auto& reply : replies)
-    accepted += reply.get() ? 1 : 0;
+    accepted += get_within(reply, "the reply to a deposit sent before shutdown") ? 1 : 0;
   CHECK(accepted == 5000);
   auto balances = engine->copy_read_model<readmodels::account_balances>();
   REQUIRE(balances);
@@ -115,15 +115,16 @@ TEST_CASE("shutdown answers every command sent before it as accepted: it drains 
     auto probe = engine->send(bank::open_account{"probe", "owner"});
     if (probe.wait_for(std::chrono::seconds{0}) != std::future_status::ready)
       return false;
-    auto answer = probe.get();
+    auto answer = get_within(probe, "the answer of a probe that was ready");
     return !answer && answer.error().code == cqrs::errc::engine_stopped;
   });
   store->open_gate();
+  // Unbounded as the engine's destructor is: shutdown has no timed form, and the thread cannot be left running.
   stopping.join();
   REQUIRE(began);
 
   for (auto& reply : replies) {
-    auto result = reply.get();
+    auto result = get_within(reply, "the reply to a command drained by shutdown");
     INFO((result ? std::string{"accepted"} : result.error().code + ": " + result.error().message));
     CHECK(result.has_value());
   }

@@ -2,13 +2,14 @@
 // group commit, recovery reads.
 #include "actors/sqlite_event_store.hpp"
 #include "store_test_support.hpp"
+#include "waiting.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <barrier>
 #include <chrono>
 #include <cstdio>
-#include <latch>
 #include <thread>
 
 namespace {
@@ -39,10 +40,12 @@ enum class append_style { waiting, queued };
 void measure_appends(cqrs::sqlite_synchronous synchronous, const char* mode, append_style style, int threads,
                      int appends_per_thread) {
   test_support::temporary_folder folder;
-  auto store = open_store(folder.file("events.db"), cqrs::sqlite_options{.synchronous = synchronous});
-  std::barrier start{threads + 1};
+  // Made before the store, so that they outlive it: after a missed deadline its callbacks still run as it closes.
   std::atomic<int> refused{0};
-  std::latch all_done{style == append_style::queued ? threads * appends_per_thread : 0};
+  test_support::countdown all_done{style == append_style::queued ? threads * appends_per_thread : 0};
+  auto store = open_store(folder.file("events.db"), cqrs::sqlite_options{.synchronous = synchronous});
+  // A start line among the test's own threads (start_writers takes a std::barrier): it waits for no engine work.
+  std::barrier start{threads + 1};
   stopwatch::time_point began;
   {
     auto writers = start_writers(threads, start, [&](int, const auto& own) {
@@ -63,7 +66,7 @@ void measure_appends(cqrs::sqlite_synchronous synchronous, const char* mode, app
     start.arrive_and_wait();
     began = stopwatch::now();
   }
-  all_done.wait();
+  all_done.wait_within("the callbacks of every queued append");
   auto elapsed = seconds_since(began);
   auto statistics = store->statistics();
   std::printf("%s, synchronous=%-6s %2d threads: %9.0f appends/s  (%llu appends in %llu transactions, "

@@ -1,12 +1,14 @@
 // The in-memory event store: atomic appends, expected-version conflicts, ordered reads, head notifications.
 #include "actors/detail/adaptive_mutex.hpp"
 #include "actors/event_store.hpp"
+#include "waiting.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <barrier>
 #include <map>
+#include <memory>
 #include <thread>
 
 namespace {
@@ -108,6 +110,7 @@ TEST_CASE("racing appends on one expected version: exactly one wins") {
   auto store = cqrs::make_memory_event_store();
   constexpr int racers = 16;
   std::atomic<int> winners{0};
+  // A start line among the test's own threads: it waits for none of the store's work.
   std::barrier start{racers};
   std::vector<std::jthread> threads;
   for (int racer = 0; racer < racers; ++racer)
@@ -159,32 +162,46 @@ TEST_CASE("listeners hear every new head until they unsubscribe") {
 }
 
 TEST_CASE("the store's adaptive mutex excludes concurrent holders, also when waiters have gone to sleep") {
-  cqrs::detail::adaptive_mutex mutex;
-  std::uint64_t counter = 0; // plain: only the mutex keeps the increments apart
-  volatile int busy = 0;
   constexpr int threads = 6;
   constexpr int rounds = 40000;
-  std::barrier start{threads};
+  // Owned by the workers too: a worker whose wake-up was lost is left asleep on it when the test fails.
+  struct contest {
+    cqrs::detail::adaptive_mutex mutex;
+    std::uint64_t counter = 0; // plain: only the mutex keeps the increments apart
+    volatile int busy = 0;
+    std::barrier<> start{threads}; // a start line among the workers, waiting for no one else
+    test_support::countdown finished{threads};
+  };
+  auto shared = std::make_shared<contest>();
   std::vector<std::jthread> workers;
   for (int index = 0; index < threads; ++index)
-    workers.emplace_back([&] {
-      start.arrive_and_wait();
+    workers.emplace_back([shared] {
+      shared->start.arrive_and_wait();
       for (int round = 0; round < rounds; ++round) {
-        std::lock_guard lock{mutex};
+        std::lock_guard lock{shared->mutex};
         // Every 200th hold is long, so that the others exhaust their spin and sleep on the futex (a lost wake-up
-        // would hang here).
-        auto before = counter;
+        // would leave one asleep for good).
+        auto before = shared->counter;
         if (round % 200 == 0)
           for (int step = 0; step < 20000; ++step)
-            busy = step;
-        counter = before + 1;
+            shared->busy = step;
+        shared->counter = before + 1;
       }
+      shared->finished.count_down();
     });
+  try {
+    shared->finished.wait_within("6 threads to take the mutex 40,000 times each (a lost wake-up leaves one asleep)");
+  } catch (...) {
+    // Joining a worker asleep for good would hang the test run: they are left to end with the process.
+    for (auto& worker : workers)
+      worker.detach();
+    throw;
+  }
   workers.clear();
-  CHECK(counter == std::uint64_t{threads} * rounds);
-  REQUIRE(mutex.try_lock());
-  CHECK_FALSE(mutex.try_lock());
-  mutex.unlock();
-  CHECK(mutex.try_lock());
-  mutex.unlock();
+  CHECK(shared->counter == std::uint64_t{threads} * rounds);
+  REQUIRE(shared->mutex.try_lock());
+  CHECK_FALSE(shared->mutex.try_lock());
+  shared->mutex.unlock();
+  CHECK(shared->mutex.try_lock());
+  shared->mutex.unlock();
 }

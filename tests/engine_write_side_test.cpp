@@ -6,6 +6,7 @@
 #include <atomic>
 #include <future>
 #include <map>
+#include <memory>
 #include <thread>
 
 using namespace test_support;
@@ -19,24 +20,28 @@ TEST_CASE("64 threads x 1,000 commands to one aggregate are all applied, one at 
   constexpr int senders = 64;
   constexpr int per_sender = 1000;
   std::atomic<int> rejected{0};
+  thread_failures missed;
   {
     std::vector<std::jthread> threads;
     for (int sender = 0; sender < senders; ++sender)
       threads.emplace_back([&, sender] {
-        std::vector<std::future<cqrs::command_result>> replies;
-        replies.reserve(per_sender);
-        // All sent before any is awaited, so the commands of the 64 senders really overlap in the mailbox.
-        for (int index = 0; index < per_sender; ++index)
-          replies.push_back(engine->send(bank::deposit{"hot", 1},
-                                         {"t" + std::to_string(sender) + "-" + std::to_string(index), ""}));
-        for (auto& reply : replies)
-          if (!reply.get())
-            ++rejected;
+        missed.capture([&] {
+          std::vector<std::future<cqrs::command_result>> replies;
+          replies.reserve(per_sender);
+          // All sent before any is awaited, so the commands of the 64 senders really overlap in the mailbox.
+          for (int index = 0; index < per_sender; ++index)
+            replies.push_back(engine->send(bank::deposit{"hot", 1},
+                                           {"t" + std::to_string(sender) + "-" + std::to_string(index), ""}));
+          for (auto& reply : replies)
+            if (!get_within(reply, "the reply to a deposit to hot"))
+              ++rejected;
+        });
       });
   }
+  missed.rethrow_first();
   CHECK(rejected.load() == 0);
 
-  auto state = engine->inspect<bank::account>("hot").get();
+  auto state = get_within(engine->inspect<bank::account>("hot"), "the state of hot");
   REQUIRE(state);
   CHECK(state->balance_cents == senders * per_sender);
   CHECK(state->transactions == senders * per_sender);
@@ -77,11 +82,12 @@ TEST_CASE("a command to an idle aggregate runs on the sending thread; commands s
     bool after_first_reply = false;
     std::thread::id thread;
   };
-  std::promise<record> same_ran;
-  std::promise<record> other_ran;
-  auto recorder = [&](std::promise<record>& into) {
-    return [&](cqrs::command_result result) {
-      into.set_value({result.has_value(), first_reply_returned.load(), std::this_thread::get_id()});
+  // The promises are the callbacks' own: a callback that comes after a missed deadline has nothing to outlive.
+  auto same_ran = std::make_shared<std::promise<record>>();
+  auto other_ran = std::make_shared<std::promise<record>>();
+  auto recorder = [&](std::shared_ptr<std::promise<record>> into) {
+    return [&, into](cqrs::command_result result) {
+      into->set_value({result.has_value(), first_reply_returned.load(), std::this_thread::get_id()});
     };
   };
   engine->send(bank::deposit{"here", 1}, [&](cqrs::command_result result) {
@@ -96,21 +102,21 @@ TEST_CASE("a command to an idle aggregate runs on the sending thread; commands s
   // Replied before send() returned, on this thread.
   CHECK(first_accepted);
   CHECK(first_ran_on == sender);
-  auto same = same_ran.get_future().get();
+  auto same = get_within(same_ran->get_future(), "the reply to the second deposit to here");
   CHECK(same.accepted);
   CHECK(same.after_first_reply);
-  auto other = other_ran.get_future().get();
+  auto other = get_within(other_ran->get_future(), "the reply to the deposit to elsewhere");
   CHECK(other.accepted);
   CHECK(other.thread != sender);
-  auto here = engine->inspect<bank::account>("here").get();
+  auto here = get_within(engine->inspect<bank::account>("here"), "the state of here");
   REQUIRE(here);
   CHECK(here->balance_cents == 3);
 
   auto actors = bank_engine(cqrs::options{.tuning = {.commands = cqrs::command_dispatch::aggregate_actor}});
   open(*actors, "there");
-  std::promise<record> actor_ran;
+  auto actor_ran = std::make_shared<std::promise<record>>();
   actors->send(bank::deposit{"there", 1}, recorder(actor_ran));
-  auto on_actor = actor_ran.get_future().get();
+  auto on_actor = get_within(actor_ran->get_future(), "the reply to the deposit to there");
   CHECK(on_actor.accepted);
   CHECK(on_actor.thread != sender);
 }
@@ -119,14 +125,15 @@ TEST_CASE("a reply callback that throws does not leave its aggregate claimed: th
   auto dispatch = GENERATE(cqrs::command_dispatch::caller_when_idle, cqrs::command_dispatch::aggregate_actor);
   auto engine = bank_engine(cqrs::options{.tuning = {.commands = dispatch}});
   open(*engine, "thrower");
-  std::promise<void> thrown;
-  engine->send(bank::deposit{"thrower", 1}, [&](cqrs::command_result) {
-    thrown.set_value();
+  // The promise is the callback's own: a callback that comes after a missed deadline has nothing to outlive.
+  auto thrown = std::make_shared<std::promise<void>>();
+  engine->send(bank::deposit{"thrower", 1}, [thrown](cqrs::command_result) {
+    thrown->set_value();
     throw std::runtime_error("a host's bug");
   });
-  thrown.get_future().get();
+  get_within(thrown->get_future(), "the reply callback that throws");
   REQUIRE(run(*engine, bank::deposit{"thrower", 2}));
-  auto state = engine->inspect<bank::account>("thrower").get();
+  auto state = get_within(engine->inspect<bank::account>("thrower"), "the state of thrower");
   REQUIRE(state);
   CHECK(state->balance_cents == 3);
 }
@@ -140,29 +147,34 @@ TEST_CASE("commands to many aggregates from many threads are all applied to the 
   constexpr int per_thread = 2000;
   std::vector<std::map<int, std::int64_t>> deposited(threads_count);
   std::atomic<int> rejected{0}; // Catch2 assertions are not thread-safe: count in the senders, assert here
+  thread_failures missed;
   {
     std::vector<std::jthread> threads;
     for (int thread = 0; thread < threads_count; ++thread)
       threads.emplace_back([&, thread] {
-        std::vector<std::pair<int, std::future<cqrs::command_result>>> replies;
-        for (int index = 0; index < per_thread; ++index) {
-          auto account = (index * 7 + thread * 13) % accounts;
-          auto amount = 1 + (index % 5);
-          replies.emplace_back(account, engine->send(bank::deposit{"acc-" + std::to_string(account), amount}));
-          deposited[thread][account] += amount;
-        }
-        for (auto& [account, reply] : replies)
-          if (!reply.get())
-            ++rejected;
+        missed.capture([&] {
+          std::vector<std::pair<int, std::future<cqrs::command_result>>> replies;
+          for (int index = 0; index < per_thread; ++index) {
+            auto account = (index * 7 + thread * 13) % accounts;
+            auto amount = 1 + (index % 5);
+            replies.emplace_back(account, engine->send(bank::deposit{"acc-" + std::to_string(account), amount}));
+            deposited[thread][account] += amount;
+          }
+          for (auto& [account, reply] : replies)
+            if (!get_within(reply, "the reply to a deposit to acc-" + std::to_string(account)))
+              ++rejected;
+        });
       });
   }
+  missed.rethrow_first();
   CHECK(rejected.load() == 0);
   std::map<int, std::int64_t> expected;
   for (const auto& per_thread_sums : deposited)
     for (auto [account, amount] : per_thread_sums)
       expected[account] += amount;
   for (int account = 0; account < accounts; ++account) {
-    auto state = engine->inspect<bank::account>("acc-" + std::to_string(account)).get();
+    auto state = get_within(engine->inspect<bank::account>("acc-" + std::to_string(account)),
+                            "the state of acc-" + std::to_string(account));
     REQUIRE(state);
     CHECK(state->balance_cents == expected[account]);
   }
@@ -188,7 +200,7 @@ TEST_CASE("a broken rule is rejected with its code and appends nothing") {
   CHECK(overdraw.error().code == bank::codes::insufficient_funds);
 
   CHECK(engine->head() == head);
-  auto state = engine->inspect<bank::account>("a").get();
+  auto state = get_within(engine->inspect<bank::account>("a"), "the state of a");
   REQUIRE(state);
   CHECK(state->balance_cents == 0);
 }
@@ -263,7 +275,7 @@ TEST_CASE("a write by another writer of the same store is a conflict: refused, n
   auto retried = run(*engine, bank::withdraw{"a", 15});
   REQUIRE(retried);
   CHECK(retried->version == 4);
-  auto state = engine->inspect<bank::account>("a").get();
+  auto state = get_within(engine->inspect<bank::account>("a"), "the state of a after the conflict");
   REQUIRE(state);
   CHECK(state->balance_cents == 0);
 }
@@ -277,13 +289,13 @@ TEST_CASE("an aggregate recovered by replay in a new engine equals the live one 
     for (int index = 1; index <= 50; ++index)
       REQUIRE(run(*first, bank::deposit{"a", index}));
     REQUIRE(run(*first, bank::withdraw{"a", 75}));
-    live = *first->inspect<bank::account>("a").get();
+    live = *get_within(first->inspect<bank::account>("a"), "the state of a, live");
   }
   CHECK(live.balance_cents == 50 * 51 / 2 - 75);
   CHECK(cqrs::replay<bank::account>(*store, "a") == live);
 
   auto second = bank_engine(cqrs::options{.store = store});
-  auto recovered = second->inspect<bank::account>("a").get();
+  auto recovered = get_within(second->inspect<bank::account>("a"), "the state of a, recovered by replay");
   REQUIRE(recovered);
   CHECK(*recovered == live);
   // Its rules run against the recovered state: only the recovered balance can be withdrawn.

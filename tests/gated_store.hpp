@@ -13,7 +13,9 @@
 namespace test_support {
 
 /// A store that commits in the background, on its own thread, only once its gate is open: until then every
-/// append waits, so the commands that made them stay in flight for as long as a test needs.
+/// append waits, so the commands that made them stay in flight for as long as a test needs. A test opens it also
+/// when it fails before it meant to (at_scope_exit, declared after the engine): the engine's shutdown waits for the
+/// held commands.
 class gated_store final : public delegating_store {
 public:
   gated_store() : worker_([this] { run(); }) {}
@@ -53,6 +55,7 @@ public:
     std::promise<std::expected<cqrs::append_result, cqrs::store_error>> outcome;
     auto future = outcome.get_future();
     append_async(std::move(request), [&outcome](auto result) { outcome.set_value(std::move(result)); });
+    // No deadline: it waits for the gate like every append, and each test opens the gate when it ends.
     return future.get();
   }
   std::optional<std::string> failure() const override { return std::nullopt; }
