@@ -4,6 +4,7 @@
 #include "actors/sqlite_event_store.hpp"
 #include "readmodels/bank_views.hpp"
 #include "sqlite_fault_vfs.hpp"
+#include "engine_support.hpp"
 #include "store_test_support.hpp"
 #include "waiting.hpp"
 
@@ -13,7 +14,6 @@
 #include <atomic>
 #include <barrier>
 #include <fstream>
-#include <latch>
 #include <mutex>
 #include <numeric>
 #include <random>
@@ -104,8 +104,10 @@ TEST_CASE("a file that is not an event log of this engine is refused at open wit
   }
   SECTION("an event log with a newer schema version") {
     REQUIRE(cqrs::open_sqlite_event_store(path));
-    test_support::raw_database{path}.execute("PRAGMA user_version = " + std::to_string(cqrs::sqlite_schema_version + 1));
-    expected_message = "has event log schema version " + std::to_string(cqrs::sqlite_schema_version + 1) + ", newer than the version " + std::to_string(cqrs::sqlite_schema_version);
+    auto newer = std::to_string(cqrs::sqlite_schema_version + 1);
+    test_support::raw_database{path}.execute("PRAGMA user_version = " + newer);
+    expected_message = "has event log schema version " + newer + ", newer than the version "
+                       + std::to_string(cqrs::sqlite_schema_version);
   }
   SECTION("a file of random bytes") {
     std::ofstream file{path, std::ios::binary};
@@ -371,7 +373,7 @@ TEST_CASE("a log with a hole is refused at the hole: by read_all, read_stream an
   auto engine = std::make_unique<cqrs::engine>(cqrs::options{.store = open_store(path), .tuning = {.threads = 2}});
   engine->add_aggregate<bank::account>();
   engine->add_projection<readmodels::bank_totals>();
-  CHECK_FALSE(engine->wait_until_caught_up());
+  CHECK_FALSE(test_support::caught_up_within(*engine));
   auto status = engine->status("bank_totals");
   REQUIRE(status);
   REQUIRE(status->failure);
@@ -423,13 +425,13 @@ TEST_CASE("an event whose stored bytes changed fails its checksum: reads and pro
       std::make_unique<cqrs::engine>(cqrs::options{.store = open_store(path), .tuning = {.threads = 2}});
     engine->add_aggregate<bank::account>();
     engine->add_projection<readmodels::bank_totals>();
-    CHECK_FALSE(engine->wait_until_caught_up());
+    CHECK_FALSE(test_support::caught_up_within(*engine));
     auto status = engine->status("bank_totals");
     REQUIRE(status);
     REQUIRE(status->failure);
     CHECK(status->failure->position == 2);
     CHECK_THAT(status->failure->message, Catch::Contains("fails its checksum"));
-    auto refused = engine->send(bank::deposit{"a", 5}).get();
+    auto refused = test_support::get_within(engine->send(bank::deposit{"a", 5}), "the reply to a deposit");
     REQUIRE_FALSE(refused);
     CHECK(refused.error().code == cqrs::errc::internal_error);
     CHECK_THAT(refused.error().message, Catch::Contains("fails its checksum"));
@@ -538,7 +540,7 @@ TEST_CASE("an engine on a store with an undecodable event stops its projection t
   engine.add_aggregate<bank::account>();
   engine.add_projection<readmodels::bank_totals>();
 
-  auto caught_up = engine.wait_until_caught_up(std::chrono::seconds{30});
+  auto caught_up = test_support::caught_up_within(engine);
   REQUIRE_FALSE(caught_up);
   CHECK(caught_up.error().code == cqrs::errc::projection_failed);
   auto status = engine.status("bank_totals");
@@ -548,7 +550,7 @@ TEST_CASE("an engine on a store with an undecodable event stops its projection t
   CHECK(status->checkpoint == 1);
   CHECK_THAT(status->failure->message, Catch::Contains("does not decode"));
   // The aggregate cannot be recovered either: its commands are refused, nothing is appended.
-  auto refused = engine.send(bank::deposit{"a", 5}).get();
+  auto refused = test_support::get_within(engine.send(bank::deposit{"a", 5}), "the reply to a deposit");
   REQUIRE_FALSE(refused);
   CHECK(refused.error().code == cqrs::errc::internal_error);
   CHECK(engine.head() == 3);
@@ -565,7 +567,7 @@ TEST_CASE("append_async from 32 threads: every callback once, gap-free positions
   std::mutex results_mutex;
   std::vector<cqrs::log_position> positions;
   std::atomic<int> failed{0};
-  std::latch all_done{threads * appends};
+  test_support::countdown all_done{threads * appends};
   std::barrier start{threads};
   {
     auto writers = start_writers(threads, start, [&](int writer, const auto& own) {
@@ -583,7 +585,7 @@ TEST_CASE("append_async from 32 threads: every callback once, gap-free positions
         });
     });
   }
-  all_done.wait();
+  all_done.wait_within("every append's callback");
   CHECK(failed.load() == 0);
   for (const auto& count : calls)
     CHECK(count.load() == 1);
@@ -611,8 +613,8 @@ TEST_CASE("append_async on an unhealthy store fails at once, and so do requests 
   // The disk stalls in the next commit's fsync while three more requests queue up; then the fsync fails.
   faults.holding_syncs = true;
   std::atomic<int> failed_calls{0};
-  std::latch batch_done{1};
-  std::latch queued_done{3};
+  test_support::countdown batch_done{1};
+  test_support::countdown queued_done{3};
   std::vector<cqrs::store_error> errors(4);
   store->append_async(deposits(account_stream("b"), 0, {2}), [&](auto result) {
     ++failed_calls;
@@ -631,11 +633,14 @@ TEST_CASE("append_async on an unhealthy store fails at once, and so do requests 
         errors[static_cast<std::size_t>(index)] = result.error();
       queued_done.count_down();
     });
-  REQUIRE(store->statistics().queued == 3);
-  faults.failing_syncs = SQLITE_IOERR_FSYNC;
-  faults.holding_syncs = false;
-  batch_done.wait();
-  queued_done.wait();
+  {
+    // A failed check must not leave the writer held at its fsync: the store's close would wait for it.
+    test_support::at_scope_exit release{[&] { faults.holding_syncs = false; }};
+    REQUIRE(store->statistics().queued == 3);
+    faults.failing_syncs = SQLITE_IOERR_FSYNC;
+  }
+  batch_done.wait_within("the held batch's callback");
+  queued_done.wait_within("the queued appends' callbacks");
   CHECK(failed_calls.load() == 4);
   CHECK(errors[0].code == cqrs::errc::store_failure);
   CHECK_THAT(errors[0].message, Catch::Contains("nothing of this append"));

@@ -37,10 +37,13 @@ tool_run run_tool(const test_support::temporary_folder& folder, const std::strin
   if (!std::filesystem::exists(tool))
     throw std::runtime_error(tool + " does not exist: build the cqrs-store target first");
   auto output_file = folder.file("tool-output.txt");
-  auto command = "'" + tool + "' " + arguments + " > '" + output_file + "' 2>&1";
+  // coreutils' timeout gives the run a deadline (std::system has none): a hung tool fails the test, naming it.
+  auto command = "timeout 60 '" + tool + "' " + arguments + " > '" + output_file + "' 2>&1";
   auto status = std::system(command.c_str());
   tool_run result;
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (result.exit_code == 124)
+    throw std::runtime_error("cqrs-store " + arguments + " did not end within 60 s");
   std::ifstream output{output_file};
   std::stringstream text;
   text << output.rdbuf();

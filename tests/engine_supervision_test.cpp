@@ -76,7 +76,7 @@ TEST_CASE("under retry, a projection survives a transient failure and ends equal
   auto engine = flaky_engine({.on_failure = cqrs::projection_failure_policy::retry, .retry_backoff = 1ms});
   auto last = deposit_10_13_20(*engine).second;
   // Waits for the read model (event-driven: the retry's timer wakes the projection), then reads it.
-  auto total = engine->query(flaky_total{}, cqrs::at_least(last, 30s)).get();
+  auto total = test_support::get_within(engine->query(flaky_total{}, cqrs::at_least(last, 30s)), "the flaky total");
   REQUIRE(total);
   CHECK(*total == 43);
   CHECK(flaky_view::attempts_at_13.load() == 3);
@@ -93,7 +93,7 @@ TEST_CASE("under retry, a projection stops once its retries are spent, naming th
   auto engine = flaky_engine(
     {.on_failure = cqrs::projection_failure_policy::retry, .max_retries = 3, .retry_backoff = 1ms});
   auto [thirteen, last] = deposit_10_13_20(*engine);
-  auto waited = engine->query(flaky_total{}, cqrs::at_least(last, 30s)).get();
+  auto waited = test_support::get_within(engine->query(flaky_total{}, cqrs::at_least(last, 30s)), "the flaky total");
   REQUIRE_FALSE(waited);
   CHECK(waited.error().code == cqrs::errc::projection_failed);
   CHECK_THAT(waited.error().message, Catch::Contains("thirteen") && Catch::Contains("after 3 retries"));
@@ -109,7 +109,7 @@ TEST_CASE("under skip, a projection keeps the poison event as a dead letter and 
   flaky_view::arm(true, 0);
   auto engine = flaky_engine({.on_failure = cqrs::projection_failure_policy::skip});
   auto [thirteen, last] = deposit_10_13_20(*engine);
-  auto total = engine->query(flaky_total{}, cqrs::at_least(last, 30s)).get();
+  auto total = test_support::get_within(engine->query(flaky_total{}, cqrs::at_least(last, 30s)), "the flaky total");
   REQUIRE(total);
   CHECK(*total == 30);
   auto status = engine->status("flaky");
@@ -122,11 +122,11 @@ TEST_CASE("under skip, a projection keeps the poison event as a dead letter and 
   CHECK(status->dead_letters[0].message == "thirteen");
 
   // A rebuild starts over: the poison event is met again, and skipped again, once.
-  REQUIRE(engine->rebuild<flaky_view>().get());
+  REQUIRE(test_support::get_within(engine->rebuild<flaky_view>(), "the rebuild of the flaky view"));
   status = engine->status("flaky");
   REQUIRE(status);
   CHECK(status->dead_letter_count == 1);
-  auto again = engine->query(flaky_total{}, cqrs::at_least(last)).get();
+  auto again = test_support::get_within(engine->query(flaky_total{}, cqrs::at_least(last)), "the flaky total");
   REQUIRE(again);
   CHECK(*again == 30);
 }
@@ -142,10 +142,12 @@ TEST_CASE("under skip with the SQLite store, the dead letter is kept in the file
     auto engine = flaky_engine({.on_failure = cqrs::projection_failure_policy::skip}, *opened);
     auto positions = deposit_10_13_20(*engine);
     thirteen = positions.first;
-    REQUIRE(engine->query(flaky_total{}, cqrs::at_least(positions.second, 30s)).get());
+    REQUIRE(test_support::get_within(engine->query(flaky_total{}, cqrs::at_least(positions.second, 30s)),
+                                     "the flaky total"));
     // A rebuild skips it again: the file keeps one row for it.
-    REQUIRE(engine->rebuild<flaky_view>().get());
-    REQUIRE(engine->query(flaky_total{}, cqrs::at_least(positions.second, 30s)).get());
+    REQUIRE(test_support::get_within(engine->rebuild<flaky_view>(), "the rebuild of the flaky view"));
+    REQUIRE(test_support::get_within(engine->query(flaky_total{}, cqrs::at_least(positions.second, 30s)),
+                                     "the flaky total"));
   } // closing the store commits what waits for the next transaction
   test_support::raw_database file{path};
   CHECK(file.integer("SELECT count(*) FROM dead_letters") == 1);
@@ -158,7 +160,7 @@ TEST_CASE("restart_projection resumes a stopped projection from its checkpoint, 
   flaky_view::arm(true, 0);
   auto engine = flaky_engine({}); // stop, the default
   auto [thirteen, last] = deposit_10_13_20(*engine);
-  auto stopped = engine->query(flaky_total{}, cqrs::at_least(last, 30s)).get();
+  auto stopped = test_support::get_within(engine->query(flaky_total{}, cqrs::at_least(last, 30s)), "the flaky total");
   REQUIRE_FALSE(stopped);
   CHECK(stopped.error().code == cqrs::errc::projection_failed);
   CHECK(flaky_view::attempts_at_13.load() == 1);
@@ -169,7 +171,7 @@ TEST_CASE("restart_projection resumes a stopped projection from its checkpoint, 
 
   flaky_view::poisoned.store(false); // what made it throw is fixed
   REQUIRE(engine->restart_projection("flaky"));
-  auto total = engine->query(flaky_total{}, cqrs::at_least(last, 30s)).get();
+  auto total = test_support::get_within(engine->query(flaky_total{}, cqrs::at_least(last, 30s)), "the flaky total");
   REQUIRE(total);
   CHECK(*total == 43);
   CHECK(flaky_view::attempts_at_13.load() == 2);
