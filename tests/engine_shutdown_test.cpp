@@ -25,7 +25,7 @@ TEST_CASE("shutdown with commands in flight loses none that were accepted and an
   std::atomic<int> replies{0};
   std::atomic<int> stopped{0};
   std::atomic<int> other_rejections{0};
-  std::atomic<int> replies_before_shutdown{0};
+  test_support::countdown first_reply{1};
   std::vector<std::jthread> threads;
   for (int sender = 0; sender < senders; ++sender)
     threads.emplace_back([&, sender] {
@@ -44,13 +44,13 @@ TEST_CASE("shutdown with commands in flight loses none that were accepted and an
               ++other_rejections;
             }
             ++replies;
-            ++replies_before_shutdown;
+            first_reply.count_down();
           },
           {id, ""});
       }
     });
   // Shut down while the senders are still sending: wait for a first reply so that some commands were accepted.
-  auto replied = test_support::spin_until([&] { return replies_before_shutdown.load() > 0; });
+  auto replied = first_reply.reached_within();
   engine->shutdown();
   REQUIRE(replied);
   threads.clear();

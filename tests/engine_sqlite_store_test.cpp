@@ -230,10 +230,10 @@ TEST_CASE("a refused request in a batch does not affect the others in it", "[sto
   REQUIRE(store->append(deposits(account_stream("taken"), 0, {1})));
 
   // The disk stalls in the next commit's fsync, so the appends that arrive meanwhile queue up for one batch.
-  faults.holding_syncs = true;
+  faults.hold_syncs();
   std::jthread stalled{[&] { (void)store->append(deposits(account_stream("first"), 0, {2})); }};
-  if (!test_support::spin_until([&] { return faults.held_syncs.load() > 0; })) {
-    faults.holding_syncs = false;
+  if (!faults.wait_for_held_syncs(1, test_support::default_limit)) {
+    faults.release_syncs();
     FAIL("the commit never reached its fsync");
   }
   std::expected<cqrs::append_result, cqrs::store_error> good = std::unexpected(cqrs::store_error{});
@@ -244,7 +244,7 @@ TEST_CASE("a refused request in a batch does not affect the others in it", "[sto
     std::jthread second{[&] { conflicting = store->append(deposits(account_stream("taken"), 0, {4})); }};
     std::jthread third{[&] { also_good = store->append(deposits(account_stream("taken"), 1, {5})); }};
     auto queued = test_support::spin_until([&] { return store->statistics().queued >= 3; });
-    faults.holding_syncs = false;
+    faults.release_syncs();
     CHECK(queued);
   }
   stalled.join();
@@ -611,7 +611,7 @@ TEST_CASE("append_async on an unhealthy store fails at once, and so do requests 
   REQUIRE(store->append(deposits(account_stream("a"), 0, {1})));
 
   // The disk stalls in the next commit's fsync while three more requests queue up; then the fsync fails.
-  faults.holding_syncs = true;
+  faults.hold_syncs();
   std::atomic<int> failed_calls{0};
   test_support::countdown batch_done{1};
   test_support::countdown queued_done{3};
@@ -622,8 +622,8 @@ TEST_CASE("append_async on an unhealthy store fails at once, and so do requests 
       errors[0] = result.error();
     batch_done.count_down();
   });
-  if (!test_support::spin_until([&] { return faults.held_syncs.load() > 0; })) {
-    faults.holding_syncs = false;
+  if (!faults.wait_for_held_syncs(1, test_support::default_limit)) {
+    faults.release_syncs();
     FAIL("the commit never reached its fsync");
   }
   for (int index = 1; index <= 3; ++index)
@@ -635,7 +635,7 @@ TEST_CASE("append_async on an unhealthy store fails at once, and so do requests 
     });
   {
     // A failed check must not leave the writer held at its fsync: the store's close would wait for it.
-    test_support::at_scope_exit release{[&] { faults.holding_syncs = false; }};
+    test_support::at_scope_exit release{[&] { faults.release_syncs(); }};
     REQUIRE(store->statistics().queued == 3);
     faults.failing_syncs = SQLITE_IOERR_FSYNC;
   }

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -30,10 +31,38 @@ struct sqlite_faults {
   std::atomic<int> failing_syncs{0};
   /// Extra time every xSync takes: a slow disk.
   std::atomic<int> sync_delay_microseconds{0};
-  /// While set, every xSync waits until it is cleared: a disk that stalls.
-  std::atomic<bool> holding_syncs{false};
-  /// Syncs waiting for holding_syncs to clear right now.
-  std::atomic<int> held_syncs{0};
+  /// A disk that stalls: from hold_syncs() until release_syncs(), every xSync waits. A test learns that the
+  /// writer reached its sync from wait_for_held_syncs, woken by the sync itself (no polling).
+  void hold_syncs() {
+    std::lock_guard lock{hold_mutex};
+    holding = true;
+  }
+  void release_syncs() {
+    {
+      std::lock_guard lock{hold_mutex};
+      holding = false;
+    }
+    hold_changed.notify_all();
+  }
+  /// True once `count` syncs are held; false when they were not within `limit`.
+  bool wait_for_held_syncs(int count, std::chrono::milliseconds limit) {
+    std::unique_lock lock{hold_mutex};
+    return hold_changed.wait_for(lock, limit, [&] { return held >= count; });
+  }
+  /// Called by xSync: waits while syncs are held.
+  void pass_hold() {
+    std::unique_lock lock{hold_mutex};
+    if (!holding)
+      return;
+    ++held;
+    hold_changed.notify_all();
+    hold_changed.wait(lock, [this] { return !holding; });
+    --held;
+  }
+  std::mutex hold_mutex;
+  std::condition_variable hold_changed;
+  bool holding = false;
+  int held = 0;
 
   /// Power loss: while `tracking_power` is set, every write and truncation keeps what it replaced until the file is
   /// synced (a sync makes it durable; the real fsync is skipped, durability is what this simulates). After
@@ -47,7 +76,7 @@ struct sqlite_faults {
     failing_writes = 0;
     failing_syncs = 0;
     sync_delay_microseconds = 0;
-    holding_syncs = false;
+    release_syncs();
     tracking_power = false;
     operations_until_power_loss = -1;
     power_lost = false;
@@ -196,12 +225,7 @@ inline int fault_sync(sqlite3_file* file, int flags) {
   }
   if (int delay = fault_state().sync_delay_microseconds.load())
     std::this_thread::sleep_for(std::chrono::microseconds{delay});
-  if (fault_state().holding_syncs.load()) {
-    ++fault_state().held_syncs;
-    while (fault_state().holding_syncs.load())
-      std::this_thread::sleep_for(std::chrono::microseconds{100});
-    --fault_state().held_syncs;
-  }
+  fault_state().pass_hold();
   if (int failure = fault_state().failing_syncs.load())
     return failure;
   return real_of(file)->pMethods->xSync(real_of(file), flags);

@@ -71,9 +71,14 @@ public:
 
   /// Returns once the count reached zero; throws timed_out, naming `what`, when it did not within `limit`.
   void wait_within(std::string_view what, std::chrono::milliseconds limit = default_limit) {
-    std::unique_lock lock{mutex_};
-    if (!reached_zero_.wait_for(lock, limit, [this] { return left_ <= 0; }))
+    if (!reached_within(limit))
       throw timed_out(what, limit);
+  }
+  /// True once the count reached zero; false when it did not within `limit` (the caller fails the test, after
+  /// whatever it must do first).
+  [[nodiscard]] bool reached_within(std::chrono::milliseconds limit = default_limit) {
+    std::unique_lock lock{mutex_};
+    return reached_zero_.wait_for(lock, limit, [this] { return left_ <= 0; });
   }
 
 private:
