@@ -6,6 +6,7 @@
 #include <boost/describe.hpp>
 
 #include <stdexcept>
+#include <vector>
 
 using namespace test_support;
 
@@ -146,4 +147,30 @@ TEST_CASE("a projection that throws stops at its checkpoint, reports the event a
   auto other = engine.status("bank_totals");
   REQUIRE(other);
   CHECK_FALSE(other->failure);
+}
+
+TEST_CASE("commands queued behind one whose evolve throws are all answered, on the state the log gives") {
+  cqrs::engine engine{cqrs::options{.tuning = {.threads = 2, .commands = cqrs::command_dispatch::aggregate_actor}}};
+  engine.add_aggregate<fragile::thing>();
+  // Sent without waiting, so they queue at the aggregate's actor behind the one that throws.
+  std::vector<std::future<cqrs::command_result>> replies;
+  for (int index = 1; index <= 50; ++index)
+    replies.push_back(
+      engine.send(fragile::poke{"x", index, index == 10 ? fragile::mode::throw_in_evolve : fragile::mode::normal}));
+  int accepted = 0;
+  for (int index = 1; index <= 50; ++index) {
+    auto reply = get_within(replies[static_cast<std::size_t>(index - 1)], "a reply to a queued poke");
+    if (index == 10) {
+      REQUIRE_FALSE(reply);
+      CHECK(reply.error().code == cqrs::errc::internal_error);
+    } else {
+      REQUIRE(reply);
+      ++accepted;
+    }
+  }
+  CHECK(accepted == 49);
+  CHECK(engine.head() == 49);
+  auto expected = fragile::thing{50 * 51 / 2 - 10, 49};
+  CHECK(*get_within(engine.inspect<fragile::thing>("x"), "the state of x") == expected);
+  CHECK(cqrs::replay<fragile::thing>(*engine.store(), "x") == expected);
 }
