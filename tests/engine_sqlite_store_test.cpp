@@ -333,7 +333,9 @@ TEST_CASE("an event that cannot be decoded stops the read with an event_read_err
   }
 }
 
-TEST_CASE("a log with a hole is refused at the hole: by read_all, read_stream and the projections", "[store][sqlite]") {
+TEST_CASE("a log changed after it was written is refused at the changed event: by reads, projections and "
+          "aggregates; told to, reads go on past it",
+          "[store][sqlite]") {
   test_support::temporary_folder folder;
   auto path = folder.file("events.db");
   {
@@ -341,59 +343,24 @@ TEST_CASE("a log with a hole is refused at the hole: by read_all, read_stream an
     REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2, 3})));
     REQUIRE(store->append(deposits(account_stream("b"), 0, {4})));
   }
-  test_support::raw_database{path}.execute("DELETE FROM events WHERE position = 2");
-  std::vector<std::int64_t> seen;
-  auto collect = [&](const cqrs::envelope& event) {
-    seen.push_back(amount_of(event));
-    return true;
-  };
-  {
-    auto store = open_store(path);
-    try {
-      store->read_all(0, store->head(), collect);
-      FAIL("read_all went over the hole");
-    } catch (const cqrs::event_read_error& error) {
-      CHECK(error.position() == 2);
-      CHECK_THAT(error.what(), Catch::Contains("no event at position 2") && Catch::Contains("was changed"));
-    }
-    CHECK(seen == std::vector<std::int64_t>{1});
-    seen.clear();
-    try {
-      store->read_stream(cqrs::stream_id{"account", "a"}, 0, collect);
-      FAIL("read_stream went over the hole");
-    } catch (const cqrs::event_read_error& error) {
-      CHECK_THAT(error.what(), Catch::Contains("account/a has no event at version 2"));
-    }
-    CHECK(seen == std::vector<std::int64_t>{1});
-    seen.clear();
-    store->read_all(2, store->head(), collect); // past the hole, the log reads on
-    CHECK(seen == std::vector<std::int64_t>{3, 4});
-  }
-  // An engine on the file: its projections stop at the hole and say where, instead of folding a log with a hole.
-  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.store = open_store(path), .tuning = {.threads = 2}});
-  engine->add_aggregate<bank::account>();
-  engine->add_projection<readmodels::bank_totals>();
-  CHECK_FALSE(test_support::caught_up_within(*engine));
-  auto status = engine->status("bank_totals");
-  REQUIRE(status);
-  REQUIRE(status->failure);
-  CHECK(status->failure->position == 2);
-  CHECK_THAT(status->failure->message, Catch::Contains("no event at position 2"));
-}
-
-TEST_CASE("an event whose stored bytes changed fails its checksum: reads and projections stop there, naming it",
-          "[store][sqlite]") {
-  test_support::temporary_folder folder;
-  auto path = folder.file("events.db");
-  {
-    auto store = open_store(path);
-    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2, 3})));
-  }
+  // Each change damages event 2 (account/a v2).
   std::string change;
-  SECTION("a payload's amount") { change = "UPDATE events SET payload = '{\"amount_cents\":9}' WHERE position = 2"; }
-  SECTION("its command id") { change = "UPDATE events SET command_id = 'other' WHERE position = 2"; }
-  SECTION("its timestamp") { change = "UPDATE events SET timestamp = timestamp + 1 WHERE position = 2"; }
-  SECTION("its checksum") { change = "UPDATE events SET checksum = checksum + 1 WHERE position = 2"; }
+  std::string found = "event 2 (account/a v2) fails its checksum";
+  std::string found_in_stream = found;
+  std::vector<std::int64_t> salvaged{1, 2, 3, 4};
+  SECTION("an event deleted (a hole)") {
+    change = "DELETE FROM events WHERE position = 2";
+    found = "no event at position 2 (the next one is 3)";
+    found_in_stream = "account/a has no event at version 2";
+    salvaged = {1, 3, 4};
+  }
+  SECTION("a payload's amount changed") {
+    change = "UPDATE events SET payload = '{\"amount_cents\":9}' WHERE position = 2";
+    salvaged = {1, 9, 3, 4};
+  }
+  SECTION("its command id changed") { change = "UPDATE events SET command_id = 'other' WHERE position = 2"; }
+  SECTION("its timestamp changed") { change = "UPDATE events SET timestamp = timestamp + 1 WHERE position = 2"; }
+  SECTION("its checksum changed") { change = "UPDATE events SET checksum = checksum + 1 WHERE position = 2"; }
   test_support::raw_database{path}.execute(change);
   std::vector<std::int64_t> seen;
   auto collect = [&](const cqrs::envelope& event) {
@@ -404,22 +371,25 @@ TEST_CASE("an event whose stored bytes changed fails its checksum: reads and pro
     auto store = open_store(path);
     try {
       store->read_all(0, store->head(), collect);
-      FAIL("read_all served the changed event");
+      FAIL("read_all went over the changed event");
     } catch (const cqrs::event_read_error& error) {
       CHECK(error.position() == 2);
-      CHECK_THAT(error.what(), Catch::Contains("event 2 (account/a v2) fails its checksum"));
+      CHECK_THAT(error.what(), Catch::Contains(found) && Catch::Contains(path));
     }
     CHECK(seen == std::vector<std::int64_t>{1});
     seen.clear();
     try {
       store->read_stream(cqrs::stream_id{"account", "a"}, 0, collect);
-      FAIL("read_stream served the changed event");
+      FAIL("read_stream went over the changed event");
     } catch (const cqrs::event_read_error& error) {
-      CHECK(error.position() == 2);
+      CHECK_THAT(error.what(), Catch::Contains(found_in_stream));
     }
     CHECK(seen == std::vector<std::int64_t>{1});
+    seen.clear();
+    store->read_all(2, store->head(), collect); // past the changed event, the log reads on
+    CHECK(seen == std::vector<std::int64_t>{3, 4});
   }
-  // The engine's projection stops at it, and the aggregate refuses to recover from it.
+  // An engine on the file: its projection stops there and says where, its aggregate refuses to recover from it.
   {
     auto engine =
       std::make_unique<cqrs::engine>(cqrs::options{.store = open_store(path), .tuning = {.threads = 2}});
@@ -430,42 +400,21 @@ TEST_CASE("an event whose stored bytes changed fails its checksum: reads and pro
     REQUIRE(status);
     REQUIRE(status->failure);
     CHECK(status->failure->position == 2);
-    CHECK_THAT(status->failure->message, Catch::Contains("fails its checksum"));
+    CHECK_THAT(status->failure->message, Catch::Contains(found));
     auto refused = test_support::get_within(engine->send(bank::deposit{"a", 5}), "the reply to a deposit");
     REQUIRE_FALSE(refused);
     CHECK(refused.error().code == cqrs::errc::internal_error);
-    CHECK_THAT(refused.error().message, Catch::Contains("fails its checksum"));
+    CHECK_THAT(refused.error().message, Catch::Contains(found_in_stream));
   }
-  // Told to go on, reads serve the event as it now is and count what they passed.
+  // Told to go on, reads serve what the file now holds and count each damage they passed.
   auto salvaging = open_store(path, cqrs::sqlite_options{.read_past_damage = true});
   seen.clear();
   salvaging->read_all(0, salvaging->head(), collect);
-  CHECK(seen.size() == 3);
-  CHECK(salvaging->statistics().damage_passed >= 1);
-}
-
-TEST_CASE("reads told to go on past damage read over a hole too", "[store][sqlite]") {
-  test_support::temporary_folder folder;
-  auto path = folder.file("events.db");
-  {
-    auto store = open_store(path);
-    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2, 3})));
-  }
-  test_support::raw_database{path}.execute("DELETE FROM events WHERE position = 2");
-  auto store = open_store(path, cqrs::sqlite_options{.read_past_damage = true});
-  std::vector<std::int64_t> seen;
-  store->read_all(0, store->head(), [&](const cqrs::envelope& event) {
-    seen.push_back(amount_of(event));
-    return true;
-  });
-  CHECK(seen == std::vector<std::int64_t>{1, 3});
+  CHECK(seen == salvaged);
+  CHECK(salvaging->statistics().damage_passed == 1);
   seen.clear();
-  store->read_stream(cqrs::stream_id{"account", "a"}, 0, [&](const cqrs::envelope& event) {
-    seen.push_back(amount_of(event));
-    return true;
-  });
-  CHECK(seen == std::vector<std::int64_t>{1, 3});
-  CHECK(store->statistics().damage_passed == 2);
+  salvaging->read_stream(cqrs::stream_id{"account", "a"}, 0, collect);
+  CHECK(seen == std::vector<std::int64_t>(salvaged.begin(), salvaged.end() - 1));
 }
 
 TEST_CASE("a file written before checksums is upgraded when it is opened, and damage after that is found",
