@@ -66,11 +66,13 @@ if(TARGET cqrs-store)
   set_tests_properties(bench/crash_sqlite PROPERTIES TIMEOUT 300 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
 endif()
 
-# The signal test: cqrs-load and cqrs-demo under load get SIGINT, then (another run) SIGTERM, and must end cleanly
-# with their summary, their checks passed and exit code 128 + the signal (tests/signal_test.cpp).
+# The signal test: cqrs-load and cqrs-demo under load, and cqrs-store in the middle of a dump, get SIGINT, then
+# (another run) SIGTERM, and must end cleanly with their summary, their checks passed and exit code 128 + the signal
+# (tests/signal_test.cpp).
 add_executable(cqrs-signal-test signal_test.cpp)
-add_dependencies(cqrs-signal-test cqrs-load cqrs-demo)
+add_dependencies(cqrs-signal-test cqrs-load cqrs-demo cqrs-store)
 add_test(NAME "bench/cqrs-load and cqrs-demo end cleanly on SIGINT and SIGTERM"
-  COMMAND cqrs-signal-test --load $<TARGET_FILE:cqrs-load> --demo $<TARGET_FILE:cqrs-demo>)
+  COMMAND cqrs-signal-test --load $<TARGET_FILE:cqrs-load> --demo $<TARGET_FILE:cqrs-demo>
+          --store-tool $<TARGET_FILE:cqrs-store>)
 set_tests_properties("bench/cqrs-load and cqrs-demo end cleanly on SIGINT and SIGTERM"
   PROPERTIES TIMEOUT 120 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")

@@ -1,6 +1,6 @@
 // The signal test: cqrs-load and cqrs-demo under load get SIGINT (or SIGTERM) and must end cleanly: every command
-// answered, the summary and its checks printed, exit code 128 + the signal. Usage: cqrs-signal-test --load PATH
-// --demo PATH
+// answered, the summary and its checks printed, exit code 128 + the signal; so must cqrs-store in the middle of a
+// dump. Usage: cqrs-signal-test --load PATH --demo PATH --store-tool PATH
 #include "child_process.hpp"
 
 #include <poll.h>
@@ -9,7 +9,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <utility>
@@ -126,14 +128,17 @@ bool interrupted_cleanly(const subject& run, int signal_number, const std::strin
 int main(int argc, char** argv) {
   std::string load;
   std::string demo;
+  std::string store_tool;
   for (int index = 1; index + 1 < argc; ++index) {
     if (std::strcmp(argv[index], "--load") == 0)
       load = argv[index + 1];
     if (std::strcmp(argv[index], "--demo") == 0)
       demo = argv[index + 1];
+    if (std::strcmp(argv[index], "--store-tool") == 0)
+      store_tool = argv[index + 1];
   }
-  if (load.empty() || demo.empty()) {
-    std::cerr << "usage: cqrs-signal-test --load PATH --demo PATH\n";
+  if (load.empty() || demo.empty() || store_tool.empty()) {
+    std::cerr << "usage: cqrs-signal-test --load PATH --demo PATH --store-tool PATH\n";
     return 2;
   }
   // 100 million orders would take hours, and a million orders of the demo minutes: only the signal ends them in time.
@@ -147,9 +152,38 @@ int main(int argc, char** argv) {
                    "s] commands ", // not "[1.0s] commands": on a loaded machine the first tick may print [1.1s]
                    {"interrupted; stopping the clients", "Stopped by a signal", "\"stopped_by_signal\":true",
                     "\nverified\n"}};
+  // A log far larger than the pipe: the dump blocks writing once this test stops reading (after its first line),
+  // so the signal always comes while it is in the middle of the log, whatever the machine's speed.
+  char folder_template[] = "/tmp/cqrs-signal-test-XXXXXX";
+  if (!mkdtemp(folder_template)) {
+    std::cerr << "cannot make a temporary folder: " << std::strerror(errno) << '\n';
+    return 1;
+  }
+  std::string folder = folder_template;
+  auto log_file = folder + "/signal.db";
+  std::string setup_output;
+  auto setup = start(load, {"--orders", "20000", "--query-s", "0", "--progress", "none", "--store", "sqlite:" + log_file,
+                            "--sync", "normal"});
+  if (setup.pid < 0) {
+    std::cerr << "cannot start " << load << '\n';
+    return 1;
+  }
+  read_until(setup.output, "", setup_output);
+  close(setup.output);
+  auto setup_code = test_support::exit_code_within(setup.pid);
+  if (setup_code != 0) {
+    std::cerr << "writing the log for cqrs-store failed (" << (setup_code ? *setup_code : -1) << "):\n"
+              << setup_output << '\n';
+    std::filesystem::remove_all(folder);
+    return 1;
+  }
+  subject store_run{store_tool, {"dump", log_file}, "{\"position\":1,", {"cqrs-store: interrupted, stopping"}};
+
   bool passed = true;
-  for (const auto& [run, name] : {std::pair{&load_run, "cqrs-load"}, std::pair{&demo_run, "cqrs-demo"}})
+  for (const auto& [run, name] : {std::pair{&load_run, "cqrs-load"}, std::pair{&demo_run, "cqrs-demo"},
+                                  std::pair{&store_run, "cqrs-store dump"}})
     for (auto [signal_number, signal_name] : {std::pair{SIGINT, "SIGINT"}, std::pair{SIGTERM, "SIGTERM"}})
       passed = interrupted_cleanly(*run, signal_number, std::string{name} + " " + signal_name) && passed;
+  std::filesystem::remove_all(folder);
   return passed ? 0 : 1;
 }
