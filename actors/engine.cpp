@@ -286,6 +286,21 @@ bool engine_core::over_capacity(std::int64_t counted_already) const noexcept {
   return held >= limit;
 }
 
+std::optional<std::string> engine_core::lagging_read_model() const {
+  auto limit = settings.max_projection_lag;
+  if (limit == 0)
+    return std::nullopt;
+  auto head = store->head();
+  for (const auto& [type, projection] : projections_by_type.current()) {
+    const auto& runtime = *projection->runtime;
+    auto checkpoint = runtime.checkpoint.load(std::memory_order_relaxed);
+    if (head > checkpoint && head - checkpoint > limit && !runtime.failed())
+      return "read model " + runtime.name() + " is " + std::to_string(head - checkpoint)
+             + " positions behind the log (options::max_projection_lag " + std::to_string(limit) + "); retry later";
+  }
+  return std::nullopt;
+}
+
 void engine_core::wake_after(projection_slot& slot, std::chrono::milliseconds delay) {
   costs::message();
 #ifdef CQRS_THREAD_SANITIZER
@@ -376,6 +391,12 @@ void engine::submit(std::type_index command_type, void* command, command_options
   if (core.over_capacity()) {
     on_reply(detail::refuse(errc::overloaded, detail::capacity_message(core.settings.max_in_flight)));
     return;
+  }
+  if (core.settings.max_projection_lag > 0) {
+    if (auto lagging = core.lagging_read_model()) {
+      on_reply(detail::refuse(errc::overloaded, std::move(*lagging)));
+      return;
+    }
   }
   detail::aggregate_slot* slot = nullptr;
   detail::command_router router = nullptr;

@@ -109,6 +109,11 @@ struct options {
   /// Work waiting for one aggregate (its mailbox) beyond which a command to it is answered with errc::overloaded.
   /// 0 means no limit.
   std::size_t max_queued_per_aggregate = 10000;
+  /// Admission from the read side: while a read model is more than this many positions behind the log's head,
+  /// commands are answered at once with errc::overloaded (a stopped projection does not count), so that
+  /// read-your-writes stays fast when commands come faster than the read models apply them. 0 (the default)
+  /// admits commands whatever the lag.
+  std::uint64_t max_projection_lag = 0;
   /// How long a command id given by its sender is remembered: re-sent within this window after it was accepted,
   /// the command gets its original outcome and appends nothing (across passivation and, with a durable store,
   /// across restarts). Measured from the time its events were stored.

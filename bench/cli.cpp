@@ -128,6 +128,9 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
             "The engine's bound on commands in flight and waiting queries; beyond it they are refused as "
             "overloaded (0: no bound)",
             std::size_t{0}, std::size_t{1'000'000'000});
+  add_count(app, "--max-projection-lag", load.max_projection_lag,
+            "The engine refuses commands as overloaded while a read model is more than N positions behind (0: never)",
+            std::uint64_t{0}, std::uint64_t{1'000'000'000});
   add_count(app, "--max-queued-per-aggregate", load.max_queued_per_aggregate,
             "The engine's bound on commands waiting for one aggregate (0: no bound)", std::size_t{0},
             std::size_t{1'000'000'000});

@@ -941,6 +941,7 @@ std::unique_ptr<cqrs::engine> make_engine(const load_options& options, const std
                                                              .max_in_flight = options.engine_max_in_flight,
                                                              .max_queued_per_aggregate =
                                                                options.max_queued_per_aggregate,
+                                                             .max_projection_lag = options.max_projection_lag,
                                                              .tuning = {.threads = options.threads,
                                                                         .policy = options.policy,
                                                                         .commands = options.command_dispatch,

@@ -77,6 +77,7 @@ struct load_options {
   /// The engine's own bounds (cqrs::options); what they refuse is counted as `overloaded`.
   std::size_t engine_max_in_flight = cqrs::options{}.max_in_flight;
   std::size_t max_queued_per_aggregate = cqrs::options{}.max_queued_per_aggregate;
+  std::uint64_t max_projection_lag = cqrs::options{}.max_projection_lag;
 
   /// Host threads that start the clients and continue those whose reply came at once, on the calling thread
   /// (ready `any` queries, for instance); replies that come later continue on the engine's threads.

@@ -300,6 +300,7 @@ boost::json::object to_json(const load_report& report) {
   object["max_live_aggregates"] = options.max_live_aggregates;
   object["engine_max_in_flight"] = options.engine_max_in_flight;
   object["max_queued_per_aggregate"] = options.max_queued_per_aggregate;
+  object["max_projection_lag"] = options.max_projection_lag;
   object["passivate_after_ms"] = options.passivate_after.count();
   if (report.statistics) {
     object["live_aggregates"] = report.statistics->live_aggregates;

@@ -5,7 +5,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <condition_variable>
 #include <future>
+#include <mutex>
 
 using namespace test_support;
 using namespace std::chrono_literals;
@@ -16,7 +18,70 @@ bool answered_now(const std::future<cqrs::command_result>& reply) {
   return reply.wait_for(0s) == std::future_status::ready;
 }
 
+/// Held shut, a read model whose apply waits (for at most the test's deadline, so that a failed test cannot hang
+/// the engine's shutdown): a read side that falls behind.
+struct slow_gate {
+  static inline std::mutex mutex;
+  static inline std::condition_variable opened;
+  static inline bool shut = false;
+  static void close() {
+    std::lock_guard lock{mutex};
+    shut = true;
+  }
+  static void open() {
+    {
+      std::lock_guard lock{mutex};
+      shut = false;
+    }
+    opened.notify_all();
+  }
+  static void pass() {
+    std::unique_lock lock{mutex};
+    opened.wait_for(lock, default_limit, [] { return !shut; });
+  }
+};
+
+struct count_slow;
+
+struct slow_view {
+  static constexpr std::string_view name = "slow";
+  using subscribes_to = cqrs::events_of<bank::event>;
+  std::uint64_t events = 0;
+  void apply(const cqrs::envelope&, const bank::event&) {
+    slow_gate::pass();
+    ++events;
+  }
+  std::uint64_t answer(const count_slow&) const { return events; }
+  bool operator==(const slow_view&) const = default;
+};
+
+struct count_slow {
+  using projection = slow_view;
+};
+
 } // namespace
+
+TEST_CASE("with max_projection_lag, commands are refused as overloaded while a read model is that far behind") {
+  slow_gate::close();
+  at_scope_exit opens_gate{[] { slow_gate::open(); }};
+  // The slow read model alone: the lag it is refused for is its own.
+  auto engine = std::make_unique<cqrs::engine>(cqrs::options{.max_projection_lag = 2, .tuning = {.threads = 2}});
+  engine->add_aggregate<bank::account>();
+  engine->add_projection<slow_view>();
+  open(*engine, "a"); // position 1: the slow read model holds at it
+  REQUIRE(run(*engine, bank::deposit{"a", 1})); // admitted at a lag of 1
+  REQUIRE(run(*engine, bank::deposit{"a", 2})); // admitted at a lag of 2
+  auto refused = run(*engine, bank::deposit{"a", 3});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == cqrs::errc::overloaded);
+  CHECK_THAT(refused.error().message, Catch::Contains("read model slow is 3 positions behind")
+                                        && Catch::Contains("max_projection_lag 2"));
+  CHECK(engine->head() == 3); // nothing of it appended
+  slow_gate::open();
+  REQUIRE(caught_up_within(*engine));
+  REQUIRE(run(*engine, bank::deposit{"a", 3}));
+  CHECK(*get_within(engine->query(count_slow{}, cqrs::at_least(4)), "the slow read model at position 4") == 4);
+}
 
 TEST_CASE("commands beyond max_in_flight are answered at once with overloaded, and nothing of them is appended") {
   auto dispatch = GENERATE(cqrs::command_dispatch::caller_when_idle, cqrs::command_dispatch::aggregate_actor);

@@ -433,6 +433,8 @@ public:
   /// True when a new command, or a query that would wait, would take the engine past options::max_in_flight;
   /// `counted_already` says how many of the operations in flight are the caller's own.
   bool over_capacity(std::int64_t counted_already = 0) const noexcept;
+  /// The refusal of a command while a read model lags more than options::max_projection_lag behind the head.
+  std::optional<std::string> lagging_read_model() const;
   /// Counts an operation in (on this thread's stripe, returned) and out (on the same stripe).
   std::size_t operation_started();
   void operation_finished(std::size_t stripe);
