@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -113,6 +114,12 @@ std::int64_t to_microseconds(std::chrono::system_clock::time_point time) {
 }
 
 std::chrono::system_clock::time_point from_microseconds(std::int64_t microseconds) {
+  // The clock counts nanoseconds, ±292 years: a damaged timestamp (read past damage, or by find_command, which
+  // checks no checksum) may be any integer, and converting it would overflow. It is clamped instead.
+  constexpr auto limit = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::system_clock::duration::max())
+                           .count();
+  microseconds = std::clamp<std::int64_t>(microseconds, -limit, limit);
   return std::chrono::system_clock::time_point{
     std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds{microseconds})};
 }
@@ -497,6 +504,7 @@ public:
     chunk fetched;
     auto from = after_version;
     bool delivered = false;
+    bool version_asked = false;
     while (true) {
       fetched.clear();
       {
@@ -544,6 +552,17 @@ public:
         auto version = current_stream_version(stream);
         if (version <= from)
           return version;
+        // The read after the version query sees at least what that query saw, so finding nothing again means the
+        // file's index names versions that its rows do not have (a damaged b-tree): asking again would never end.
+        if (version_asked) {
+          if (!passed_over_damage())
+            throw event_read_error("stream " + stream.to_string() + " is at version " + std::to_string(version)
+                                     + " by its index, but has no event after version " + std::to_string(from)
+                                     + ": " + path_ + " was changed",
+                                   0, "");
+          return from;
+        }
+        version_asked = true;
       }
     }
   }
@@ -831,6 +850,10 @@ private:
     while ((step = sqlite3_step(query)) == SQLITE_ROW && count < cached_chunk_events) {
       auto& event = result->events[count++];
       event.position = static_cast<log_position>(column_integer(query, 0));
+      // Each position in turn, as read_direct checks: a damaged b-tree (a page linked twice) can give 1,024 rows
+      // in the range with some twice and others missing. The direct read then refuses at the first one out of turn.
+      if (event.position != index * cached_chunk_events + count)
+        return nullptr;
       auto type = column_text(query, 1);
       auto id = column_text(query, 2);
       if (auto found = streams.find(id); found != streams.end() && found->second->type == type) {
@@ -848,8 +871,7 @@ private:
                                    column_text(query, 6), column_text(query, 7), column_text(query, 8),
                                    column_integer(query, 9));
     }
-    if (step != SQLITE_DONE || count != cached_chunk_events
-        || result->events[0].position != index * cached_chunk_events + 1)
+    if (step != SQLITE_DONE || count != cached_chunk_events)
       return nullptr;
     result->filled.store(count, std::memory_order_release);
     return result;

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <chrono>
 #include <fstream>
 #include <latch>
 #include <mutex>
@@ -788,6 +789,34 @@ TEST_CASE("readers walking the log together decode each complete chunk of 1,024 
   store->read_all(0, events, [&](const cqrs::envelope&) { return ++visited < 1500; });
   CHECK(visited == 1500);
   CHECK(store->statistics().chunks_decoded == 10);
+}
+
+// Found by the store_file fuzz target (reading past a damaged timestamp): converting the stored microseconds to the
+// clock's nanoseconds overflowed, undefined behaviour, for any timestamp beyond about 292 years from 1970.
+TEST_CASE("an event whose timestamp is beyond the clock's range reads back at the clock's limit", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1}, "cmd-1")));
+    REQUIRE(store->append(deposits(account_stream("a"), 1, {2}, "cmd-2")));
+  }
+  test_support::raw_database{path}.execute_resealed(
+    "UPDATE events SET timestamp = CASE position WHEN 1 THEN 9223372036854775807 ELSE -9223372036854775807 END");
+  auto store = open_store(path);
+  std::vector<std::chrono::system_clock::time_point> times;
+  store->read_all(0, store->head(), [&](const cqrs::envelope& event) {
+    times.push_back(event.timestamp);
+    return true;
+  });
+  REQUIRE(times.size() == 2);
+  auto far = std::chrono::years{290};
+  auto epoch = std::chrono::system_clock::time_point{};
+  CHECK(times[0] > epoch + far);
+  CHECK(times[1] < epoch - far);
+  auto found = store->find_command("cmd-1");
+  REQUIRE(found);
+  CHECK(found->timestamp == times[0]);
 }
 
 TEST_CASE("an undecodable event inside a complete chunk stops the read at that event", "[store][sqlite]") {
