@@ -185,9 +185,10 @@ constexpr std::string_view last_position_sql = "SELECT max(position) FROM events
 constexpr std::string_view stream_events_sql =
   "SELECT position, version, type, timestamp, command_id, correlation_id, payload, checksum FROM events "
   "WHERE stream_type = ?1 AND stream_id = ?2 AND version > ?3 ORDER BY version";
+/// Whole rows, not aggregates over them: each one's checksum is checked before it answers a re-sent command.
 constexpr std::string_view find_command_sql =
-  "SELECT stream_type, stream_id, min(position), max(position), max(version), count(*), min(timestamp) "
-  "FROM events WHERE command_id = ?1";
+  "SELECT position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, payload, "
+  "checksum FROM events WHERE command_id = ?1 ORDER BY position";
 constexpr std::string_view load_snapshot_sql =
   "SELECT version, format, state FROM snapshots WHERE stream_type = ?1 AND stream_id = ?2";
 /// Keeps the snapshot of the higher version when the file already has one for the stream.
@@ -424,19 +425,49 @@ public:
     auto* query = lease.get()->find_command.get();
     reset_on_exit reset{query};
     bind_text(query, 1, command_id);
-    auto step = sqlite3_step(query);
-    if (step != SQLITE_ROW)
+    // The stream of its first event; its last position and version, its earliest time. A damaged row would name
+    // another stream or version to a re-sent command, so each must pass its checksum, as events read do.
+    std::optional<recorded_command> found;
+    std::int64_t earliest = 0;
+    int step = SQLITE_ROW;
+    while ((step = sqlite3_step(query)) == SQLITE_ROW) {
+      auto position = static_cast<log_position>(column_integer(query, 0));
+      auto type = column_text(query, 1);
+      auto id = column_text(query, 2);
+      auto version = static_cast<stream_version>(column_integer(query, 3));
+      auto timestamp = column_integer(query, 5);
+      auto computed = event_checksum(stored_event_fields{position, type, id, version, column_text(query, 4),
+                                                         timestamp, column_text(query, 6), column_text(query, 7),
+                                                         column_text(query, 8)});
+      if (static_cast<std::uint64_t>(column_integer(query, 9)) != computed && !passed_over_damage())
+        throw event_read_error("event " + std::to_string(position) + " of command " + command_id
+                                 + " fails its checksum: its stored bytes were changed in " + path_
+                                 + " after it was written",
+                               position, std::string{column_text(query, 4)});
+      // A damaged index can list a row twice; counted twice, it would add an event to the answer.
+      if (found && position <= found->last_position) {
+        if (!passed_over_damage())
+          throw event_read_error("command " + command_id + " lists event " + std::to_string(position) + " twice: "
+                                   + path_ + " was changed",
+                                 position, std::string{column_text(query, 4)});
+        continue;
+      }
+      if (!found) {
+        found = recorded_command{stream_id{std::string{type}, std::string{id}}, position, position, version, 0, {}};
+        earliest = timestamp;
+      }
+      found->last_position = position;
+      found->version = std::max(found->version, version);
+      ++found->events;
+      earliest = std::min(earliest, timestamp);
+    }
+    if (step != SQLITE_DONE)
       throw event_read_error("looking up command " + command_id + " in " + path_
                                + " failed: " + error_text(lease.get()->database.get()),
                              0, "");
-    auto events = static_cast<std::size_t>(column_integer(query, 5));
-    if (events == 0)
-      return std::nullopt;
-    return recorded_command{stream_id{std::string{column_text(query, 0)}, std::string{column_text(query, 1)}},
-                            static_cast<log_position>(column_integer(query, 2)),
-                            static_cast<log_position>(column_integer(query, 3)),
-                            static_cast<stream_version>(column_integer(query, 4)), events,
-                            from_microseconds(column_integer(query, 6))};
+    if (found)
+      found->timestamp = from_microseconds(earliest);
+    return found;
   }
 
   void save_snapshot(snapshot taken) override {

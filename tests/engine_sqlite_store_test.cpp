@@ -819,6 +819,32 @@ TEST_CASE("an event whose timestamp is beyond the clock's range reads back at th
   CHECK(found->timestamp == times[0]);
 }
 
+// Found by the store_file fuzz target: find_command aggregated the rows of a command without their checksums, so a
+// changed byte in a row's stream id answered a re-sent command with another stream.
+TEST_CASE("find_command refuses a command whose stored event was changed", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2}, "cmd-1")));
+    REQUIRE(store->append(deposits(account_stream("b"), 0, {3}, "cmd-2")));
+  }
+  test_support::raw_database{path}.execute("UPDATE events SET stream_id = 'z' WHERE position = 2");
+  auto store = open_store(path);
+  try {
+    (void)store->find_command("cmd-1");
+    FAIL("find_command did not throw");
+  } catch (const cqrs::event_read_error& error) {
+    CHECK(error.position() == 2);
+    CHECK_THAT(error.what(), Catch::Contains("event 2 of command cmd-1 fails its checksum"));
+  }
+  auto intact = store->find_command("cmd-2");
+  REQUIRE(intact);
+  CHECK(intact->stream == cqrs::stream_id{"account", "b"});
+  CHECK(intact->first_position == 3);
+  CHECK(intact->events == 1);
+}
+
 TEST_CASE("an undecodable event inside a complete chunk stops the read at that event", "[store][sqlite]") {
   test_support::temporary_folder folder;
   auto path = folder.file("events.db");
