@@ -101,9 +101,11 @@ struct served_event {
   }
 };
 
-inline std::int64_t microseconds_of(const cqrs::envelope& event) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(event.timestamp.time_since_epoch()).count();
+inline std::int64_t microseconds_of(std::chrono::system_clock::time_point time) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch()).count();
 }
+
+inline std::int64_t microseconds_of(const cqrs::envelope& event) { return microseconds_of(event.timestamp); }
 
 /// Whether the store served exactly that event (its timestamp aside when the store chose it in this run). Compared
 /// field by field rather than through served(), which encodes the payload: reads compare every event they serve.
@@ -202,6 +204,20 @@ struct base_log {
   /// In position order: events[p - 1] is the event at position p.
   std::vector<served_event> events;
   std::vector<cqrs::stream_id> streams;
+
+  /// The first and the last event of the command in the intact log, if it has one.
+  const served_event* first_of(const std::string& command_id) const {
+    for (const auto& event : events)
+      if (event.command_id == command_id)
+        return &event;
+    return nullptr;
+  }
+  const served_event* last_of(const std::string& command_id) const {
+    for (auto event = events.rbegin(); event != events.rend(); ++event)
+      if (event->command_id == command_id)
+        return &*event;
+    return nullptr;
+  }
 
   /// The event of that stream and version in the intact log, if there is one.
   const served_event* find(const cqrs::stream_id& stream, cqrs::stream_version version) const {
