@@ -4,10 +4,12 @@
 // true: the store then opens the file and reads every event verify counted, each the intact log's event at that
 // position, and every stream of the intact log without a refusal.
 //
-// One refusal is allowed: verify checks the events, not the snapshots and dead-letter tables, whose damaged
-// schema (a column renamed) makes the store refuse the file at open, when it prepares its statements on them.
-// With STORE_FUZZ_VERBOSE set the target prints those, and where verify and the store disagree the other way
-// (verify finds problems, the store reads the whole intact log), which is allowed too: verify checks more.
+// Two refusals at open are allowed, for what verify does not see: the schema of the snapshots and dead-letter
+// tables (verify checks the events; the store prepares statements on them, and a column renamed fails that), and
+// a header that makes SQLite open the file read-only (verify checks the header's write version only when no
+// write-ahead log is beside the file, since page 1 may be newer in the log). With STORE_FUZZ_VERBOSE set the
+// target prints those, and where verify and the store disagree the other way (verify finds problems, the store
+// reads the whole intact log), which is allowed too: verify checks more.
 #include "fuzz/store_file_support.hpp"
 #include "tools/store_inspection.hpp"
 
@@ -39,24 +41,28 @@ std::optional<std::uint64_t> counted_events(const std::string& output, const std
 }
 
 /// How the store takes a file: why it does not read it as the intact log's first `events` events (nothing when it
-/// does), and whether that is a refusal at open for the schema beyond the events table.
+/// does), and whether that is a refusal at open for something verify does not see.
 struct store_verdict {
   std::optional<std::string> problem;
-  bool schema_beyond_events = false;
+  bool unseen_by_verify = false;
 };
 
-store_verdict store_reads(const std::string& path, const store_fuzz::base_log& base, std::uint64_t events) {
+store_verdict store_reads(const std::string& path, const store_fuzz::log_bytes& files,
+                          const store_fuzz::base_log& base, std::uint64_t events) {
   cqrs::sqlite_options options;
   options.synchronous = cqrs::sqlite_synchronous::normal;
   options.busy_timeout = std::chrono::milliseconds{2000};
   auto opened = cqrs::open_sqlite_event_store(path, options);
   if (!opened) {
     // The messages of open_writer for its statements and for the tables it adds (snapshots, dead letters, the
-    // command index); the events table's own columns are all read by verify, which fails on a missing one.
+    // command index); the events table's own columns are all read by verify, which fails on a missing one. And
+    // SQLite's refusal to write a file whose header (perhaps page 1 in the write-ahead log) says read-only.
     const auto& message = opened.error().message;
-    bool beyond_events = message.find("does not have the event log's schema") != std::string::npos
-                         || message.find("cannot add the command index") != std::string::npos;
-    return {"the store refuses to open it: " + message, beyond_events};
+    bool unseen = message.find("does not have the event log's schema") != std::string::npos
+                  || message.find("cannot add the command index") != std::string::npos
+                  || (!files.write_ahead_log.empty()
+                      && message.find("attempt to write a readonly database") != std::string::npos);
+    return {"the store refuses to open it: " + message, unseen};
   }
   auto& store = **opened;
   store.add_event_types(store_fuzz::bank_codec_list());
@@ -123,15 +129,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto events = counted_events(out.str(), path);
     if (!events)
       fail("verify's summary does not count the events: " + out.str());
-    auto taken = store_reads(path, *damaged.base, *events);
-    if (taken.problem && !taken.schema_beyond_events)
+    auto taken = store_reads(path, damaged.files, *damaged.base, *events);
+    if (taken.problem && !taken.unseen_by_verify)
       fail("verify says ok (" + out.str() + "), but " + *taken.problem);
     if (taken.problem && verbose)
       std::cerr << "verify says ok, but " << *taken.problem << '\n';
   } else if (verbose) {
     // The store reads the file again from its bytes: verify only read it, but place them anew all the same.
     store_fuzz::place_files(path, damaged.files);
-    if (!store_reads(path, *damaged.base, damaged.base->events.size()).problem)
+    if (!store_reads(path, damaged.files, *damaged.base, damaged.base->events.size()).problem)
       std::cerr << "verify finds problems in a file the store reads whole:\n" << out.str();
   }
   return 0;

@@ -462,16 +462,19 @@ int run_verify(const log_file& file, const std::string& ack_log, const output& t
     to.out << file.path() << ": FAILED (" << problems.total() << " problem)\n";
     return exit_problems;
   }
-  // SQLite reads a file whose header has a write version above 2 (byte 18) but will not write it, so the engine,
-  // which opens its log for writing, refuses it; this tool only reads and would not notice.
-  {
+  // SQLite reads a file whose header has a write version above 2 (byte 18) but will not write it: the engine
+  // refuses it at open (when it must switch it to WAL mode) or at its first append; this tool only reads and would
+  // not notice. With a write-ahead log beside the file, SQLite may take page 1, and the header with it, from there:
+  // the file's bytes do not say.
+  std::error_code no_log;
+  if (!std::filesystem::exists(file.path() + "-wal", no_log)) {
     std::ifstream header{file.path(), std::ios::binary};
     char bytes[19] = {};
     if (header.read(bytes, sizeof bytes) && static_cast<unsigned char>(bytes[18]) > 2)
       problems.add("header", file.path() + " has file format write version "
                                + std::to_string(static_cast<unsigned char>(bytes[18]))
-                               + " in its header (byte 18; SQLite writes 1 or 2): SQLite opens it read-only, and the "
-                                 "engine cannot open it");
+                               + " in its header (byte 18; SQLite writes 1 or 2): SQLite will not write to it, so "
+                                 "the engine cannot append to it");
   }
   // The engine upgrades a version 1 file by adding the checksum column; one that has it already (a version 2 file
   // whose header was changed) it refuses to open, and its checksums would go unchecked here.
