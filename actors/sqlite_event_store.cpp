@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -113,6 +114,12 @@ std::int64_t to_microseconds(std::chrono::system_clock::time_point time) {
 }
 
 std::chrono::system_clock::time_point from_microseconds(std::int64_t microseconds) {
+  // The clock counts nanoseconds, ±292 years: a damaged timestamp (read past damage, or by find_command, which
+  // checks no checksum) may be any integer, and converting it would overflow. It is clamped instead.
+  constexpr auto limit = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::system_clock::duration::max())
+                           .count();
+  microseconds = std::clamp<std::int64_t>(microseconds, -limit, limit);
   return std::chrono::system_clock::time_point{
     std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds{microseconds})};
 }
@@ -178,9 +185,10 @@ constexpr std::string_view last_position_sql = "SELECT max(position) FROM events
 constexpr std::string_view stream_events_sql =
   "SELECT position, version, type, timestamp, command_id, correlation_id, payload, checksum FROM events "
   "WHERE stream_type = ?1 AND stream_id = ?2 AND version > ?3 ORDER BY version";
+/// Whole rows, not aggregates over them: each one's checksum is checked before it answers a re-sent command.
 constexpr std::string_view find_command_sql =
-  "SELECT stream_type, stream_id, min(position), max(position), max(version), count(*), min(timestamp) "
-  "FROM events WHERE command_id = ?1";
+  "SELECT position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, payload, "
+  "checksum FROM events WHERE command_id = ?1 ORDER BY position";
 constexpr std::string_view load_snapshot_sql =
   "SELECT version, format, state FROM snapshots WHERE stream_type = ?1 AND stream_id = ?2";
 /// Keeps the snapshot of the higher version when the file already has one for the stream.
@@ -417,19 +425,49 @@ public:
     auto* query = lease.get()->find_command.get();
     reset_on_exit reset{query};
     bind_text(query, 1, command_id);
-    auto step = sqlite3_step(query);
-    if (step != SQLITE_ROW)
+    // The stream of its first event; its last position and version, its earliest time. A damaged row would name
+    // another stream or version to a re-sent command, so each must pass its checksum, as events read do.
+    std::optional<recorded_command> found;
+    std::int64_t earliest = 0;
+    int step = SQLITE_ROW;
+    while ((step = sqlite3_step(query)) == SQLITE_ROW) {
+      auto position = static_cast<log_position>(column_integer(query, 0));
+      auto type = column_text(query, 1);
+      auto id = column_text(query, 2);
+      auto version = static_cast<stream_version>(column_integer(query, 3));
+      auto timestamp = column_integer(query, 5);
+      auto computed = event_checksum(stored_event_fields{position, type, id, version, column_text(query, 4),
+                                                         timestamp, column_text(query, 6), column_text(query, 7),
+                                                         column_text(query, 8)});
+      if (static_cast<std::uint64_t>(column_integer(query, 9)) != computed && !passed_over_damage())
+        throw event_read_error("event " + std::to_string(position) + " of command " + command_id
+                                 + " fails its checksum: its stored bytes were changed in " + path_
+                                 + " after it was written",
+                               position, std::string{column_text(query, 4)});
+      // A damaged index can list a row twice; counted twice, it would add an event to the answer.
+      if (found && position <= found->last_position) {
+        if (!passed_over_damage())
+          throw event_read_error("command " + command_id + " lists event " + std::to_string(position) + " twice: "
+                                   + path_ + " was changed",
+                                 position, std::string{column_text(query, 4)});
+        continue;
+      }
+      if (!found) {
+        found = recorded_command{stream_id{std::string{type}, std::string{id}}, position, position, version, 0, {}};
+        earliest = timestamp;
+      }
+      found->last_position = position;
+      found->version = std::max(found->version, version);
+      ++found->events;
+      earliest = std::min(earliest, timestamp);
+    }
+    if (step != SQLITE_DONE)
       throw event_read_error("looking up command " + command_id + " in " + path_
                                + " failed: " + error_text(lease.get()->database.get()),
                              0, "");
-    auto events = static_cast<std::size_t>(column_integer(query, 5));
-    if (events == 0)
-      return std::nullopt;
-    return recorded_command{stream_id{std::string{column_text(query, 0)}, std::string{column_text(query, 1)}},
-                            static_cast<log_position>(column_integer(query, 2)),
-                            static_cast<log_position>(column_integer(query, 3)),
-                            static_cast<stream_version>(column_integer(query, 4)), events,
-                            from_microseconds(column_integer(query, 6))};
+    if (found)
+      found->timestamp = from_microseconds(earliest);
+    return found;
   }
 
   void save_snapshot(snapshot taken) override {
@@ -497,6 +535,7 @@ public:
     chunk fetched;
     auto from = after_version;
     bool delivered = false;
+    bool version_asked = false;
     while (true) {
       fetched.clear();
       {
@@ -544,6 +583,17 @@ public:
         auto version = current_stream_version(stream);
         if (version <= from)
           return version;
+        // The read after the version query sees at least what that query saw, so finding nothing again means the
+        // file's index names versions that its rows do not have (a damaged b-tree): asking again would never end.
+        if (version_asked) {
+          if (!passed_over_damage())
+            throw event_read_error("stream " + stream.to_string() + " is at version " + std::to_string(version)
+                                     + " by its index, but has no event after version " + std::to_string(from)
+                                     + ": " + path_ + " was changed",
+                                   0, "");
+          return from;
+        }
+        version_asked = true;
       }
     }
   }
@@ -831,6 +881,10 @@ private:
     while ((step = sqlite3_step(query)) == SQLITE_ROW && count < cached_chunk_events) {
       auto& event = result->events[count++];
       event.position = static_cast<log_position>(column_integer(query, 0));
+      // Each position in turn, as read_direct checks: a damaged b-tree (a page linked twice) can give 1,024 rows
+      // in the range with some twice and others missing. The direct read then refuses at the first one out of turn.
+      if (event.position != index * cached_chunk_events + count)
+        return nullptr;
       auto type = column_text(query, 1);
       auto id = column_text(query, 2);
       if (auto found = streams.find(id); found != streams.end() && found->second->type == type) {
@@ -848,8 +902,7 @@ private:
                                    column_text(query, 6), column_text(query, 7), column_text(query, 8),
                                    column_integer(query, 9));
     }
-    if (step != SQLITE_DONE || count != cached_chunk_events
-        || result->events[0].position != index * cached_chunk_events + 1)
+    if (step != SQLITE_DONE || count != cached_chunk_events)
       return nullptr;
     result->filled.store(count, std::memory_order_release);
     return result;

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <barrier>
+#include <chrono>
 #include <fstream>
 #include <mutex>
 #include <numeric>
@@ -742,6 +743,60 @@ TEST_CASE("readers walking the log together decode each complete chunk of 1,024 
   store->read_all(0, events, [&](const cqrs::envelope&) { return ++visited < 1500; });
   CHECK(visited == 1500);
   CHECK(store->statistics().chunks_decoded == 10);
+}
+
+// Found by the store_file fuzz target (reading past a damaged timestamp): converting the stored microseconds to the
+// clock's nanoseconds overflowed, undefined behaviour, for any timestamp beyond about 292 years from 1970.
+TEST_CASE("an event whose timestamp is beyond the clock's range reads back at the clock's limit", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1}, "cmd-1")));
+    REQUIRE(store->append(deposits(account_stream("a"), 1, {2}, "cmd-2")));
+  }
+  test_support::raw_database{path}.execute_resealed(
+    "UPDATE events SET timestamp = CASE position WHEN 1 THEN 9223372036854775807 ELSE -9223372036854775807 END");
+  auto store = open_store(path);
+  std::vector<std::chrono::system_clock::time_point> times;
+  store->read_all(0, store->head(), [&](const cqrs::envelope& event) {
+    times.push_back(event.timestamp);
+    return true;
+  });
+  REQUIRE(times.size() == 2);
+  auto far = std::chrono::years{290};
+  auto epoch = std::chrono::system_clock::time_point{};
+  CHECK(times[0] > epoch + far);
+  CHECK(times[1] < epoch - far);
+  auto found = store->find_command("cmd-1");
+  REQUIRE(found);
+  CHECK(found->timestamp == times[0]);
+}
+
+// Found by the store_file fuzz target: find_command aggregated the rows of a command without their checksums, so a
+// changed byte in a row's stream id answered a re-sent command with another stream.
+TEST_CASE("find_command refuses a command whose stored event was changed", "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2}, "cmd-1")));
+    REQUIRE(store->append(deposits(account_stream("b"), 0, {3}, "cmd-2")));
+  }
+  test_support::raw_database{path}.execute("UPDATE events SET stream_id = 'z' WHERE position = 2");
+  auto store = open_store(path);
+  try {
+    (void)store->find_command("cmd-1");
+    FAIL("find_command did not throw");
+  } catch (const cqrs::event_read_error& error) {
+    CHECK(error.position() == 2);
+    CHECK_THAT(error.what(), Catch::Contains("event 2 of command cmd-1 fails its checksum"));
+  }
+  auto intact = store->find_command("cmd-2");
+  REQUIRE(intact);
+  CHECK(intact->stream == cqrs::stream_id{"account", "b"});
+  CHECK(intact->first_position == 3);
+  CHECK(intact->events == 1);
 }
 
 TEST_CASE("an undecodable event inside a complete chunk stops the read at that event", "[store][sqlite]") {
