@@ -114,8 +114,8 @@ std::int64_t to_microseconds(std::chrono::system_clock::time_point time) {
 }
 
 std::chrono::system_clock::time_point from_microseconds(std::int64_t microseconds) {
-  // The clock counts nanoseconds, ±292 years: a damaged timestamp (read past damage, or by find_command, which
-  // checks no checksum) may be any integer, and converting it would overflow. It is clamped instead.
+  // The clock counts nanoseconds, ±292 years: a damaged timestamp (read past damage) may be any integer, and
+  // converting it would overflow. It is clamped instead.
   constexpr auto limit = std::chrono::duration_cast<std::chrono::microseconds>(
                            std::chrono::system_clock::duration::max())
                            .count();
@@ -436,14 +436,10 @@ public:
       auto id = column_text(query, 2);
       auto version = static_cast<stream_version>(column_integer(query, 3));
       auto timestamp = column_integer(query, 5);
-      auto computed = event_checksum(stored_event_fields{position, type, id, version, column_text(query, 4),
-                                                         timestamp, column_text(query, 6), column_text(query, 7),
-                                                         column_text(query, 8)});
-      if (static_cast<std::uint64_t>(column_integer(query, 9)) != computed && !passed_over_damage())
-        throw event_read_error("event " + std::to_string(position) + " of command " + command_id
-                                 + " fails its checksum: its stored bytes were changed in " + path_
-                                 + " after it was written",
-                               position, std::string{column_text(query, 4)});
+      check_checksum(stored_event_fields{position, type, id, version, column_text(query, 4), timestamp,
+                                         column_text(query, 6), column_text(query, 7), column_text(query, 8)},
+                     column_integer(query, 9), "event " + std::to_string(position) + " of command " + command_id,
+                     "");
       // A damaged index can list a row twice; counted twice, it would add an event to the answer.
       if (found && position <= found->last_position) {
         if (!passed_over_damage())
@@ -946,13 +942,9 @@ private:
   std::size_t decode_into(envelope& event, codec_cursor& codecs, std::string_view type, std::int64_t timestamp,
                           std::string_view command_id, std::string_view correlation_id, std::string_view payload,
                           std::int64_t stored_checksum) const {
-    auto computed = event_checksum(stored_event_fields{event.position, event.stream->type, event.stream->id,
-                                                       event.version, type, timestamp, command_id, correlation_id,
-                                                       payload});
-    if (static_cast<std::uint64_t>(stored_checksum) != computed && !passed_over_damage())
-      throw event_read_error(describe(event) + " fails its checksum: its stored bytes were changed in " + path_
-                               + " after it was written; the read stops before it",
-                             event.position, std::string{type});
+    check_checksum(stored_event_fields{event.position, event.stream->type, event.stream->id, event.version, type,
+                                       timestamp, command_id, correlation_id, payload},
+                   stored_checksum, describe(event), "; the read stops before it");
     const auto* codec = codecs.find(type);
     if (!codec)
       throw event_read_error(describe(event) + " has type \"" + std::string{type}
@@ -979,6 +971,16 @@ private:
 
   /// Snapshots and dead letters waiting for the next transaction; called with queue_mutex_ held.
   std::size_t side_writes_waiting() const { return waiting_snapshots_.size() + waiting_dead_letters_.size(); }
+
+  /// Throws event_read_error naming `what` when the row's stored checksum is not the one of its fields (unless
+  /// reads go on past damage).
+  void check_checksum(const stored_event_fields& row, std::int64_t stored, const std::string& what,
+                      std::string_view then) const {
+    if (static_cast<std::uint64_t>(stored) != event_checksum(row) && !passed_over_damage())
+      throw event_read_error(what + " fails its checksum: its stored bytes were changed in " + path_
+                               + " after it was written" + std::string{then},
+                             row.position, std::string{row.type_name});
+  }
 
   /// Whether a read goes on past a gap or a checksum mismatch (sqlite_options::read_past_damage); each one passed
   /// is counted.
