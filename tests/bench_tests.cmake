@@ -48,7 +48,7 @@ set_tests_properties("bench/cqrs-load runs a small orders run to a verified end"
   "bench/cqrs-load exits 2 on a bad option value" "bench/cqrs-load exits 2 on an unknown option"
   "bench/cqrs-load --ledger counts allocations and messages per operation"
   "bench/cqrs-load exits 2 on --ledger with a load option it cannot take"
-  PROPERTIES TIMEOUT 120 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
+  PROPERTIES TIMEOUT 300 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
 
 # The durable store: two runs in a row on one SQLite file (the second recovers), and a bad --store.
 cqrs_add_store_tests(bench cqrs-load "--orders 200 --items 3 --clients 8 --query-s 0 --progress none" postgres:db)
@@ -75,4 +75,4 @@ add_test(NAME "bench/cqrs-load and cqrs-demo end cleanly on SIGINT and SIGTERM"
   COMMAND cqrs-signal-test --load $<TARGET_FILE:cqrs-load> --demo $<TARGET_FILE:cqrs-demo>
           --store-tool $<TARGET_FILE:cqrs-store>)
 set_tests_properties("bench/cqrs-load and cqrs-demo end cleanly on SIGINT and SIGTERM"
-  PROPERTIES TIMEOUT 120 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
+  PROPERTIES TIMEOUT 300 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
