@@ -1,4 +1,4 @@
-// XXH3 over a stored event's fields; the hash is inlined, so only xxhash's header is needed.
+// XXH3 over a stored event's or snapshot's fields; the hash is inlined, so only xxhash's header is needed.
 #include "actors/event_checksum.hpp"
 
 #define XXH_INLINE_ALL
@@ -74,6 +74,16 @@ std::uint64_t event_checksum(const stored_event_fields& event) noexcept {
   input.add(event.command_id);
   input.add(event.correlation_id);
   input.add(event.payload);
+  return input.digest();
+}
+
+std::uint64_t snapshot_checksum(const stored_snapshot_fields& snapshot) noexcept {
+  checksum_input input;
+  input.add(snapshot.stream_type);
+  input.add(snapshot.stream_id);
+  input.add(snapshot.version);
+  input.add(static_cast<std::uint64_t>(snapshot.format_version));
+  input.add(snapshot.state);
   return input.digest();
 }
 

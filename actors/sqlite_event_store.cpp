@@ -164,6 +164,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
   version INTEGER NOT NULL,
   format INTEGER NOT NULL,
   state TEXT NOT NULL,
+  checksum INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (stream_type, stream_id)
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -189,13 +190,21 @@ constexpr std::string_view stream_events_sql =
 constexpr std::string_view find_command_sql =
   "SELECT position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, payload, "
   "checksum FROM events WHERE command_id = ?1 ORDER BY position";
+/// Snapshots tables written before snapshot checksums get the column; the snapshots they hold get the checksum
+/// of what they hold now, as events did at the upgrade to schema version 2.
+constexpr std::string_view add_snapshot_checksums_sql =
+  "ALTER TABLE snapshots ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0; ";
 constexpr std::string_view load_snapshot_sql =
-  "SELECT version, format, state FROM snapshots WHERE stream_type = ?1 AND stream_id = ?2";
-/// Keeps the snapshot of the higher version when the file already has one for the stream.
+  "SELECT version, format, state, checksum FROM snapshots WHERE stream_type = ?1 AND stream_id = ?2";
+/// Keeps the snapshot of the higher version when the file already has one for the stream, unless that one fails
+/// its checksum: its version may be the changed byte, and it would otherwise never be replaced.
 constexpr std::string_view save_snapshot_sql =
-  "INSERT INTO snapshots (stream_type, stream_id, version, format, state) VALUES (?1, ?2, ?3, ?4, ?5) "
+  "INSERT INTO snapshots (stream_type, stream_id, version, format, state, checksum) "
+  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
   "ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = excluded.version, format = excluded.format, "
-  "state = excluded.state WHERE excluded.version >= snapshots.version";
+  "state = excluded.state, checksum = excluded.checksum WHERE excluded.version >= snapshots.version "
+  "OR snapshots.checksum != cqrs_snapshot_checksum(snapshots.stream_type, snapshots.stream_id, "
+  "snapshots.version, snapshots.format, snapshots.state)";
 /// A projection that skips the same event again (a rebuild) updates its row: the reason and time of the last skip.
 constexpr std::string_view save_dead_letter_sql =
   "INSERT INTO dead_letters (projection, position, type, reason, recorded) VALUES (?1, ?2, ?3, ?4, ?5) "
@@ -513,9 +522,14 @@ public:
     auto step = sqlite3_step(query);
     if (step == SQLITE_ROW) {
       auto version = static_cast<stream_version>(column_integer(query, 0));
-      if (!result || version > result->version)
-        result = snapshot{stream, version, static_cast<std::uint32_t>(column_integer(query, 1)),
-                          std::string{column_text(query, 2)}};
+      auto format_version = static_cast<std::uint32_t>(column_integer(query, 1));
+      auto state = column_text(query, 2);
+      // A snapshot is a shortcut: one whose bytes were changed is passed over, and the stream is replayed instead.
+      if (static_cast<std::uint64_t>(column_integer(query, 3))
+          != snapshot_checksum(stored_snapshot_fields{stream.type, stream.id, version, format_version, state}))
+        damaged_snapshots_.fetch_add(1, std::memory_order_relaxed);
+      else if (!result || version > result->version)
+        result = snapshot{stream, version, format_version, std::string{state}};
     } else if (step != SQLITE_DONE) {
       throw event_read_error("reading the snapshot of " + stream.to_string() + " from " + path_
                                + " failed: " + error_text(lease.get()->database.get()),
@@ -698,6 +712,7 @@ public:
     result.chunks_decoded = chunks_decoded_.load(std::memory_order_relaxed);
     result.chunks_reused = chunks_reused_.load(std::memory_order_relaxed);
     result.damage_passed = damage_passed_.load(std::memory_order_relaxed);
+    result.damaged_snapshots = damaged_snapshots_.load(std::memory_order_relaxed);
     result.dead_letters = dead_letters_.load(std::memory_order_relaxed);
     std::lock_guard lock{queue_mutex_};
     result.queued = queue_.size();
@@ -1230,6 +1245,9 @@ private:
       sqlite3_bind_int64(save, 3, static_cast<sqlite3_int64>(taken.version));
       sqlite3_bind_int64(save, 4, static_cast<sqlite3_int64>(taken.format_version));
       bind_text(save, 5, taken.state);
+      sqlite3_bind_int64(save, 6, static_cast<sqlite3_int64>(snapshot_checksum(stored_snapshot_fields{
+                                    taken.stream.type, taken.stream.id, taken.version, taken.format_version,
+                                    taken.state})));
       if (sqlite3_step(save) != SQLITE_DONE) {
         fail_batch(batch, "writing a snapshot of " + taken.stream.to_string() + " to " + path_
                             + " failed: " + error_text(database));
@@ -1413,6 +1431,7 @@ private:
   mutable std::atomic<std::uint64_t> chunks_decoded_{0};
   mutable std::atomic<std::uint64_t> chunks_reused_{0};
   mutable std::atomic<std::uint64_t> damage_passed_{0};
+  mutable std::atomic<std::uint64_t> damaged_snapshots_{0};
 
   mutable std::shared_mutex codecs_mutex_;
   std::shared_ptr<const codec_map> codecs_ = std::make_shared<codec_map>();
@@ -1429,10 +1448,9 @@ std::string hex(std::int64_t value) {
   return text;
 }
 
-/// Upgrades a file of schema version 1 to 2 in one transaction: a crash meanwhile leaves it at version 1.
+/// Upgrades a file of schema version 1 to 2 in one transaction: a crash meanwhile leaves it at version 1. The
+/// connection has the checksum functions.
 std::expected<void, std::string> add_checksums(sqlite3* database, const std::string& path) {
-  if (!detail::register_event_checksum_function(database))
-    return std::unexpected("cannot upgrade " + path + " to checksums: " + error_text(database));
   auto upgrade = "BEGIN IMMEDIATE; " + std::string{upgrade_to_checksums_sql} + std::string{detail::reseal_events_sql}
                  + "; PRAGMA user_version = 2; COMMIT;";
   if (auto upgraded = execute(database, upgrade.c_str()); !upgraded) {
@@ -1522,13 +1540,27 @@ std::expected<writer, std::string> open_writer(const std::string& path, const sq
   auto* raw = database->get();
   if (sqlite3_db_readonly(raw, "main") == 1)
     return std::unexpected("cannot open " + path + " for writing (read-only file or folder)");
+  // The upgrade of a version 1 file, and saving a snapshot over a damaged one, compute checksums in SQL.
+  if (!detail::register_checksum_functions(raw))
+    return std::unexpected("cannot register the checksum functions on " + path + ": " + error_text(raw));
   if (auto checked = check_or_create(raw, path, options); !checked)
     return std::unexpected(std::move(checked.error()));
-  auto additions = "BEGIN IMMEDIATE; " + std::string{schema_additions_sql} + " COMMIT;";
+  // A snapshots table without the checksum column (written before snapshot checksums) gets it in the same
+  // transaction as the other additions.
+  auto snapshot_checksums = query_integer(raw, "SELECT count(*) = 1 FROM sqlite_schema WHERE type = 'table' AND "
+                                               "name = 'snapshots' AND NOT EXISTS (SELECT 1 FROM "
+                                               "pragma_table_info('snapshots') WHERE name = 'checksum')");
+  if (!snapshot_checksums)
+    return std::unexpected("cannot read the schema of " + path + ": " + snapshot_checksums.error());
+  auto additions = "BEGIN IMMEDIATE; "
+                   + (*snapshot_checksums ? std::string{add_snapshot_checksums_sql}
+                                              + std::string{detail::reseal_snapshots_sql} + "; "
+                                          : std::string{})
+                   + std::string{schema_additions_sql} + " COMMIT;";
   if (auto added = execute(raw, additions.c_str()); !added) {
     (void)execute(raw, "ROLLBACK");
-    return std::unexpected("cannot add the command index and the snapshots table to " + path + ": "
-                           + added.error());
+    return std::unexpected("cannot add the command index, the snapshots and the dead letters tables to " + path
+                           + ": " + added.error());
   }
   auto mode = options.synchronous == sqlite_synchronous::full ? "PRAGMA synchronous = FULL"
                                                               : "PRAGMA synchronous = NORMAL";

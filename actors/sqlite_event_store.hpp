@@ -71,6 +71,8 @@ struct sqlite_store_statistics {
   std::uint64_t dead_letters = 0;
   /// Gaps and checksum mismatches that reads went past (only with sqlite_options::read_past_damage).
   std::uint64_t damage_passed = 0;
+  /// Snapshots passed over because they failed their checksum (their streams were replayed instead).
+  std::uint64_t damaged_snapshots = 0;
 };
 
 /// Thrown by read_stream and read_all when the file cannot be read, a position or version is missing, or an event

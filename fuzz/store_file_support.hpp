@@ -252,7 +252,7 @@ class raw_connection {
 public:
   explicit raw_connection(const std::string& path) {
     if (sqlite3_open(path.c_str(), &database_) != SQLITE_OK
-        || !cqrs::detail::register_event_checksum_function(database_))
+        || !cqrs::detail::register_checksum_functions(database_))
       fail("cannot open " + path + " directly");
   }
   raw_connection(const raw_connection&) = delete;
@@ -472,8 +472,11 @@ inline base_log write_ahead_log() {
     database.execute("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;");
     database.execute("BEGIN; " + insert_event(21, account(1), 6, bank::money_deposited{77}, "cmd-wal-1")
                      + insert_event(22, account(1), 7, bank::money_withdrawn{7}, "cmd-wal-1")
-                     + "INSERT INTO snapshots VALUES ('account', 'a-1', 7, 65537, '{\"opened\":true,"
-                       "\"closed\":false,\"owner\":\"o\",\"balance_cents\":70,\"transactions\":6}'); COMMIT;");
+                     + "INSERT INTO snapshots (stream_type, stream_id, version, format, state, checksum) "
+                       "SELECT *, cqrs_snapshot_checksum(stream_type, stream_id, version, format, state) FROM "
+                       "(SELECT 'account' AS stream_type, 'a-1' AS stream_id, 7 AS version, 65537 AS format, "
+                       "'{\"opened\":true,\"closed\":false,\"owner\":\"o\",\"balance_cents\":70,"
+                       "\"transactions\":6}' AS state); COMMIT;");
     database.execute("BEGIN; " + insert_event(23, account(2), 6, bank::money_deposited{77}, "cmd-wal-2")
                      + insert_event(24, account(2), 7, bank::money_withdrawn{7}, "cmd-wal-2") + " COMMIT;");
     database.execute("BEGIN; " + insert_event(25, account(5), 1, bank::account_opened{"late"}, "cmd-wal-3")

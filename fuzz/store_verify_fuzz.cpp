@@ -4,8 +4,8 @@
 // true: the store then opens the file and reads every event verify counted, each the intact log's event at that
 // position, and every stream of the intact log without a refusal.
 //
-// Two refusals at open are allowed, for what verify does not see: the schema of the snapshots and dead-letter
-// tables (verify checks the events; the store prepares statements on them, and a column renamed fails that), and
+// Two refusals at open are allowed, for what verify does not see: the schema of the tables beyond their columns
+// (verify checks that each has the columns the engine uses; the store's upserts also need the primary keys), and
 // a header that makes SQLite open the file read-only (verify checks the header's write version only when no
 // write-ahead log is beside the file, since page 1 may be newer in the log). With STORE_FUZZ_VERBOSE set the
 // target prints those, and where verify and the store disagree the other way (verify finds problems, the store

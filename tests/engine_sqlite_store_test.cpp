@@ -671,6 +671,50 @@ TEST_CASE("snapshots ride along with appends and cost no transaction of their ow
   CHECK(loaded->state == "two");
 }
 
+TEST_CASE("a snapshot whose stored bytes were changed is passed over and replaced by the next one saved",
+          "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  cqrs::stream_id stream{"account", "a"};
+  {
+    auto store = open_store(path);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2})));
+    store->save_snapshot(cqrs::snapshot{stream, 2, 1, R"({"balance":3})"});
+  }
+  SECTION("a changed state is not served") {
+    test_support::raw_database{path}.execute(R"(UPDATE snapshots SET state = '{"balance":9}')");
+    auto store = open_store(path);
+    CHECK_FALSE(store->load_snapshot(stream));
+    CHECK(store->statistics().damaged_snapshots == 1);
+  }
+  SECTION("a changed version does not keep newer snapshots out") {
+    test_support::raw_database{path}.execute("UPDATE snapshots SET version = 1000");
+    {
+      auto store = open_store(path);
+      CHECK_FALSE(store->load_snapshot(stream));
+      REQUIRE(store->append(deposits(account_stream("a"), 2, {3})));
+      store->save_snapshot(cqrs::snapshot{stream, 3, 1, R"({"balance":6})"});
+    }
+    auto store = open_store(path);
+    auto loaded = store->load_snapshot(stream);
+    REQUIRE(loaded);
+    CHECK(loaded->version == 3);
+    CHECK(loaded->state == R"({"balance":6})");
+    CHECK(store->statistics().damaged_snapshots == 0);
+  }
+  SECTION("snapshots written before snapshot checksums get theirs when the file is opened") {
+    test_support::raw_database{path}.execute("ALTER TABLE snapshots DROP COLUMN checksum");
+    auto store = open_store(path);
+    auto loaded = store->load_snapshot(stream);
+    REQUIRE(loaded);
+    CHECK(loaded->version == 2);
+    CHECK(loaded->state == R"({"balance":3})");
+    CHECK(test_support::raw_database{path}.integer(
+            "SELECT count(*) FROM pragma_table_info('snapshots') WHERE name = 'checksum'")
+          == 1);
+  }
+}
+
 namespace {
 
 /// Appends `events` deposits (amounts 1, 2, ...) to streams a-0..a-9 in turn, 100 per request.

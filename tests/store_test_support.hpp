@@ -123,12 +123,13 @@ public:
     }
   }
 
-  /// Runs SQL that changes stored events, then gives every event the checksum of what it now holds: as if a
-  /// faulty program had written them so, which lets a test show what the reader does past the checksum.
+  /// Runs SQL that changes stored events or snapshots, then gives every one the checksum of what it now holds: as
+  /// if a faulty program had written them so, which lets a test show what the reader does past the checksum.
   void execute_resealed(const std::string& sql) {
-    if (!cqrs::detail::register_event_checksum_function(database_))
-      throw std::runtime_error(std::string{"cannot register the checksum function: "} + sqlite3_errmsg(database_));
-    execute(sql + "; " + std::string{cqrs::detail::reseal_events_sql});
+    if (!cqrs::detail::register_checksum_functions(database_))
+      throw std::runtime_error(std::string{"cannot register the checksum functions: "} + sqlite3_errmsg(database_));
+    execute(sql + "; " + std::string{cqrs::detail::reseal_events_sql} + "; "
+            + std::string{cqrs::detail::reseal_snapshots_sql});
   }
 
   /// The first column of the first row as an integer.
