@@ -118,7 +118,8 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
             std::uint64_t{1}, std::uint64_t{100'000'000});
   app.add_option("--recovery-s", load.recovery_seconds,
                  "Open loop: after the measured phase, this long at --recovery-rate, latency per 100 ms window (how "
-                 "soon it is normal after an overload)")
+                 "soon it is normal after an overload, normal being what a calm phase as long at that rate showed "
+                 "before it)")
     ->type_name("SECONDS")
     ->check(demo::within(0.1, 3600.0));
   app.add_option("--recovery-rate", load.recovery_rate, "Open loop: commands per second of the recovery phase")

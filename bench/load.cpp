@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
+#include <ctime>
 #include <deque>
 #include <fstream>
 #include <iostream>
@@ -221,6 +222,7 @@ struct phase_result {
   double commands_per_s = 0;
   double sampled_in_flight = 0;
   std::uint64_t pacer_waits = 0;
+  double pacer_cpu_seconds = 0;
   std::uint64_t orders_dropped = 0;
   /// The phase that followed it (load_options::recovery_seconds), if one did.
   std::optional<overload_recovery> after_overload;
@@ -596,6 +598,13 @@ phase_result run_closed_phase(run_state& run, workload_plan plan, std::unique_pt
 
 /// One pacer of the open loop: issues its clients' commands round-robin at intended times, never waiting for a
 /// reply; a reply's latency counts from the command's intended time, so a late pacer shows as latency.
+/// CPU time (user + system) of the calling thread.
+double thread_cpu_seconds() {
+  timespec used{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &used);
+  return static_cast<double>(used.tv_sec) + static_cast<double>(used.tv_nsec) / 1e9;
+}
+
 class pacer {
 public:
   pacer(command_phase& phase, std::vector<std::uint64_t> clients, double commands_per_second)
@@ -609,6 +618,7 @@ public:
     auto& engine = *phase_.run.engine;
     const auto& options = phase_.run.options;
     thread_ = std::this_thread::get_id();
+    auto cpu_before = thread_cpu_seconds();
     waits_ = detail::pace(scripts_, interval_, start, options.max_in_flight, phase_.running,
                           [&](client_script& script, planned_command planned, clock::time_point intended) {
       ++sent_;
@@ -639,11 +649,14 @@ public:
           phase_.orders_dropped.fetch_add(1, std::memory_order_relaxed);
       }
     });
+    cpu_seconds_ = thread_cpu_seconds() - cpu_before;
   }
 
   std::uint64_t sent() const { return sent_; }
   std::uint64_t invalid_sent() const { return invalid_sent_; }
   std::uint64_t waits() const { return waits_; }
+  /// CPU time of the thread while it ran this pacer (load_report::pacer_cpu_seconds says what it holds).
+  double cpu_seconds() const { return cpu_seconds_; }
 
 private:
   static void on_reply(command_phase& phase, clock::time_point intended, std::string_view expected, bool sample,
@@ -680,10 +693,12 @@ private:
   /// The pacing thread, and whether a command's refusal arrived on it, inside send(); touched by that thread only.
   std::thread::id thread_{};
   bool refused_here_ = false;
+  double cpu_seconds_ = 0;
 };
 
-/// The recovery phase of an open loop: made and paced by the measured phase's last pacer thread the moment that
-/// phase stops sending, read by the main thread once that thread is joined.
+/// A phase at the recovery rate: the recovery phase of an open loop, made and paced by the measured phase's last
+/// pacer thread the moment that phase stops sending, read by the main thread once that thread is joined; and the
+/// calm phase before the measured one, which says what normal latency at that rate is.
 struct recovery_run {
   std::shared_ptr<command_phase> phase;
   std::unique_ptr<pacer> paced;
@@ -692,11 +707,13 @@ struct recovery_run {
 
 constexpr clock::duration recovery_window_width = std::chrono::milliseconds{100};
 
-/// Sends the recovery phase from now on, on the calling thread; returns when its last command is sent.
-void pace_recovery(run_state& run, const workload_plan& measured_plan, recovery_run& recovery) {
+/// Sends a phase at the recovery rate from now on, on the calling thread; returns when its last command is sent.
+/// `suffix` makes its orders new ones, apart from the measured phase's.
+void pace_recovery(run_state& run, const workload_plan& measured_plan, std::string_view suffix,
+                   recovery_run& recovery) {
   const auto& options = run.options;
   auto plan = measured_plan;
-  plan.id_prefix += "r"; // new orders, apart from the measured phase's
+  plan.id_prefix += suffix;
   recovery.started = clock::now();
   auto budget = std::make_unique<phase_budget>(0, 0, recovery.started + seconds(options.recovery_seconds));
   recovery.phase = std::make_shared<command_phase>(run, std::move(plan), std::move(budget), false);
@@ -712,9 +729,18 @@ void pace_recovery(run_state& run, const workload_plan& measured_plan, recovery_
   recovery.phase->running.done();
 }
 
+/// The worst p99 of any 100 ms window of a phase at the recovery rate (0 when no window answered anything).
+double worst_window_p99_us(const recovery_run& phase) {
+  double worst = 0;
+  for (const auto& latencies : phase.phase->windows->latencies())
+    if (latencies.count() > 0)
+      worst = std::max(worst, static_cast<double>(latencies.percentile(99.0)) / 1000.0);
+  return worst;
+}
+
 /// The recovery phase's figures, once every reply is in: window by window, the steady state of its second half,
-/// and when latency was normal again.
-overload_recovery summarise_recovery(const run_state& run, recovery_run& recovery) {
+/// and when latency was normal again, measured against the calm phase before the overload.
+overload_recovery summarise_recovery(const run_state& run, recovery_run& recovery, const recovery_run& calm) {
   overload_recovery report;
   report.rate = run.options.recovery_rate;
   report.seconds = run.options.recovery_seconds;
@@ -729,7 +755,13 @@ overload_recovery summarise_recovery(const run_state& run, recovery_run& recover
   for (std::size_t index = latencies.size() / 2; index < latencies.size(); ++index)
     steady.merge(latencies[index]);
   report.steady_p99_us = static_cast<double>(steady.percentile(99.0)) / 1000.0;
-  auto normal_bound_us = 2 * report.steady_p99_us + 1000.0;
+  report.calm_p99_us = static_cast<double>(calm.phase->recorder.latencies().percentile(99.0)) / 1000.0;
+  report.calm_worst_window_p99_us = worst_window_p99_us(calm);
+  // Normal is what the calm phase showed at the same rate, not the recovery phase's own second half: that one may
+  // still be draining the overload's backlog. A 100 ms window's p99 jitters with the scheduler (a few ms on 2
+  // cores), so the bound is twice the calm phase's worst window rather than its p99.
+  report.normal_bound_us = 2 * report.calm_worst_window_p99_us;
+  auto normal_bound_us = report.normal_bound_us;
   auto width_ms = std::chrono::duration<double, std::milli>(windows.width()).count();
   std::optional<std::size_t> last_abnormal;
   for (std::size_t index = 0; index < latencies.size(); ++index) {
@@ -746,12 +778,28 @@ overload_recovery summarise_recovery(const run_state& run, recovery_run& recover
   return report;
 }
 
+/// The calm phase before an overload: load_options::recovery_seconds at the recovery rate, all of it answered
+/// before this returns, so that it measures that rate undisturbed.
+std::shared_ptr<recovery_run> run_calm_phase(run_state& run, const workload_plan& measured_plan) {
+  auto calm = std::make_shared<recovery_run>();
+  run.keep_alive.push_back(calm);
+  pace_recovery(run, measured_plan, "c", *calm);
+  if (!calm->phase->running.wait_for_zero(std::chrono::seconds{60})) {
+    run.note_problem("the calm phase's commands went unanswered for 60 s");
+    return calm;
+  }
+  auto tally = calm->phase->recorder.tally();
+  for (auto& problem : detail::count_problems("calm", calm->paced->sent(), calm->paced->invalid_sent(), tally))
+    run.note_problem(problem);
+  return calm;
+}
+
 /// The open loop: `pacers` threads share the rate and the clients (each client's commands come from one pacer,
-/// so they reach their order in the order sent). A measured phase with load_options::recovery_seconds is followed
-/// at once by the recovery phase, paced by the thread of the pacer that finished last.
+/// so they reach their order in the order sent). Given the calm phase that ran before it, a measured phase is
+/// followed at once by the recovery phase, paced by the thread of the pacer that finished last.
 phase_result run_open_phase(run_state& run, workload_plan plan, std::unique_ptr<phase_budget> budget, bool measured,
                             progress_meter& meter, const std::string& label, std::uint64_t expected_total,
-                            double expected_seconds) {
+                            double expected_seconds, const recovery_run* calm = nullptr) {
   const auto& options = run.options;
   auto phase = std::make_shared<command_phase>(run, std::move(plan), std::move(budget), measured);
   run.keep_alive.push_back(phase);
@@ -771,7 +819,7 @@ phase_result run_open_phase(run_state& run, workload_plan plan, std::unique_ptr<
   std::atomic<std::int64_t> pacers_running{static_cast<std::int64_t>(pacer_count)};
   auto recovery = std::make_shared<recovery_run>();
   run.keep_alive.push_back(recovery);
-  bool recovers = measured && options.recovery_seconds > 0 && options.recovery_rate > 0;
+  bool recovers = calm != nullptr;
   auto started = clock::now();
   std::vector<std::jthread> threads;
   for (auto& one : *pacers)
@@ -780,7 +828,7 @@ phase_result run_open_phase(run_state& run, workload_plan plan, std::unique_ptr<
       bool last = pacers_running.fetch_sub(1) == 1;
       phase->running.done();
       if (last && recovers)
-        pace_recovery(run, phase->plan, *recovery);
+        pace_recovery(run, phase->plan, "r", *recovery);
     });
   auto sampled = wait_for_phase(*phase, meter, [&] { return phase->running.value() - pacers_running.load(); });
   threads.clear();
@@ -792,7 +840,7 @@ phase_result run_open_phase(run_state& run, workload_plan plan, std::unique_ptr<
       auto tally = recovery->phase->recorder.tally();
       for (auto& problem : detail::count_problems("recovery", recovery->paced->sent(), recovery->paced->invalid_sent(), tally))
         run.note_problem(problem);
-      result.after_overload = summarise_recovery(run, *recovery);
+      result.after_overload = summarise_recovery(run, *recovery, *calm);
       // Catch-up counts from the last reply of either phase.
       if (tally.last_completion_ns > 0)
         result.last_reply =
@@ -805,6 +853,7 @@ phase_result run_open_phase(run_state& run, workload_plan plan, std::unique_ptr<
     result.sent += one->sent();
     result.invalid_sent += one->invalid_sent();
     result.pacer_waits += one->waits();
+    result.pacer_cpu_seconds += one->cpu_seconds();
   }
   return result;
 }
@@ -1196,16 +1245,23 @@ load_report run_load(const load_options& chosen, std::vector<read_model_probe> p
     }
 
     auto plan = detail::measured_plan(options);
+    std::shared_ptr<recovery_run> calm;
+    if (options.rate > 0 && options.recovery_seconds > 0 && options.recovery_rate > 0) {
+      calm = run_calm_phase(run, plan);
+      (void)run.engine->wait_until_caught_up();
+    }
     auto budget = detail::measured_budget(options, clock::now());
     auto* budget_view = budget.get();
     auto expected = detail::expected_commands(options);
     auto cpu_before = process_cpu_seconds();
     auto measured = options.rate > 0 ? run_open_phase(run, plan, std::move(budget), true, meter, label, expected,
-                                                      options.duration_seconds)
+                                                      options.duration_seconds, calm.get())
                                      : run_closed_phase(run, plan, std::move(budget), options.clients, true, meter,
                                                         label, expected, options.duration_seconds);
     auto cpu_seconds = process_cpu_seconds() - cpu_before;
     report.cpu_us_per_command = measured.sent > 0 ? cpu_seconds * 1e6 / static_cast<double>(measured.sent) : 0;
+    report.pacer_cpu_seconds = measured.pacer_cpu_seconds;
+    report.process_cpu_seconds = cpu_seconds;
     report.engine_workers = options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
     report.sending_threads = options.rate > 0 ? options.pacers : options.drivers;
     // Catch-up: from the last reply until every read model has applied the log head.

@@ -154,10 +154,17 @@ struct overload_recovery {
   std::uint64_t rejected = 0;
   std::uint64_t overloaded = 0;
   std::vector<recovery_window> windows;
-  /// p99 over the phase's second half: its steady state at the recovery rate.
+  /// p99 over the phase's second half: where it ended up at the recovery rate.
   double steady_p99_us = 0;
-  /// Start of the first window from which every window's p99 stays within twice the steady p99 plus 1 ms: the
-  /// time from the overload's end until latency was normal again. Negative when it never was.
+  /// The calm phase: as long as this one and at the same rate, run before the overload; its p99, and the worst
+  /// p99 of its 100 ms windows.
+  double calm_p99_us = 0;
+  double calm_worst_window_p99_us = 0;
+  /// Normal latency: twice the calm phase's worst window p99.
+  double normal_bound_us = 0;
+  /// Start of the first window from which every window's p99 stays within normal_bound_us and nothing is refused
+  /// as overloaded: the time from the overload's end until latency was normal again. Negative when it never was
+  /// within the phase.
   double normal_after_ms = -1;
 };
 
@@ -303,6 +310,12 @@ struct load_report {
   /// Process CPU time (user + system, every thread: engine workers, drivers or pacers, the engine's timers)
   /// during the measured phase, per command sent: on 2 cores, what the throughput figure cost.
   double cpu_us_per_command = 0;
+  /// That process CPU time in all, and (open loop) the part the pacer threads used: making and sending commands,
+  /// waiting for their send times, the refusals the engine answers on the sending thread and, with the default
+  /// dispatch (commands on the sender), the commands themselves. Under an overload with `actors` dispatch on 2
+  /// cores, the pacers' part is what the engine's workers lack.
+  double process_cpu_seconds = 0;
+  double pacer_cpu_seconds = 0;
   /// The threads the run used: CAF workers of the engine, and the host threads that sent (closed loop: the
   /// drivers; open loop: the pacers).
   std::size_t engine_workers = 0;

@@ -117,7 +117,10 @@ void print_table(std::ostream& out, const load_report& report) {
   row(out, "in flight", in_flight);
   row(out, "cpu", format("%.2f us", report.cpu_us_per_command) + " per command (process user + system, "
                     + std::to_string(report.engine_workers) + " engine workers, " + std::to_string(report.sending_threads)
-                    + (options.rate > 0 ? " pacer" : " driver") + (report.sending_threads == 1 ? " thread)" : " threads)"));
+                    + (options.rate > 0 ? " pacer" : " driver") + (report.sending_threads == 1 ? " thread)" : " threads)")
+                    + (options.rate > 0 ? "; the pacers used " + format("%.2f s", report.pacer_cpu_seconds) + " of "
+                                            + format("%.2f s", report.process_cpu_seconds)
+                                        : std::string{}));
   if (report.visibility.count > 0) {
     row(out, "visibility",
         "p50 " + duration_text(report.visibility.p50_us) + "  p99 " + duration_text(report.visibility.p99_us) + "  max "
@@ -141,9 +144,13 @@ void print_table(std::ostream& out, const load_report& report) {
           + grouped(static_cast<double>(recovery.commands)) + " sent, "
           + grouped(static_cast<double>(recovery.overloaded)) + " refused as overloaded; p99 per 100 ms "
           + windows + (recovery.windows.size() > 10 ? ", ..." : "") + "; steady p99 "
-          + duration_text(recovery.steady_p99_us) + "; "
-          + (recovery.normal_after_ms >= 0 ? "normal " + format("%.0f ms", recovery.normal_after_ms) + " after the overload"
-                                           : std::string{"never normal again"}));
+          + duration_text(recovery.steady_p99_us) + "; before the overload p99 "
+          + duration_text(recovery.calm_p99_us) + ", worst window " + duration_text(recovery.calm_worst_window_p99_us)
+          + "; "
+          + (recovery.normal_after_ms >= 0
+               ? "normal (p99 within " + duration_text(recovery.normal_bound_us) + ") "
+                   + format("%.0f ms", recovery.normal_after_ms) + " after the overload"
+               : "not normal again (p99 within " + duration_text(recovery.normal_bound_us) + ") within the phase"));
   }
   row(out, "catch-up",
       report.catchup_ms >= 0 ? format("%.2f ms", report.catchup_ms) + " (last reply -> caught up)"
@@ -252,8 +259,11 @@ boost::json::object to_json(const load_report& report) {
   object["cpu_us_per_command"] = round_to(report.cpu_us_per_command, 3);
   object["engine_workers"] = report.engine_workers;
   object[options.rate > 0 ? "pacer_threads" : "driver_threads"] = report.sending_threads;
-  if (options.rate > 0)
+  object["process_cpu_s"] = round_to(report.process_cpu_seconds, 3);
+  if (options.rate > 0) {
     object["sampled_in_flight"] = round_to(report.sampled_in_flight, 2);
+    object["pacer_cpu_s"] = round_to(report.pacer_cpu_seconds, 3);
+  }
   object["visibility_every"] = options.visibility_every;
   object["visibility_samples"] = report.visibility.count;
   object["visibility_p50_us"] = round_to(report.visibility.p50_us, 2);
@@ -274,6 +284,9 @@ boost::json::object to_json(const load_report& report) {
     phase["rejected"] = recovery.rejected;
     phase["overloaded"] = recovery.overloaded;
     phase["steady_p99_us"] = round_to(recovery.steady_p99_us, 2);
+    phase["calm_p99_us"] = round_to(recovery.calm_p99_us, 2);
+    phase["calm_worst_window_p99_us"] = round_to(recovery.calm_worst_window_p99_us, 2);
+    phase["normal_bound_us"] = round_to(recovery.normal_bound_us, 2);
     phase["normal_after_ms"] = round_to(recovery.normal_after_ms, 1);
     boost::json::array windows;
     for (const auto& window : recovery.windows)
