@@ -14,8 +14,10 @@ using namespace test_support;
 TEST_CASE("64 threads x 1,000 commands to one aggregate are all applied, one at a time, in each sender's order") {
   // Run by the senders themselves whenever the aggregate is idle (the default), or always by its actor.
   auto dispatch = GENERATE(cqrs::command_dispatch::caller_when_idle, cqrs::command_dispatch::aggregate_actor);
-  // Up to 64,000 commands wait for the one aggregate: more than its default mailbox bound.
-  auto engine = bank_engine(cqrs::options{.max_queued_per_aggregate = 0, .tuning = {.commands = dispatch}});
+  // Up to 64,000 commands wait for the one aggregate: more than its default mailbox bound and the engine's default
+  // bound on commands in flight.
+  auto engine = bank_engine(
+    cqrs::options{.max_in_flight = 0, .max_queued_per_aggregate = 0, .tuning = {.commands = dispatch}});
   open(*engine, "hot");
   constexpr int senders = 64;
   constexpr int per_sender = 1000;
