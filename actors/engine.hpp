@@ -105,7 +105,8 @@ struct options {
   /// latency stay bounded when hosts send faster than the engine drains. Each thread is counted on its own stripe
   /// and sums the others only once it holds a sixteenth of the bound, so the engine may hold up to about twice
   /// this many for a moment. 0 means no limit. The default keeps a backlog short enough to drain in well under a
-  /// second (about 30 ms with the memory store, 150 ms with SQLite): a deeper one adds latency, not throughput.
+  /// second: a deeper one adds latency, and throughput only where the store gains from bigger batches (README,
+  /// "Bounded intake").
   std::size_t max_in_flight = 10000;
   /// Work waiting for one aggregate (its mailbox) beyond which a command to it is answered with errc::overloaded.
   /// 0 means no limit.
