@@ -596,8 +596,6 @@ phase_result run_closed_phase(run_state& run, workload_plan plan, std::unique_pt
   return result;
 }
 
-/// One pacer of the open loop: issues its clients' commands round-robin at intended times, never waiting for a
-/// reply; a reply's latency counts from the command's intended time, so a late pacer shows as latency.
 /// CPU time (user + system) of the calling thread.
 double thread_cpu_seconds() {
   timespec used{};
@@ -605,6 +603,8 @@ double thread_cpu_seconds() {
   return static_cast<double>(used.tv_sec) + static_cast<double>(used.tv_nsec) / 1e9;
 }
 
+/// One pacer of the open loop: issues its clients' commands round-robin at intended times, never waiting for a
+/// reply; a reply's latency counts from the command's intended time, so a late pacer shows as latency.
 class pacer {
 public:
   pacer(command_phase& phase, std::vector<std::uint64_t> clients, double commands_per_second)
