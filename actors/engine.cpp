@@ -708,6 +708,7 @@ engine_statistics engine::statistics() const {
   statistics.snapshots_saved = read(counters.snapshots_saved);
   statistics.events_replayed = read(counters.events_replayed);
   statistics.duplicate_commands = read(counters.duplicate_commands);
+  statistics.stopping = core_->closing.load();
   return statistics;
 }
 
@@ -720,6 +721,7 @@ void engine::shutdown() {
   std::call_once(core.shutdown_once, [&core, this] {
     // Projections must apply every accepted command before they stop: wait for them while still open.
     core.closing.store(true);
+    core.statistics_changed();
     {
       std::unique_lock lock{core.drain_mutex};
       core.drained.wait(lock, [&core] { return core.in_flight.total() == 0; });

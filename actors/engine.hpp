@@ -151,6 +151,8 @@ struct engine_statistics {
   std::uint64_t events_replayed = 0;
   /// Re-sent commands answered with their original outcome.
   std::uint64_t duplicate_commands = 0;
+  /// shutdown() has begun: new commands and queries are refused with errc::engine_stopped.
+  bool stopping = false;
 };
 
 /// Whether the engine accepts writes: it stops when its store fails to commit and no longer knows what it holds.
@@ -370,7 +372,8 @@ public:
   std::vector<projection_status> statuses() const;
 
   /// Waits until `condition(statistics())` holds, woken each time an aggregate passivates (the counters that move
-  /// without a command: passivate_after or max_live_aggregates stop idle aggregates); false after `timeout`.
+  /// without a command: passivate_after or max_live_aggregates stop idle aggregates) and when shutdown begins;
+  /// false after `timeout`.
   bool wait_for_statistics(const std::function<bool(const engine_statistics&)>& condition,
                            std::chrono::milliseconds timeout = std::chrono::seconds{10});
 

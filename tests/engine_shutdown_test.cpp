@@ -109,16 +109,17 @@ TEST_CASE("shutdown answers every command sent before it as accepted: it drains 
     replies.push_back(engine->send(bank::open_account{"drained-" + std::to_string(index), "owner"}));
 
   // Shut down from another thread than the one that made the engine (as a host's signal thread would); this one
-  // opens the gate once shutdown has begun, which it knows when a new command is refused as engine_stopped.
+  // opens the gate once shutdown has begun, which the engine's statistics say (and wake a waiter for).
+  CHECK_FALSE(engine->statistics().stopping);
   std::jthread stopping{[&] { engine->shutdown(); }};
-  auto began = test_support::spin_until([&] {
-    auto probe = engine->send(bank::open_account{"probe", "owner"});
-    if (probe.wait_for(std::chrono::seconds{0}) != std::future_status::ready)
-      return false;
-    auto answer = get_within(probe, "the answer of a probe that was ready");
-    return !answer && answer.error().code == cqrs::errc::engine_stopped;
-  });
+  auto began = engine->wait_for_statistics([](const cqrs::engine_statistics& now) { return now.stopping; },
+                                           test_support::default_limit);
+  // From then on a new command is refused, not queued behind the gate.
+  auto probe = engine->send(bank::open_account{"probe", "owner"});
   store->open_gate();
+  auto refused = get_within(probe, "the answer of a command sent once shutdown had begun");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().code == cqrs::errc::engine_stopped);
   // Unbounded as the engine's destructor is: shutdown has no timed form, and the thread cannot be left running.
   stopping.join();
   REQUIRE(began);
