@@ -1,6 +1,7 @@
-// The SQLite event store: schema and open checks, group commit by a writer thread, pooled readers, snapshots.
+// The SQLite event store: group commit by a writer thread, pooled readers, the decoded-chunk cache, snapshots and
+// dead letters; its connections, schema and open checks are in detail/sqlite_connection.hpp.
 #include "actors/sqlite_event_store.hpp"
-#include "actors/detail/sqlite_checksum_function.hpp"
+#include "actors/detail/sqlite_connection.hpp"
 #include "actors/detail/store_support.hpp"
 #include "actors/event_checksum.hpp"
 
@@ -9,7 +10,6 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <cstdio>
 #include <deque>
 #include <exception>
 #include <mutex>
@@ -24,105 +24,7 @@ namespace cqrs {
 namespace {
 
 using namespace std::string_view_literals;
-
-struct connection_closer {
-  void operator()(sqlite3* database) const noexcept { sqlite3_close_v2(database); }
-};
-using connection = std::unique_ptr<sqlite3, connection_closer>;
-
-struct statement_finalizer {
-  void operator()(sqlite3_stmt* statement) const noexcept { sqlite3_finalize(statement); }
-};
-using statement = std::unique_ptr<sqlite3_stmt, statement_finalizer>;
-
-/// Resets a statement when the scope ends, so that an early return or an exception never leaves a statement
-/// mid-way (which would keep a read transaction, and its WAL snapshot, open).
-class reset_on_exit {
-public:
-  explicit reset_on_exit(sqlite3_stmt* statement) : statement_(statement) {}
-  reset_on_exit(const reset_on_exit&) = delete;
-  reset_on_exit& operator=(const reset_on_exit&) = delete;
-  ~reset_on_exit() { sqlite3_reset(statement_); }
-
-private:
-  sqlite3_stmt* statement_;
-};
-
-/// SQLite's message for the connection's last error, with its extended code (which names the failing operation).
-std::string error_text(sqlite3* database) {
-  return std::string{sqlite3_errmsg(database)} + " (SQLite code " + std::to_string(sqlite3_extended_errcode(database))
-         + ")";
-}
-
-std::expected<statement, std::string> prepare(sqlite3* database, std::string_view sql) {
-  sqlite3_stmt* raw = nullptr;
-  if (sqlite3_prepare_v3(database, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &raw,
-                         nullptr)
-      != SQLITE_OK) {
-    sqlite3_finalize(raw);
-    return std::unexpected(error_text(database));
-  }
-  return statement{raw};
-}
-
-std::expected<void, std::string> execute(sqlite3* database, const char* sql) {
-  char* message = nullptr;
-  if (sqlite3_exec(database, sql, nullptr, nullptr, &message) != SQLITE_OK) {
-    std::string text = message ? message : sqlite3_errmsg(database);
-    sqlite3_free(message);
-    return std::unexpected(text + " (SQLite code " + std::to_string(sqlite3_extended_errcode(database)) + ")");
-  }
-  return {};
-}
-
-/// The first column of the first row of a query (0 when it returns no row or NULL).
-std::expected<std::int64_t, std::string> query_integer(sqlite3* database, std::string_view sql) {
-  auto prepared = prepare(database, sql);
-  if (!prepared)
-    return std::unexpected(std::move(prepared.error()));
-  auto step = sqlite3_step(prepared->get());
-  if (step == SQLITE_ROW)
-    return sqlite3_column_int64(prepared->get(), 0);
-  if (step == SQLITE_DONE)
-    return 0;
-  return std::unexpected(error_text(database));
-}
-
-void bind_text(sqlite3_stmt* statement, int index, std::string_view text) {
-  // SQLITE_STATIC: every bound text outlives the statement's step and reset.
-  sqlite3_bind_text64(statement, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
-}
-
-// Columns are read through sqlite3_column_value: the sqlite3_column_* functions each take the connection's mutex
-// and check for a failed allocation, a third of the cost of reading a row here. SQLite calls reading an
-// unprotected value "not threadsafe", which is about that mutex: every connection of this store is opened
-// NOMUTEX and used by one thread at a time anyway.
-std::string_view column_text(sqlite3_stmt* statement, int index) {
-  auto* value = sqlite3_column_value(statement, index);
-  const auto* text = reinterpret_cast<const char*>(sqlite3_value_text(value));
-  if (!text)
-    return {};
-  return {text, static_cast<std::size_t>(sqlite3_value_bytes(value))};
-}
-
-std::int64_t column_integer(sqlite3_stmt* statement, int index) {
-  return sqlite3_value_int64(sqlite3_column_value(statement, index));
-}
-
-std::int64_t to_microseconds(std::chrono::system_clock::time_point time) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch()).count();
-}
-
-std::chrono::system_clock::time_point from_microseconds(std::int64_t microseconds) {
-  // The clock counts nanoseconds, ±292 years: a damaged timestamp (read past damage) may be any integer, and
-  // converting it would overflow. It is clamped instead.
-  constexpr auto limit = std::chrono::duration_cast<std::chrono::microseconds>(
-                           std::chrono::system_clock::duration::max())
-                           .count();
-  microseconds = std::clamp<std::int64_t>(microseconds, -limit, limit);
-  return std::chrono::system_clock::time_point{
-    std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds{microseconds})};
-}
+using namespace detail::sqlite;
 
 struct string_hash {
   using is_transparent = void;
@@ -130,89 +32,6 @@ struct string_hash {
 };
 
 using codec_map = std::unordered_map<std::string, event_type_codec, string_hash, std::equal_to<>>;
-
-constexpr std::string_view schema_sql = R"sql(
-CREATE TABLE events (
-  position INTEGER PRIMARY KEY,
-  stream_type TEXT NOT NULL,
-  stream_id TEXT NOT NULL,
-  version INTEGER NOT NULL,
-  type TEXT NOT NULL,
-  timestamp INTEGER NOT NULL,
-  command_id TEXT NOT NULL,
-  correlation_id TEXT NOT NULL,
-  payload TEXT NOT NULL,
-  checksum INTEGER NOT NULL,
-  UNIQUE (stream_type, stream_id, version)
-);
-)sql";
-
-/// Brings a file of schema version 1 (no checksums) to version 2: each event gets the checksum of what it holds
-/// now, so damage done before the upgrade is not found; damage done after it is.
-constexpr std::string_view upgrade_to_checksums_sql = R"sql(
-ALTER TABLE events ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0;
-)sql";
-
-/// Added at open to new and existing files alike (they were added after the first files were written; they only
-/// add, so a program of the same schema version that does not know them still reads the file). dead_letters holds
-/// the events that projections under the `skip` policy passed over, one row per projection and position.
-constexpr std::string_view schema_additions_sql = R"sql(
-CREATE INDEX IF NOT EXISTS events_by_command ON events (command_id);
-CREATE TABLE IF NOT EXISTS snapshots (
-  stream_type TEXT NOT NULL,
-  stream_id TEXT NOT NULL,
-  version INTEGER NOT NULL,
-  format INTEGER NOT NULL,
-  state TEXT NOT NULL,
-  checksum INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (stream_type, stream_id)
-);
-CREATE TABLE IF NOT EXISTS dead_letters (
-  projection TEXT NOT NULL,
-  position INTEGER NOT NULL,
-  type TEXT NOT NULL,
-  reason TEXT NOT NULL,
-  recorded INTEGER NOT NULL,
-  PRIMARY KEY (projection, position)
-);
-)sql";
-
-constexpr std::string_view insert_sql =
-  "INSERT INTO events (position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, "
-  "payload, checksum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-constexpr std::string_view stream_version_sql =
-  "SELECT version FROM events WHERE stream_type = ?1 AND stream_id = ?2 ORDER BY version DESC LIMIT 1";
-constexpr std::string_view last_position_sql = "SELECT max(position) FROM events";
-constexpr std::string_view stream_events_sql =
-  "SELECT position, version, type, timestamp, command_id, correlation_id, payload, checksum FROM events "
-  "WHERE stream_type = ?1 AND stream_id = ?2 AND version > ?3 ORDER BY version";
-/// Whole rows, not aggregates over them: each one's checksum is checked before it answers a re-sent command.
-constexpr std::string_view find_command_sql =
-  "SELECT position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, payload, "
-  "checksum FROM events WHERE command_id = ?1 ORDER BY position";
-/// Snapshots tables written before snapshot checksums get the column; the snapshots they hold get the checksum
-/// of what they hold now, as events did at the upgrade to schema version 2.
-constexpr std::string_view add_snapshot_checksums_sql =
-  "ALTER TABLE snapshots ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0; ";
-constexpr std::string_view load_snapshot_sql =
-  "SELECT version, format, state, checksum FROM snapshots WHERE stream_type = ?1 AND stream_id = ?2";
-/// Keeps the snapshot of the higher version when the file already has one for the stream, unless that one fails
-/// its checksum: its version may be the changed byte, and it would otherwise never be replaced.
-constexpr std::string_view save_snapshot_sql =
-  "INSERT INTO snapshots (stream_type, stream_id, version, format, state, checksum) "
-  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-  "ON CONFLICT (stream_type, stream_id) DO UPDATE SET version = excluded.version, format = excluded.format, "
-  "state = excluded.state, checksum = excluded.checksum WHERE excluded.version >= snapshots.version "
-  "OR snapshots.checksum != cqrs_snapshot_checksum(snapshots.stream_type, snapshots.stream_id, "
-  "snapshots.version, snapshots.format, snapshots.state)";
-/// A projection that skips the same event again (a rebuild) updates its row: the reason and time of the last skip.
-constexpr std::string_view save_dead_letter_sql =
-  "INSERT INTO dead_letters (projection, position, type, reason, recorded) VALUES (?1, ?2, ?3, ?4, ?5) "
-  "ON CONFLICT (projection, position) DO UPDATE SET type = excluded.type, reason = excluded.reason, "
-  "recorded = excluded.recorded";
-constexpr std::string_view log_events_sql =
-  "SELECT position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, payload, "
-  "checksum FROM events WHERE position > ?1 AND position <= ?2 ORDER BY position";
 
 /// A read fetches at most this many events (or bytes of payload) before it hands them to the visitor, so that
 /// its read transaction (which holds back WAL checkpoints) stays short and huge payloads are not all buffered.
@@ -254,63 +73,6 @@ struct cached_chunk {
   /// Reads that entered the chunk at its first position: readers walking the log through it.
   std::uint64_t walkers = 0;
 };
-
-/// A read connection and its prepared statements.
-struct reader {
-  connection database;
-  statement stream_events;
-  statement stream_version;
-  statement log_events;
-  statement find_command;
-  statement load_snapshot;
-};
-
-/// The write connection and its prepared statements; used by the writer thread only.
-struct writer {
-  connection database;
-  statement begin;
-  statement commit;
-  statement rollback;
-  statement insert;
-  statement stream_version;
-  statement last_position;
-  statement save_snapshot;
-  statement save_dead_letter;
-};
-
-std::expected<connection, std::string> open_connection(const std::string& path, int flags,
-                                                       const sqlite_options& options) {
-  sqlite3* raw = nullptr;
-  auto opened = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
-                                options.vfs.empty() ? nullptr : options.vfs.c_str());
-  connection database{raw};
-  if (opened != SQLITE_OK)
-    return std::unexpected(raw ? error_text(raw) : std::string{sqlite3_errstr(opened)});
-  sqlite3_busy_timeout(raw, static_cast<int>(options.busy_timeout.count()));
-  return database;
-}
-
-/// A read connection with its statements prepared.
-std::expected<std::unique_ptr<reader>, std::string> open_reader(const std::string& path,
-                                                                const sqlite_options& options) {
-  auto database = open_connection(path, SQLITE_OPEN_READONLY, options);
-  if (!database)
-    return std::unexpected(std::move(database.error()));
-  auto result = std::make_unique<reader>();
-  result->database = std::move(*database);
-  auto* raw = result->database.get();
-  for (auto [target, sql] : {std::pair{&result->stream_events, stream_events_sql},
-                             std::pair{&result->stream_version, stream_version_sql},
-                             std::pair{&result->log_events, log_events_sql},
-                             std::pair{&result->find_command, find_command_sql},
-                             std::pair{&result->load_snapshot, load_snapshot_sql}}) {
-    auto prepared = prepare(raw, sql);
-    if (!prepared)
-      return std::unexpected(std::move(prepared.error()));
-    *target = std::move(*prepared);
-  }
-  return result;
-}
 
 /// One append request waiting for the writer thread to commit it.
 struct pending_append {
@@ -1441,149 +1203,6 @@ private:
   /// Last member: it starts once everything it uses is constructed.
   std::thread writer_thread_;
 };
-
-std::string hex(std::int64_t value) {
-  char text[16];
-  std::snprintf(text, sizeof text, "%#x", static_cast<unsigned>(static_cast<std::uint32_t>(value)));
-  return text;
-}
-
-/// Upgrades a file of schema version 1 to 2 in one transaction: a crash meanwhile leaves it at version 1. The
-/// connection has the checksum functions.
-std::expected<void, std::string> add_checksums(sqlite3* database, const std::string& path) {
-  auto upgrade = "BEGIN IMMEDIATE; " + std::string{upgrade_to_checksums_sql} + std::string{detail::reseal_events_sql}
-                 + "; PRAGMA user_version = 2; COMMIT;";
-  if (auto upgraded = execute(database, upgrade.c_str()); !upgraded) {
-    (void)execute(database, "ROLLBACK");
-    return std::unexpected("cannot upgrade " + path + " from schema version 1 to 2 (checksums): " + upgraded.error());
-  }
-  return {};
-}
-
-/// Checks an existing file's header, schema and pages, or creates the schema in a new one; a file of schema
-/// version 1 is upgraded to the current one.
-std::expected<void, std::string> check_or_create(sqlite3* database, const std::string& path,
-                                                 const sqlite_options& options) {
-  // Reading the header is the first real read: a file that is not SQLite at all fails here.
-  auto application_id = query_integer(database, "PRAGMA application_id");
-  std::expected<std::int64_t, std::string> schema_version = 0;
-  std::expected<std::int64_t, std::string> tables = 0;
-  if (application_id)
-    schema_version = query_integer(database, "PRAGMA user_version");
-  if (application_id && schema_version)
-    tables = query_integer(database, "SELECT count(*) FROM sqlite_schema");
-  if (!application_id || !schema_version || !tables) {
-    auto why = !application_id ? application_id.error() : !schema_version ? schema_version.error() : tables.error();
-    if ((sqlite3_errcode(database) & 0xff) == SQLITE_CORRUPT)
-      return std::unexpected(path + " is damaged: " + why);
-    return std::unexpected(path + " is not a readable SQLite database: " + why);
-  }
-
-  if (*application_id == 0 && *tables == 0 && *schema_version == 0) {
-    // A new (or empty) file. WAL is switched on only here and for our own files: never in a foreign one.
-    if (auto wal = execute(database, "PRAGMA journal_mode = WAL"); !wal)
-      return std::unexpected("cannot switch " + path + " to WAL mode: " + wal.error());
-    auto create = "BEGIN IMMEDIATE; " + std::string{schema_sql} + " PRAGMA application_id = "
-                  + std::to_string(sqlite_application_id)
-                  + "; PRAGMA user_version = " + std::to_string(sqlite_schema_version) + "; COMMIT;";
-    if (auto created = execute(database, create.c_str()); !created) {
-      (void)execute(database, "ROLLBACK");
-      return std::unexpected("cannot create the event log schema in " + path + ": " + created.error());
-    }
-    return {};
-  }
-  if (*application_id != sqlite_application_id)
-    return std::unexpected(
-      *application_id == 0
-        ? path + " is not a cqrs event log: it is a SQLite database of another application (no application id)"
-        : path + " is not a cqrs event log: its application id is " + hex(*application_id) + ", expected "
-            + hex(sqlite_application_id));
-  if (*schema_version > sqlite_schema_version)
-    return std::unexpected(path + " has event log schema version " + std::to_string(*schema_version)
-                           + ", newer than the version " + std::to_string(sqlite_schema_version)
-                           + " this program understands: open it with a newer cqrs-engine");
-  if (*schema_version < 1)
-    return std::unexpected(path + " has event log schema version " + std::to_string(*schema_version)
-                           + ", which this program cannot read (it writes version "
-                           + std::to_string(sqlite_schema_version) + ")");
-  auto events_table = query_integer(database, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
-                                              "name = 'events'");
-  if (!events_table || *events_table != 1)
-    return std::unexpected(path + " is damaged: it is marked as a cqrs event log but has no events table");
-  if (options.open_check == sqlite_open_check::quick_check) {
-    auto check = prepare(database, "PRAGMA quick_check(5)");
-    if (!check)
-      return std::unexpected(path + " is damaged: " + check.error());
-    std::string problems;
-    int step = SQLITE_ROW;
-    while ((step = sqlite3_step(check->get())) == SQLITE_ROW) {
-      auto line = column_text(check->get(), 0);
-      if (line != "ok")
-        problems += (problems.empty() ? "" : "; ") + std::string{line};
-    }
-    if (step != SQLITE_DONE)
-      return std::unexpected(path + " is damaged: " + error_text(database));
-    if (!problems.empty())
-      return std::unexpected(path + " is damaged: " + problems);
-  }
-  if (auto wal = execute(database, "PRAGMA journal_mode = WAL"); !wal)
-    return std::unexpected("cannot switch " + path + " to WAL mode: " + wal.error());
-  if (*schema_version == 1)
-    return add_checksums(database, path);
-  return {};
-}
-
-std::expected<writer, std::string> open_writer(const std::string& path, const sqlite_options& options) {
-  auto database = open_connection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, options);
-  if (!database)
-    return std::unexpected("cannot open " + path + ": " + database.error());
-  auto* raw = database->get();
-  if (sqlite3_db_readonly(raw, "main") == 1)
-    return std::unexpected("cannot open " + path + " for writing (read-only file or folder)");
-  // The upgrade of a version 1 file, and saving a snapshot over a damaged one, compute checksums in SQL.
-  if (!detail::register_checksum_functions(raw))
-    return std::unexpected("cannot register the checksum functions on " + path + ": " + error_text(raw));
-  if (auto checked = check_or_create(raw, path, options); !checked)
-    return std::unexpected(std::move(checked.error()));
-  // A snapshots table without the checksum column (written before snapshot checksums) gets it in the same
-  // transaction as the other additions.
-  auto snapshot_checksums = query_integer(raw, "SELECT count(*) = 1 FROM sqlite_schema WHERE type = 'table' AND "
-                                               "name = 'snapshots' AND NOT EXISTS (SELECT 1 FROM "
-                                               "pragma_table_info('snapshots') WHERE name = 'checksum')");
-  if (!snapshot_checksums)
-    return std::unexpected("cannot read the schema of " + path + ": " + snapshot_checksums.error());
-  auto additions = "BEGIN IMMEDIATE; "
-                   + (*snapshot_checksums ? std::string{add_snapshot_checksums_sql}
-                                              + std::string{detail::reseal_snapshots_sql} + "; "
-                                          : std::string{})
-                   + std::string{schema_additions_sql} + " COMMIT;";
-  if (auto added = execute(raw, additions.c_str()); !added) {
-    (void)execute(raw, "ROLLBACK");
-    return std::unexpected("cannot add the command index, the snapshots and the dead letters tables to " + path
-                           + ": " + added.error());
-  }
-  auto mode = options.synchronous == sqlite_synchronous::full ? "PRAGMA synchronous = FULL"
-                                                              : "PRAGMA synchronous = NORMAL";
-  if (auto synchronous = execute(raw, mode); !synchronous)
-    return std::unexpected("cannot set the synchronous mode of " + path + ": " + synchronous.error());
-  // After a burst the write-ahead log is cut back to this size at the next checkpoint instead of keeping its peak.
-  if (auto limit = execute(raw, "PRAGMA journal_size_limit = 67108864"); !limit)
-    return std::unexpected("cannot limit the write-ahead log of " + path + ": " + limit.error());
-  writer result;
-  result.database = std::move(*database);
-  for (auto [target, sql] : {std::pair{&result.begin, "BEGIN IMMEDIATE"sv}, std::pair{&result.commit, "COMMIT"sv},
-                             std::pair{&result.rollback, "ROLLBACK"sv}, std::pair{&result.insert, insert_sql},
-                             std::pair{&result.stream_version, stream_version_sql},
-                             std::pair{&result.last_position, last_position_sql},
-                             std::pair{&result.save_snapshot, save_snapshot_sql},
-                             std::pair{&result.save_dead_letter, save_dead_letter_sql}}) {
-    auto prepared = prepare(raw, sql);
-    if (!prepared)
-      return std::unexpected(path + " does not have the event log's schema: " + prepared.error());
-    *target = std::move(*prepared);
-  }
-  return result;
-}
 
 } // namespace
 
