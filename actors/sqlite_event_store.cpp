@@ -23,7 +23,6 @@
 namespace cqrs {
 namespace {
 
-using namespace std::string_view_literals;
 using namespace detail::sqlite;
 
 struct string_hash {

@@ -451,13 +451,11 @@ std::int64_t verify_snapshots(const log_file& file, problem_list& problems, cons
     problems.add("read", "reading the columns of " + file.path() + " failed: " + *columns_error);
     return 0;
   }
-  auto rows = file.run(has_checksums
-                         ? "SELECT s.stream_type, s.stream_id, s.version, s.format, s.state, s.checksum, "
-                           "(SELECT max(e.version) FROM events e WHERE e.stream_type = s.stream_type AND "
-                           "e.stream_id = s.stream_id) FROM snapshots s ORDER BY s.stream_type, s.stream_id"
-                         : "SELECT s.stream_type, s.stream_id, s.version, s.format, s.state, 0, "
-                           "(SELECT max(e.version) FROM events e WHERE e.stream_type = s.stream_type AND "
-                           "e.stream_id = s.stream_id) FROM snapshots s ORDER BY s.stream_type, s.stream_id");
+  // A snapshots table from before snapshot checksums reads 0 in their place (and is not checked against them).
+  auto rows = file.run("SELECT s.stream_type, s.stream_id, s.version, s.format, s.state, "
+                       + std::string{has_checksums ? "s.checksum" : "0"}
+                       + ", (SELECT max(e.version) FROM events e WHERE e.stream_type = s.stream_type AND "
+                         "e.stream_id = s.stream_id) FROM snapshots s ORDER BY s.stream_type, s.stream_id");
   std::int64_t snapshots = 0;
   while (!interrupted.load(std::memory_order_relaxed) && rows.next()) {
     ++snapshots;
