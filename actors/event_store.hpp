@@ -11,7 +11,9 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cqrs {
@@ -101,6 +103,24 @@ struct event_type_codec {
   std::function<std::string(const std::any& payload)> encode;
   /// JSON text back to the aggregate's event variant, or why it cannot be decoded.
   std::function<std::expected<std::any, std::string>(std::string_view json)> decode;
+};
+
+/// Thrown by a durable store's read_stream and read_all when its log cannot be read, a position or version is
+/// missing, or an event fails its checksum, has no registered codec or does not decode. The read stops before
+/// that event: visitors never see an event without its payload.
+class event_read_error : public std::runtime_error {
+public:
+  event_read_error(std::string message, log_position position, std::string type_name)
+      : std::runtime_error(std::move(message)), position_(position), type_name_(std::move(type_name)) {}
+
+  /// Position of the event that could not be read (0 when the failure is not about one event).
+  log_position position() const noexcept { return position_; }
+  /// The stored type name of that event (empty when the failure is not about one event).
+  const std::string& type_name() const noexcept { return type_name_; }
+
+private:
+  log_position position_;
+  std::string type_name_;
 };
 
 /// The event log. Implementations are thread-safe: appends from many threads, reads concurrent with appends.

@@ -1,6 +1,8 @@
 // The SQLite event store: group commit by a writer thread, pooled readers, the decoded-chunk cache, snapshots and
 // dead letters; its connections, schema and open checks are in detail/sqlite_connection.hpp.
 #include "actors/sqlite_event_store.hpp"
+#include "actors/detail/event_codecs.hpp"
+#include "actors/detail/group_commit.hpp"
 #include "actors/detail/sqlite_connection.hpp"
 #include "actors/detail/store_support.hpp"
 #include "actors/event_checksum.hpp"
@@ -10,7 +12,6 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <exception>
 #include <mutex>
 #include <shared_mutex>
@@ -24,13 +25,8 @@ namespace cqrs {
 namespace {
 
 using namespace detail::sqlite;
-
-struct string_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view text) const noexcept { return std::hash<std::string_view>{}(text); }
-};
-
-using codec_map = std::unordered_map<std::string, event_type_codec, string_hash, std::equal_to<>>;
+using detail::codec_cursor;
+using detail::pending_append;
 
 /// A read fetches at most this many events (or bytes of payload) before it hands them to the visitor, so that
 /// its read transaction (which holds back WAL checkpoints) stays short and huge payloads are not all buffered.
@@ -40,10 +36,6 @@ constexpr std::size_t chunk_bytes = std::size_t{4} << 20;
 constexpr std::size_t max_idle_readers = 8;
 /// Stream versions the writer remembers; beyond this the cache starts over (versions reload from the file).
 constexpr std::size_t max_cached_streams = std::size_t{1} << 20;
-/// Snapshots wait for the next appends' transaction, so that they cost no fsync of their own; without appends
-/// they are committed on their own after this delay, or at once when this many are waiting.
-constexpr std::chrono::milliseconds snapshot_delay{1000};
-constexpr std::size_t max_waiting_snapshots = 1024;
 /// read_all's shared cache of decoded events: chunk k holds the positions k * cached_chunk_events + 1 to
 /// (k + 1) * cached_chunk_events, all committed (the engine's projections read in batches of the same size).
 constexpr log_position cached_chunk_events = 1024;
@@ -73,46 +65,6 @@ struct cached_chunk {
   std::uint64_t walkers = 0;
 };
 
-/// One append request waiting for the writer thread to commit it.
-struct pending_append {
-  append_request request;
-  /// The events' payloads as JSON text, encoded on the appender's thread before it queues.
-  std::vector<std::string> payloads;
-  /// Called with `result` once the request's transaction is over.
-  append_callback done;
-  std::expected<append_result, store_error> result =
-    std::unexpected(store_error{std::string{errc::store_failure}, "not run"});
-};
-
-/// A synchronous append waiting for its request's outcome (on the appender's stack).
-struct append_waiter {
-  std::mutex mutex;
-  std::condition_variable completed;
-  std::optional<std::expected<append_result, store_error>> result;
-};
-
-/// The codecs a read decodes with, remembering the last type found: logs mostly repeat a few types.
-class codec_cursor {
-public:
-  explicit codec_cursor(std::shared_ptr<const codec_map> codecs) : codecs_(std::move(codecs)) {}
-
-  const event_type_codec* find(std::string_view type) {
-    if (last_ && type == last_type_)
-      return last_;
-    auto found = codecs_->find(type);
-    if (found == codecs_->end())
-      return nullptr;
-    last_type_ = found->first; // the snapshot, and with it this key, lives as long as the cursor
-    last_ = &found->second;
-    return last_;
-  }
-
-private:
-  std::shared_ptr<const codec_map> codecs_;
-  std::string_view last_type_;
-  const event_type_codec* last_ = nullptr;
-};
-
 /// Events a read fetched in one go, and whether the query ran out or failed after them.
 struct chunk {
   std::vector<envelope> events;
@@ -130,22 +82,18 @@ class sqlite_store final : public sqlite_event_store {
 public:
   sqlite_store(std::string path, sqlite_options options, writer write, std::unique_ptr<reader> first_reader,
                log_position head)
-      : path_(std::move(path)), options_(std::move(options)), writer_(std::move(write)), head_(head) {
-    if (options_.max_batch_appends == 0)
-      options_.max_batch_appends = 1;
+      : path_(std::move(path)), options_(std::move(options)), writer_(std::move(write)), head_(head),
+        committer_(options_.max_batch_appends,
+                   [this](std::vector<pending_append>& batch, const std::vector<snapshot>& snapshots,
+                          const std::vector<dead_letter>& dead_letters) {
+                     return commit(batch, snapshots, dead_letters);
+                   },
+                   listeners_) {
     idle_readers_.push_back(std::move(first_reader));
-    writer_thread_ = std::thread{[this] { run_writer(); }};
   }
 
   /// Commits everything queued (appends and snapshots) and calls every queued callback before it returns.
-  ~sqlite_store() override {
-    {
-      std::lock_guard lock{queue_mutex_};
-      stopping_ = true;
-    }
-    queue_changed_.notify_one();
-    writer_thread_.join();
-  }
+  ~sqlite_store() override { committer_.stop(); }
 
   sqlite_store(const sqlite_store&) = delete;
   sqlite_store& operator=(const sqlite_store&) = delete;
@@ -154,26 +102,7 @@ public:
     auto accepted = accept(std::move(request), {});
     if (!accepted)
       return std::unexpected(std::move(accepted.error()));
-    if (std::this_thread::get_id() == writer_thread_.get_id()) {
-      // Called by a listener or a callback on the writer thread, which cannot wait for itself: it commits the
-      // request at once, between two batches.
-      std::vector<pending_append> batch;
-      batch.push_back(std::move(*accepted));
-      if (auto committed = commit(batch, {}, {}))
-        listeners_.notify(*committed);
-      return std::move(batch.front().result);
-    }
-    append_waiter waiter;
-    accepted->done = [&waiter](std::expected<append_result, store_error> result) {
-      std::lock_guard lock{waiter.mutex};
-      waiter.result = std::move(result);
-      // Notified under the lock: the waiter's stack frame may end as soon as the lock is released.
-      waiter.completed.notify_one();
-    };
-    enqueue(std::move(*accepted));
-    std::unique_lock lock{waiter.mutex};
-    waiter.completed.wait(lock, [&] { return waiter.result.has_value(); });
-    return std::move(*waiter.result);
+    return committer_.append(std::move(*accepted));
   }
 
   bool appends_in_background() const override { return true; }
@@ -185,7 +114,7 @@ public:
       return;
     }
     accepted->done = std::move(done);
-    enqueue(std::move(*accepted));
+    committer_.append_async(std::move(*accepted));
   }
 
   std::optional<recorded_command> find_command(const std::string& command_id) const override {
@@ -239,42 +168,18 @@ public:
   void save_snapshot(snapshot taken) override {
     if (!healthy_.load(std::memory_order_acquire))
       return; // the writer would drop it anyway
-    {
-      std::lock_guard lock{queue_mutex_};
-      if (side_writes_waiting() == 0)
-        snapshots_due_ = std::chrono::steady_clock::now() + snapshot_delay;
-      auto found = waiting_snapshots_.find(taken.stream);
-      if (found == waiting_snapshots_.end())
-        waiting_snapshots_.emplace(taken.stream, std::move(taken));
-      else if (taken.version >= found->second.version)
-        found->second = std::move(taken);
-    }
-    queue_changed_.notify_one();
+    committer_.save_snapshot(std::move(taken));
   }
 
   void record_dead_letter(dead_letter letter) override {
     if (!healthy_.load(std::memory_order_acquire))
       return; // the writer would drop it anyway
-    {
-      std::lock_guard lock{queue_mutex_};
-      if (side_writes_waiting() == 0)
-        snapshots_due_ = std::chrono::steady_clock::now() + snapshot_delay;
-      waiting_dead_letters_.push_back(std::move(letter));
-    }
-    queue_changed_.notify_one();
+    committer_.record_dead_letter(std::move(letter));
   }
 
   std::optional<snapshot> load_snapshot(const stream_id& stream) const override {
     // Snapshots not yet committed first: one that moves to the file meanwhile is then found there.
-    std::optional<snapshot> result;
-    {
-      std::lock_guard lock{queue_mutex_};
-      if (auto found = waiting_snapshots_.find(stream); found != waiting_snapshots_.end())
-        result = found->second;
-      for (const auto& taken : writing_snapshots_)
-        if (taken.stream == stream && (!result || taken.version > result->version))
-          result = taken;
-    }
+    auto result = committer_.waiting_snapshot(stream);
     auto lease = take_reader();
     auto* query = lease.get()->load_snapshot.get();
     reset_on_exit reset{query};
@@ -445,12 +350,7 @@ public:
   log_position head() const override { return head_.load(std::memory_order_acquire); }
 
   void add_event_types(std::vector<event_type_codec> codecs) override {
-    std::unique_lock lock{codecs_mutex_};
-    auto updated = std::make_shared<codec_map>(*codecs_);
-    // The first codec of a name stays: readers already decoding with it keep seeing the same types.
-    for (auto& codec : codecs)
-      updated->try_emplace(std::string{codec.type_name}, std::move(codec));
-    codecs_ = std::move(updated);
+    codecs_.add(std::move(codecs));
   }
 
   std::uint64_t subscribe(head_listener listener) override { return listeners_.subscribe(std::move(listener)); }
@@ -475,8 +375,7 @@ public:
     result.damage_passed = damage_passed_.load(std::memory_order_relaxed);
     result.damaged_snapshots = damaged_snapshots_.load(std::memory_order_relaxed);
     result.dead_letters = dead_letters_.load(std::memory_order_relaxed);
-    std::lock_guard lock{queue_mutex_};
-    result.queued = queue_.size();
+    result.queued = committer_.queued();
     return result;
   }
 
@@ -706,12 +605,6 @@ private:
     }
   }
 
-  /// "event 12 (account/a-1 v3)", for read errors.
-  static std::string describe(const envelope& event) {
-    return "event " + std::to_string(event.position) + " (" + event.stream->to_string() + " v"
-           + std::to_string(event.version) + ")";
-  }
-
   /// Fills the envelope's remaining fields from a row (its position, stream and version already set); throws
   /// event_read_error if the row fails its checksum or the payload cannot be decoded. Returns the payload's size,
   /// which bounds how much a read buffers.
@@ -720,33 +613,13 @@ private:
                           std::int64_t stored_checksum) const {
     check_checksum(stored_event_fields{event.position, event.stream->type, event.stream->id, event.version, type,
                                        timestamp, command_id, correlation_id, payload},
-                   stored_checksum, describe(event), "; the read stops before it");
-    const auto* codec = codecs.find(type);
-    if (!codec)
-      throw event_read_error(describe(event) + " has type \"" + std::string{type}
-                               + "\", which has no registered codec (add_event_types / add_aggregate); the read "
-                                 "stops before it",
-                             event.position, std::string{type});
-    std::expected<std::any, std::string> decoded;
-    try {
-      decoded = codec->decode(payload);
-    } catch (const std::exception& error) {
-      decoded = std::unexpected(std::string{"decode threw: "} + error.what());
-    }
-    if (!decoded)
-      throw event_read_error(describe(event) + " of type \"" + std::string{type} + "\" does not decode ("
-                               + decoded.error() + "); the read stops before it",
-                             event.position, std::string{type});
-    event.type_name = codec->type_name; // the codec's static storage, never the row's
+                   stored_checksum, detail::describe(event), "; the read stops before it");
+    detail::decode_payload(event, codecs, type, payload);
     event.timestamp = from_microseconds(timestamp);
     event.command_id = command_id;
     event.correlation_id = correlation_id;
-    event.payload = std::move(*decoded);
     return payload.size();
   }
-
-  /// Snapshots and dead letters waiting for the next transaction; called with queue_mutex_ held.
-  std::size_t side_writes_waiting() const { return waiting_snapshots_.size() + waiting_dead_letters_.size(); }
 
   /// Throws event_read_error naming `what` when the row's stored checksum is not the one of its fields (unless
   /// reads go on past damage).
@@ -781,10 +654,7 @@ private:
     throw event_read_error("reading " + path_ + " failed: " + error_text(lease.get()->database.get()), 0, "");
   }
 
-  std::shared_ptr<const codec_map> codec_snapshot() const {
-    std::shared_lock lock{codecs_mutex_};
-    return codecs_;
-  }
+  std::shared_ptr<const detail::codec_map> codec_snapshot() const { return codecs_.snapshot(); }
 
   /// Checks the request and encodes its payloads on the appender's thread, so that the writer only binds text.
   std::expected<pending_append, store_error> accept(append_request request, append_callback done) const {
@@ -794,97 +664,10 @@ private:
       return std::unexpected(store_error{std::string{errc::invalid_request}, "append without events"});
     if (!healthy_.load(std::memory_order_acquire))
       return std::unexpected(unhealthy_error());
-    pending_append pending{std::move(request), {}, std::move(done)};
-    if (auto encoded = encode_payloads(pending); !encoded)
-      return std::unexpected(std::move(encoded.error()));
-    return pending;
-  }
-
-  void enqueue(pending_append pending) {
-    {
-      std::lock_guard lock{queue_mutex_};
-      queue_.push_back(std::move(pending));
-    }
-    queue_changed_.notify_one();
-  }
-
-  /// The writer thread: commits whatever is queued, one transaction per batch, until the store closes and
-  /// nothing is left.
-  void run_writer() {
-    std::unique_lock lock{queue_mutex_};
-    auto batch_ready = [this] {
-      return stopping_ || !queue_.empty() || side_writes_waiting() >= max_waiting_snapshots;
-    };
-    while (true) {
-      if (!batch_ready()) {
-        if (side_writes_waiting() == 0) {
-          queue_changed_.wait(lock, [&] { return batch_ready() || side_writes_waiting() > 0; });
-          continue; // snapshots and dead letters alone wait for appends, or for their delay
-        }
-        if (!queue_changed_.wait_until(lock, snapshots_due_, batch_ready)
-            && std::chrono::steady_clock::now() < snapshots_due_)
-          continue; // woken for a snapshot saved meanwhile: keep waiting
-      }
-      if (queue_.empty() && side_writes_waiting() == 0)
-        return; // closing, and everything queued is committed
-      std::vector<pending_append> batch;
-      batch.reserve(std::min(queue_.size(), options_.max_batch_appends));
-      while (!queue_.empty() && batch.size() < options_.max_batch_appends) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-      for (auto& [stream, taken] : waiting_snapshots_)
-        writing_snapshots_.push_back(std::move(taken));
-      waiting_snapshots_.clear();
-      auto dead_letters = std::move(waiting_dead_letters_);
-      waiting_dead_letters_.clear();
-      lock.unlock();
-      // writing_snapshots_ changes only here, under the lock: the writer reads it without.
-      auto committed = commit(batch, writing_snapshots_, dead_letters);
-      lock.lock();
-      writing_snapshots_.clear();
-      lock.unlock();
-      // Listeners hear the new head before any request of the batch is answered, as with the in-memory store.
-      // Neither listeners nor callbacks may end the writer thread: what they throw is dropped.
-      if (committed) {
-        try {
-          listeners_.notify(*committed);
-        } catch (...) {
-        }
-      }
-      for (auto& pending : batch) {
-        try {
-          pending.done(std::move(pending.result));
-        } catch (...) {
-        }
-      }
-      lock.lock();
-    }
-  }
-
-  /// Encodes the request's payloads on the appender's thread, so that the writer only binds text.
-  std::expected<void, store_error> encode_payloads(pending_append& pending) const {
-    auto codecs = codec_snapshot();
-    pending.payloads.reserve(pending.request.events.size());
-    for (const auto& event : pending.request.events) {
-      auto found = codecs->find(event.type_name);
-      if (found == codecs->end())
-        return std::unexpected(store_error{
-          std::string{errc::invalid_request},
-          "no codec for event type \"" + std::string{event.type_name}
-            + "\": register the aggregate's event types (add_event_types) before appending; nothing was appended"});
-      if (!event.payload.has_value())
-        return std::unexpected(store_error{std::string{errc::invalid_request},
-                                           "event of type \"" + std::string{event.type_name} + "\" has no payload"});
-      try {
-        pending.payloads.push_back(found->second.encode(event.payload));
-      } catch (const std::exception& error) {
-        return std::unexpected(store_error{std::string{errc::invalid_request}, "cannot encode an event of type \""
-                                                                          + std::string{event.type_name}
-                                                                          + "\": " + error.what()});
-      }
-    }
-    return {};
+    auto payloads = codecs_.encode(request.events);
+    if (!payloads)
+      return std::unexpected(std::move(payloads.error()));
+    return pending_append{std::move(request), std::move(*payloads), std::move(done)};
   }
 
   /// Runs one transaction for the batch, the snapshots and the dead letters and sets every request's result. Returns the new head
@@ -1145,23 +928,12 @@ private:
                                                            + failure().value_or("a failure") + "; reopen it to continue"};
   }
 
-
   const std::string path_;
   sqlite_options options_;
 
   // The writer's state: touched only on the writer thread.
   writer writer_;
   detail::shared_stream_map<stream_version> versions_;
-
-  mutable std::mutex queue_mutex_;
-  std::condition_variable queue_changed_;
-  std::deque<pending_append> queue_;
-  /// Snapshots waiting for the next transaction (the latest of each stream), and those in the running one.
-  std::unordered_map<stream_id, snapshot, detail::stream_id_hash> waiting_snapshots_;
-  std::vector<snapshot> writing_snapshots_;
-  std::vector<dead_letter> waiting_dead_letters_;
-  std::chrono::steady_clock::time_point snapshots_due_;
-  bool stopping_ = false;
 
   std::atomic<log_position> head_;
   std::atomic<bool> healthy_{true};
@@ -1194,13 +966,12 @@ private:
   mutable std::atomic<std::uint64_t> damage_passed_{0};
   mutable std::atomic<std::uint64_t> damaged_snapshots_{0};
 
-  mutable std::shared_mutex codecs_mutex_;
-  std::shared_ptr<const codec_map> codecs_ = std::make_shared<codec_map>();
+  detail::codec_registry codecs_;
 
   detail::head_listeners listeners_;
 
-  /// Last member: it starts once everything it uses is constructed.
-  std::thread writer_thread_;
+  /// Last member: its writer thread starts once everything it uses is constructed.
+  detail::group_commit committer_;
 };
 
 } // namespace

@@ -75,23 +75,6 @@ struct sqlite_store_statistics {
   std::uint64_t damaged_snapshots = 0;
 };
 
-/// Thrown by read_stream and read_all when the file cannot be read, a position or version is missing, or an event
-/// in it fails its checksum, has no registered codec or does not decode. The read stops before that event: visitors never see an event without its payload.
-class event_read_error : public std::runtime_error {
-public:
-  event_read_error(std::string message, log_position position, std::string type_name)
-      : std::runtime_error(std::move(message)), position_(position), type_name_(std::move(type_name)) {}
-
-  /// Position of the event that could not be read (0 when the failure is not about one event).
-  log_position position() const noexcept { return position_; }
-  /// The stored type name of that event (empty when the failure is not about one event).
-  const std::string& type_name() const noexcept { return type_name_; }
-
-private:
-  log_position position_;
-  std::string type_name_;
-};
-
 /// The event log in a SQLite file (table `events`, one row per event, indexed by command id; table `snapshots`,
 /// the latest snapshot of each stream; see the schema in the .cpp).
 ///
