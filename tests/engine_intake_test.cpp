@@ -148,7 +148,7 @@ TEST_CASE("one thread is held to max_in_flight exactly: its own share is counted
   CHECK(log_of(*store).size() == limit);
 }
 
-TEST_CASE("a command to an aggregate whose mailbox is full is answered with overloaded; the others go on") {
+TEST_CASE("a command to an aggregate whose mailbox is full is answered with overloaded: the others go on") {
   auto store = std::make_shared<gated_store>();
   auto engine = bank_engine({.store = store, .max_in_flight = 0, .max_queued_per_aggregate = 2});
   // Opens the gate before the engine shuts down when a check fails first: the shutdown waits for the held commands.
@@ -182,7 +182,7 @@ TEST_CASE("a command to an aggregate whose mailbox is full is answered with over
   CHECK(log_of(*store).size() == 4);
 }
 
-TEST_CASE("queries waiting for a position count against max_in_flight; ready ones are always answered") {
+TEST_CASE("queries waiting for a position count against max_in_flight: ready ones are always answered") {
   auto engine = bank_engine({.max_in_flight = 3});
   auto far = [&] { return engine->query(readmodels::get_bank_totals{}, cqrs::at_least(1'000'000, 60s)); };
   std::vector<std::future<cqrs::query_result<readmodels::bank_totals_view>>> waiting;

@@ -140,7 +140,7 @@ TEST_CASE("Commands committed in the background still run one at a time, in each
   CHECK(totals->model == cqrs::fold_log<readmodels::bank_totals>(*store));
 }
 
-TEST_CASE("Beyond the live maximum, idle aggregates stop and come back with their state; nothing is lost or reordered") {
+TEST_CASE("Beyond the live maximum, idle aggregates stop and come back with their state: nothing is lost or reordered") {
   auto store = cqrs::make_memory_event_store();
   constexpr std::size_t live_maximum = 128;
   auto engine = bank_engine({.store = store, .passivate_after = 0ms, .max_live_aggregates = live_maximum});
@@ -295,7 +295,7 @@ TEST_CASE("Outside the idempotency window a re-sent command id is a new command"
   CHECK(get_within(engine->inspect<bank::account>("forgetful"), "the state of forgetful")->balance_cents == 1000);
 }
 
-TEST_CASE("Snapshots: recovery starts from the latest one; an unreadable one falls back to full replay") {
+TEST_CASE("Snapshots: recovery starts from the latest one: an unreadable one falls back to full replay") {
   auto store = cqrs::make_memory_event_store();
   auto fill = [&] {
     cqrs::engine writer{{.store = store, .tuning = {.threads = 2}}};
@@ -352,7 +352,7 @@ TEST_CASE("Snapshots: recovery starts from the latest one; an unreadable one fal
   }
 }
 
-TEST_CASE("After a failed commit the engine is unhealthy and refuses writes; reads go on") {
+TEST_CASE("After a failed commit the engine is unhealthy and refuses writes: reads go on") {
   auto store = std::make_shared<background_store>();
   auto engine = bank_engine({.store = store});
   open(*engine, "account");

@@ -342,7 +342,7 @@ TEST_CASE("an event that cannot be decoded stops the read with an event_read_err
 }
 
 TEST_CASE("a log changed after it was written is refused at the changed event: by reads, projections and "
-          "aggregates; told to, reads go on past it",
+          "aggregates. Told to, reads go on past it",
           "[store][sqlite]") {
   test_support::temporary_folder folder;
   auto path = folder.file("events.db");

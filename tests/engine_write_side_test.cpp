@@ -70,7 +70,7 @@ TEST_CASE("64 threads x 1,000 commands to one aggregate are all applied, one at 
   CHECK(next_index.size() == senders);
 }
 
-TEST_CASE("a command to an idle aggregate runs on the sending thread; commands sent from its reply never nest in it") {
+TEST_CASE("a command to an idle aggregate runs on the sending thread: commands sent from its reply never nest in it") {
   auto engine = bank_engine();
   open(*engine, "here");
   open(*engine, "elsewhere");
@@ -223,7 +223,7 @@ TEST_CASE("an empty aggregate id or an unregistered command type is refused by t
   CHECK(engine->head() == 0);
 }
 
-TEST_CASE("the accepted reply reports version, position and event count; commands without events report the latest") {
+TEST_CASE("the accepted reply reports version, position and event count: commands without events report the latest") {
   auto engine = bank_engine();
   auto opened = open(*engine, "a");
   CHECK(opened.version == 1);
@@ -237,7 +237,7 @@ TEST_CASE("the accepted reply reports version, position and event count; command
   CHECK(deposit->events == 1);
 }
 
-TEST_CASE("the envelope carries the command id as causation and the correlation id; ids are generated when absent") {
+TEST_CASE("the envelope carries the command id as causation and the correlation id: ids are generated when absent") {
   auto engine = bank_engine();
   REQUIRE(run(*engine, bank::open_account{"a", "ann"}, {"cmd-open", "conv-7"}));
   REQUIRE(run(*engine, bank::deposit{"a", 3}));
