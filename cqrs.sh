@@ -7,10 +7,14 @@
 #   ./cqrs.sh build                    install and build only
 #   ./cqrs.sh sanitize                 run the suite under ASan+UBSan (build-asan/) and TSan (build-tsan/)
 #   ./cqrs.sh fuzz [SECONDS]           run every libFuzzer target (fuzz/) for SECONDS each (default 60), with clang-16
+#   ./cqrs.sh pg                       start a throwaway PostgreSQL server, print its connection string, and stop and
+#                                      remove it on Ctrl-C (the tests start their own)
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(cmake make g++ libcaf-dev libboost-json1.81-dev catch2 libcli11-dev libsqlite3-dev libxxhash-dev)
+# postgresql: the tests start a throwaway server of their own (tests/postgres_server.sh); libpq-dev: the store.
+packages=(cmake make g++ libcaf-dev libboost-json1.81-dev catch2 libcli11-dev libsqlite3-dev libxxhash-dev
+  postgresql libpq-dev)
 
 install_missing() {
   local missing=()
@@ -77,8 +81,19 @@ case $command in
         "build-fuzz/corpus/$target" "fuzz/corpus/$target"
     done
     ;;
+  pg)
+    install_missing
+    state=$(mktemp "${TMPDIR:-/tmp}/cqrs-pg-state.XXXXXX")
+    tests/postgres_server.sh start "$state"
+    trap 'tests/postgres_server.sh stop "$state"; echo "server stopped and removed"' EXIT
+    trap 'exit 0' INT TERM
+    echo "PostgreSQL is running; its connection string (for --store postgres:...):"
+    echo "  $(head -n 1 "$state")"
+    echo "Ctrl-C stops it and removes its folder."
+    while true; do sleep 3600; done
+    ;;
   *)
-    echo "usage: ./cqrs.sh demo|test|build|sanitize|fuzz [options...]" >&2
+    echo "usage: ./cqrs.sh demo|test|build|sanitize|fuzz|pg [options...]" >&2
     exit 2
     ;;
 esac

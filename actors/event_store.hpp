@@ -175,6 +175,10 @@ public:
   /// nothing while it can.
   virtual std::optional<std::string> failure() const { return std::nullopt; }
 
+  /// Why appends are waiting although the store can still append (a store retrying a lost connection to its
+  /// server: the waiting appends are committed once it is back), or nothing while they are not.
+  virtual std::optional<std::string> degraded() const { return std::nullopt; }
+
   /// Learns how to encode and decode event types. The in-memory store keeps payloads as objects and ignores it;
   /// a durable store needs a codec for every type it writes or reads back.
   virtual void add_event_types(std::vector<event_type_codec> codecs) { (void)codecs; }

@@ -1,6 +1,9 @@
-// The event store contract, run against every store: the in-memory one and the SQLite one in a temporary folder.
+// The event store contract, run against every store: the in-memory one, the SQLite one in a temporary folder and
+// the PostgreSQL one in a fresh schema of the test server.
 #include "actors/event_store.hpp"
+#include "actors/postgres_event_store.hpp"
 #include "actors/sqlite_event_store.hpp"
+#include "postgres_test_support.hpp"
 #include "store_test_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -52,6 +55,34 @@ private:
   }
 };
 
+/// A new PostgreSQL store (default options) in a schema of its own on the test server.
+struct postgres_store {
+  static constexpr const char* name = "postgres";
+  /// Only sender-chosen command ids have a table of their own.
+  static constexpr bool finds_every_command = false;
+  cqrs::postgres_options options;
+  std::shared_ptr<cqrs::event_store> store;
+  postgres_store() {
+    options.schema = test_support::fresh_schema("conformance");
+    open();
+  }
+  /// Closes the store (committing everything queued) and opens its schema again, as a restarted program would.
+  bool reopen() {
+    store.reset();
+    open();
+    return true;
+  }
+
+private:
+  void open() {
+    auto opened = cqrs::open_postgres_event_store(test_support::postgres_conninfo(), options);
+    if (!opened)
+      throw std::runtime_error(opened.error().message);
+    store = *opened;
+    test_support::register_test_event_types(*store);
+  }
+};
+
 std::vector<cqrs::envelope> whole_log(const cqrs::event_store& store) {
   std::vector<cqrs::envelope> events;
   store.read_all(0, store.head(), [&](const cqrs::envelope& event) {
@@ -79,7 +110,8 @@ cqrs::append_request remembered(cqrs::append_request request) {
 } // namespace
 
 TEMPLATE_TEST_CASE("an append assigns gap-free positions and stream versions, and reads back every envelope field",
-                   "[store][conformance]", memory_store, sqlite_store) {
+                   "[store][conformance]", memory_store, sqlite_store,
+                   postgres_store) {
   TestType fixture;
   cqrs::event_store& store = *fixture.store;
   auto before = std::chrono::system_clock::now() - std::chrono::seconds{1};
@@ -117,7 +149,8 @@ TEMPLATE_TEST_CASE("an append assigns gap-free positions and stream versions, an
 }
 
 TEMPLATE_TEST_CASE("reads of a stream and of the log honour their ranges and stop when the visitor says so",
-                   "[store][conformance]", memory_store, sqlite_store) {
+                   "[store][conformance]", memory_store, sqlite_store,
+                   postgres_store) {
   TestType fixture;
   cqrs::event_store& store = *fixture.store;
   REQUIRE(store.append(deposits(account_stream("a"), 0, {1, 2})));
@@ -155,7 +188,8 @@ TEMPLATE_TEST_CASE("reads of a stream and of the log honour their ranges and sto
 }
 
 TEMPLATE_TEST_CASE("an append with a stale expected version is refused and appends nothing", "[store][conformance]",
-                   memory_store, sqlite_store) {
+                   memory_store, sqlite_store,
+                   postgres_store) {
   TestType fixture;
   cqrs::event_store& store = *fixture.store;
   REQUIRE(store.append(deposits(account_stream("a"), 0, {1})));
@@ -175,7 +209,7 @@ TEMPLATE_TEST_CASE("an append with a stale expected version is refused and appen
 }
 
 TEMPLATE_TEST_CASE("an append without events or without a stream is refused", "[store][conformance]", memory_store,
-                   sqlite_store) {
+                   sqlite_store, postgres_store) {
   TestType fixture;
   cqrs::event_store& store = *fixture.store;
   auto empty = store.append(deposits(account_stream("a"), 0, {}));
@@ -188,7 +222,7 @@ TEMPLATE_TEST_CASE("an append without events or without a stream is refused", "[
 }
 
 TEMPLATE_TEST_CASE("racing appends on one expected version: exactly one wins", "[store][conformance]", memory_store,
-                   sqlite_store) {
+                   sqlite_store, postgres_store) {
   TestType fixture;
   cqrs::event_store& store = *fixture.store;
   constexpr int racers = 16;
@@ -220,7 +254,8 @@ TEMPLATE_TEST_CASE("racing appends on one expected version: exactly one wins", "
 }
 
 TEMPLATE_TEST_CASE("appends from 8 threads keep the log gap-free, in commit order, while readers read",
-                   "[store][conformance]", memory_store, sqlite_store) {
+                   "[store][conformance]", memory_store, sqlite_store,
+                   postgres_store) {
   TestType fixture;
   cqrs::event_store& store = *fixture.store;
   constexpr int writers = 8;
@@ -287,7 +322,7 @@ TEMPLATE_TEST_CASE("appends from 8 threads keep the log gap-free, in commit orde
 }
 
 TEMPLATE_TEST_CASE("listeners hear every new head until they unsubscribe", "[store][conformance]", memory_store,
-                   sqlite_store) {
+                   sqlite_store, postgres_store) {
   TestType fixture;
   cqrs::event_store& store = *fixture.store;
   std::vector<cqrs::log_position> heard;
@@ -302,7 +337,8 @@ TEMPLATE_TEST_CASE("listeners hear every new head until they unsubscribe", "[sto
 }
 
 TEMPLATE_TEST_CASE("empty, field-less and huge payloads survive the round trip", "[store][conformance]",
-                   memory_store, sqlite_store) {
+                   memory_store, sqlite_store,
+                   postgres_store) {
   TestType fixture;
   cqrs::event_store& store = *fixture.store;
   auto blob_stream = std::make_shared<const cqrs::stream_id>(cqrs::stream_id{"blob", "b-1"});
@@ -334,7 +370,8 @@ TEMPLATE_TEST_CASE("empty, field-less and huge payloads survive the round trip",
 }
 
 TEMPLATE_TEST_CASE("one request with thousands of events is appended atomically with contiguous positions",
-                   "[store][conformance]", memory_store, sqlite_store) {
+                   "[store][conformance]", memory_store, sqlite_store,
+                   postgres_store) {
   TestType fixture;
   cqrs::event_store& store = *fixture.store;
   REQUIRE(store.append(deposits(account_stream("first"), 0, {0})));
@@ -350,8 +387,9 @@ TEMPLATE_TEST_CASE("one request with thousands of events is appended atomically 
   CHECK(stream_amounts(store, "bulk", 4990).size() == 10);
 }
 
-TEMPLATE_TEST_CASE("a command's events are found by its id, also after a restart; an unknown id is not",
-                   "[store][conformance]", memory_store, sqlite_store) {
+TEMPLATE_TEST_CASE("a command's events are found by its id, also after a restart: an unknown id is not",
+                   "[store][conformance]", memory_store, sqlite_store,
+                   postgres_store) {
   TestType fixture;
   auto before = std::chrono::system_clock::now() - std::chrono::seconds{1};
   REQUIRE(fixture.store->append(remembered(deposits(account_stream("a"), 0, {1}, "cmd-a1"))));
@@ -395,7 +433,8 @@ TEMPLATE_TEST_CASE("a command's events are found by its id, also after a restart
 }
 
 TEMPLATE_TEST_CASE("a stream's latest snapshot is kept, an older one does not replace it, and it survives a restart",
-                   "[store][conformance]", memory_store, sqlite_store) {
+                   "[store][conformance]", memory_store, sqlite_store,
+                   postgres_store) {
   TestType fixture;
   cqrs::stream_id a{"account", "a"};
   cqrs::stream_id b{"account", "b"};

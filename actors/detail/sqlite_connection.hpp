@@ -3,6 +3,7 @@
 // its schema checks, creation and upgrades) and the read connections, each with its statements prepared.
 #pragma once
 
+#include "actors/detail/store_support.hpp"
 #include "actors/sqlite_event_store.hpp"
 
 #include <sqlite3.h>
@@ -68,20 +69,8 @@ inline std::int64_t column_integer(sqlite3_stmt* statement, int index) {
   return sqlite3_value_int64(sqlite3_column_value(statement, index));
 }
 
-inline std::int64_t to_microseconds(std::chrono::system_clock::time_point time) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch()).count();
-}
-
-inline std::chrono::system_clock::time_point from_microseconds(std::int64_t microseconds) {
-  // The clock counts nanoseconds, ±292 years: a damaged timestamp (read past damage) may be any integer, and
-  // converting it would overflow. It is clamped instead.
-  constexpr auto limit = std::chrono::duration_cast<std::chrono::microseconds>(
-                           std::chrono::system_clock::duration::max())
-                           .count();
-  microseconds = std::clamp<std::int64_t>(microseconds, -limit, limit);
-  return std::chrono::system_clock::time_point{
-    std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds{microseconds})};
-}
+using detail::from_microseconds;
+using detail::to_microseconds;
 
 inline constexpr std::string_view schema_sql = R"sql(
 CREATE TABLE events (

@@ -1,10 +1,12 @@
-// Internal: pieces both event stores share: hashing a stream id (and maps keyed by shared streams), and the
-// registry of head listeners.
+// Internal: pieces the event stores share: hashing a stream id (and maps keyed by shared streams), timestamps as
+// stored (microseconds since the epoch), and the registry of head listeners.
 #pragma once
 
 #include "actors/detail/cost_counting.hpp"
 #include "actors/event_store.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,6 +45,21 @@ struct shared_stream_equal {
 template <class Value>
 using shared_stream_map =
   std::unordered_map<std::shared_ptr<const stream_id>, Value, shared_stream_hash, shared_stream_equal>;
+
+inline std::int64_t to_microseconds(std::chrono::system_clock::time_point time) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(time.time_since_epoch()).count();
+}
+
+inline std::chrono::system_clock::time_point from_microseconds(std::int64_t microseconds) {
+  // The clock counts nanoseconds, ±292 years: a damaged timestamp (read past damage) may be any integer, and
+  // converting it would overflow. It is clamped instead.
+  constexpr auto limit = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::system_clock::duration::max())
+                           .count();
+  microseconds = std::clamp<std::int64_t>(microseconds, -limit, limit);
+  return std::chrono::system_clock::time_point{
+    std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds{microseconds})};
+}
 
 /// The listeners of a store's head: subscribe and unsubscribe from any thread, notify after each commit.
 class head_listeners {
