@@ -679,7 +679,7 @@ engine_health engine::health() const {
     return engine_health{false, std::move(*reason)};
   if (auto failure = core_->store->failure())
     return engine_health{false, "the store cannot append: " + *failure};
-  return engine_health{};
+  return engine_health{true, {}, core_->store->degraded().value_or("")};
 }
 
 bool engine::wait_for_statistics(const std::function<bool(const engine_statistics&)>& condition,

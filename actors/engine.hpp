@@ -160,6 +160,9 @@ struct engine_health {
   bool healthy = true;
   /// Why the engine refuses writes; empty while healthy.
   std::string reason{};
+  /// Why commands are waiting although the engine is healthy (its store retries a lost connection to its server;
+  /// the waiting commands are committed once it is back); empty otherwise.
+  std::string degraded{};
 };
 
 /// A command's events were appended (or it decided on none).

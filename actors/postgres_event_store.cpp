@@ -16,6 +16,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -106,13 +107,8 @@ std::expected<result, failure> run_prepared(PGconn* link, const char* name, cons
   std::vector<const char*> values;
   for (const auto& param : params)
     values.push_back(param.c_str());
-  result rows{PQexecPrepared(link, name, static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0)};
-  if (rows && PQresultStatus(rows.get()) == PGRES_TUPLES_OK)
-    return rows;
-  std::string message = rows ? PQresultErrorMessage(rows.get()) : PQerrorMessage(link);
-  while (!message.empty() && message.back() == '\n')
-    message.pop_back();
-  return std::unexpected(failure{message, PQstatus(link) == CONNECTION_BAD});
+  return checked(link, PQexecPrepared(link, name, static_cast<int>(values.size()), values.data(), nullptr, nullptr,
+                                      0));
 }
 
 /// How one attempt at a batch's transaction ended.
@@ -336,7 +332,12 @@ public:
 
   std::optional<std::string> degraded() const override {
     std::lock_guard lock{status_mutex_};
-    return degraded_;
+    if (degraded_.empty())
+      return std::nullopt;
+    std::string reasons;
+    for (const auto& [problem, reason] : degraded_)
+      reasons += (reasons.empty() ? "" : "; ") + reason;
+    return reasons;
   }
 
   postgres_store_statistics statistics() const override {
@@ -368,17 +369,22 @@ private:
     reader_lease(const reader_lease&) = delete;
     reader_lease& operator=(const reader_lease&) = delete;
     ~reader_lease() {
-      if (PQstatus(reader_->link.get()) == CONNECTION_OK)
+      if (!lost_ && PQstatus(reader_->link.get()) == CONNECTION_OK)
         store_.give_back(std::move(reader_));
     }
     PGconn* link() const { return reader_->link.get(); }
+    /// The connection failed as a lost one does: it is closed instead of going back to the pool.
+    void lost() { lost_ = true; }
 
   private:
     const postgres_store& store_;
     std::unique_ptr<reader> reader_;
+    bool lost_ = false;
   };
 
-  reader_lease take_reader() const {
+  /// An idle read connection, or a new one (waiting for the server while it cannot be reached: reads wait out an
+  /// outage as appends do, unless the store is closing).
+  reader_lease take_reader(bool again) const {
     {
       std::lock_guard lock{readers_mutex_};
       if (!idle_readers_.empty()) {
@@ -387,9 +393,10 @@ private:
         return reader_lease{*this, std::move(borrowed)};
       }
     }
-    auto opened = open_reader(conninfo_, names_);
+    auto opened = with_backoff("a reader cannot reach PostgreSQL", "reads wait and are retried", again,
+                               std::chrono::milliseconds{0}, [this] { return open_reader(conninfo_, names_); });
     if (!opened)
-      throw event_read_error("cannot open a read connection to PostgreSQL: " + opened.error(), 0, "");
+      throw event_read_error("cannot open a read connection to PostgreSQL while the store closes", 0, "");
     return reader_lease{*this, std::move(*opened)};
   }
 
@@ -399,20 +406,30 @@ private:
       idle_readers_.push_back(std::move(returned));
   }
 
+  /// Runs a read on a pooled connection; a lost connection is dropped and the read runs again on another one
+  /// (each read is one statement, so running it again is harmless). Throws event_read_error when the server
+  /// refuses it, or when the store closes while the server cannot be reached.
+  template <class Run>
+  result read_with_retry(Run run, const std::string& what) const {
+    bool again = false;
+    while (true) {
+      auto lease = take_reader(again);
+      auto rows = run(lease.link());
+      if (rows)
+        return std::move(*rows);
+      if (!rows.error().connection_lost || closing_.load(std::memory_order_acquire))
+        throw event_read_error(what + " from PostgreSQL failed: " + rows.error().message, 0, "");
+      lease.lost();
+      again = true;
+    }
+  }
+
   result read_prepared(const char* statement, const std::vector<std::string>& params, const std::string& what) const {
-    auto lease = take_reader();
-    auto rows = run_prepared(lease.link(), statement, params);
-    if (!rows)
-      throw event_read_error(what + " from PostgreSQL failed: " + rows.error().message, 0, "");
-    return std::move(*rows);
+    return read_with_retry([&](PGconn* link) { return run_prepared(link, statement, params); }, what);
   }
 
   result read_query(const std::string& sql, const std::vector<std::string>& params, const std::string& what) const {
-    auto lease = take_reader();
-    auto rows = execute(lease.link(), sql, params);
-    if (!rows)
-      throw event_read_error(what + " from PostgreSQL failed: " + rows.error().message, 0, "");
-    return std::move(*rows);
+    return read_with_retry([&](PGconn* link) { return execute(link, sql, params); }, what);
   }
 
   /// Fills the envelope from a page row (its stream already set); throws event_read_error when the payload does
@@ -747,32 +764,36 @@ private:
     if (writer_ && PQstatus(writer_.get()) == CONNECTION_OK)
       return writer_.get();
     writer_.reset();
-    auto opened = reconnect("the writer cannot reach PostgreSQL", "appends wait and are retried", true);
+    auto opened = with_backoff("the writer cannot reach PostgreSQL", "appends wait and are retried", true,
+                               closing_patience, [this] { return connect(conninfo_); });
     if (!opened)
       return nullptr;
     writer_ = std::move(*opened);
     return writer_.get();
   }
 
-  /// Connects, retrying with backoff until it succeeds, or until the store has been closing for `patience`.
-  /// Meanwhile degraded() says "<problem> (<libpq's message>); <consequence>". `again`: a connection was lost
-  /// (counted in reconnects), rather than a first one opened.
-  std::optional<connection> reconnect(const std::string& problem, const std::string& consequence, bool again,
-                                      std::chrono::milliseconds patience = closing_patience) {
+  /// Opens a connection with `open` (an expected<connection-like, std::string>), retrying with backoff until it
+  /// succeeds, or until the store has been closing for `patience`. Meanwhile degraded() says "<problem>
+  /// (<libpq's message>); <consequence>". `again`: a connection was lost (counted in reconnects), rather than a
+  /// first one opened.
+  template <class Open>
+  auto with_backoff(const std::string& problem, const std::string& consequence, bool again,
+                    std::chrono::milliseconds patience, Open open) const
+    -> std::optional<typename decltype(open())::value_type> {
     auto delay = options_.reconnect_delay;
     std::optional<std::chrono::steady_clock::time_point> deadline;
     while (true) {
-      auto opened = connect(conninfo_);
+      auto opened = open();
       if (opened) {
         if (again)
           reconnects_.fetch_add(1, std::memory_order_relaxed);
         std::lock_guard lock{status_mutex_};
-        degraded_.reset();
+        degraded_.erase(problem);
         return std::move(*opened);
       }
       {
         std::lock_guard lock{status_mutex_};
-        degraded_ = problem + " (" + opened.error() + "); " + consequence;
+        degraded_[problem] = problem + " (" + opened.error() + "); " + consequence;
       }
       auto now = std::chrono::steady_clock::now();
       if (closing_.load(std::memory_order_acquire)) {
@@ -824,9 +845,9 @@ private:
     bool again = false;
     while (!closing_.load(std::memory_order_acquire)) {
       if (!link) {
-        auto opened = reconnect("the listener cannot reach PostgreSQL",
-                                "commits of other processes are not followed meanwhile", again,
-                                std::chrono::milliseconds{0});
+        auto opened = with_backoff("the listener cannot reach PostgreSQL",
+                                   "commits of other processes are not followed meanwhile", again,
+                                   std::chrono::milliseconds{0}, [this] { return connect(conninfo_); });
         again = true;
         if (!opened)
           return;
@@ -898,9 +919,10 @@ private:
   std::atomic<bool> closing_{false};
   mutable std::mutex status_mutex_;
   std::optional<std::string> failure_;
-  std::optional<std::string> degraded_;
-  std::mutex backoff_mutex_;
-  std::condition_variable backoff_;
+  /// Why each part that lost its connection waits (keyed by its problem), while it does.
+  mutable std::map<std::string, std::string> degraded_;
+  mutable std::mutex backoff_mutex_;
+  mutable std::condition_variable backoff_;
   int wake_[2] = {-1, -1};
 
   std::atomic<std::uint64_t> transactions_{0};
@@ -909,7 +931,7 @@ private:
   std::atomic<std::uint64_t> conflicts_{0};
   std::atomic<std::uint64_t> snapshots_{0};
   std::atomic<std::uint64_t> dead_letters_{0};
-  std::atomic<std::uint64_t> reconnects_{0};
+  mutable std::atomic<std::uint64_t> reconnects_{0};
   std::atomic<std::uint64_t> unknown_committed_{0};
   std::atomic<std::uint64_t> unknown_retried_{0};
   std::atomic<std::uint64_t> foreign_heads_{0};

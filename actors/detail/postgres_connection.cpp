@@ -78,10 +78,16 @@ failure failure_of(PGconn* link, const PGresult* rows) {
     message = PQerrorMessage(link);
   while (!message.empty() && (message.back() == '\n' || message.back() == ' '))
     message.pop_back();
-  const char* state = rows ? PQresultErrorField(rows, PG_DIAG_SQLSTATE) : nullptr;
-  return failure{message.empty() ? "no answer from the server" : message, PQstatus(link) == CONNECTION_BAD,
-                 state ? state : ""};
+  const char* field = rows ? PQresultErrorField(rows, PG_DIAG_SQLSTATE) : nullptr;
+  std::string state = field ? field : "";
+  // An error the server sent has a SQLSTATE; one without is libpq's own (the connection closed, a read failed).
+  // Class 08 and the shutdown states (57P01 to 57P03) end the connection too, though libpq may not know it yet.
+  bool lost = PQstatus(link) == CONNECTION_BAD || state.empty() || state.starts_with("08")
+              || state == "57P01" || state == "57P02" || state == "57P03";
+  return failure{message.empty() ? "no answer from the server" : message, lost, state};
 }
+
+} // namespace
 
 std::expected<result, failure> checked(PGconn* link, PGresult* raw) {
   result rows{raw};
@@ -90,8 +96,6 @@ std::expected<result, failure> checked(PGconn* link, PGresult* raw) {
     return rows;
   return std::unexpected(failure_of(link, rows.get()));
 }
-
-} // namespace
 
 std::expected<connection, std::string> connect(const std::string& conninfo) {
   connection link{PQconnectdb(conninfo.c_str())};

@@ -35,6 +35,9 @@ struct failure {
   std::string state{};
 };
 
+/// The statement's result, or why it failed (taking ownership of `raw`, which may be nullptr).
+std::expected<result, failure> checked(PGconn* link, PGresult* raw);
+
 /// Opens a connection; the message says why it could not.
 std::expected<connection, std::string> connect(const std::string& conninfo);
 
