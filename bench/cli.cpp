@@ -34,8 +34,9 @@ pacer threads send at the same intended times), with the ratios of throughput an
 (the first at half of it, seven in all), and reports the highest rate that kept up with p99 <= --p99-bound-us
 (default 1000) as find_rate_per_s, beside closed_loop_peak_per_s.
 
---store sqlite:PATH runs on a durable SQLite log (--sync full, the default, fsyncs each commit); an existing log
-is recovered first (the read models rebuild from it, reported as the recovery rate) and the run's order and
+--store sqlite:PATH runs on a durable SQLite log (--sync full, the default, fsyncs each commit), --store
+postgres:CONNINFO on a PostgreSQL log (libpq's connection string; schema=NAME in it chooses the schema, default
+cqrs; commits as the server's synchronous_commit says); an existing log is recovered first (the read models rebuild from it, reported as the recovery rate) and the run's order and
 command ids start with a tag taken from its head. --ack-log FILE appends "command_id position" for every accepted
 command before its client sends the next one (for cqrs-store verify --ack-log after a crash).
 

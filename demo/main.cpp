@@ -56,9 +56,11 @@ type, missing or mistyped field, over 64 KiB, nested too deep) gets {"line":N,"e
 nothing, and the script goes on. Blank lines are skipped silently. A count goes to stderr at the end.
 
 Stores: --store sqlite:PATH keeps the log in a SQLite file (created when missing; --sync full, the default,
-fsyncs each commit). An existing log is recovered: the read models rebuild from it (with progress) and the
+fsyncs each commit); --store postgres:CONNINFO in a PostgreSQL database (libpq's connection string; the tables,
+created when missing, are in schema cqrs unless a schema=NAME in CONNINFO names another; several processes may
+share it; ./cqrs.sh pg starts a throwaway server). An existing log is recovered: the read models rebuild from it (with progress) and the
 summary reports the recovery rate; the new run's customer and order ids then start with a run tag taken from the
-log's head, so they never meet the aggregates already stored. A file that is not an event log exits with 1.
+log's head, so they never meet the aggregates already stored. A log that is not an event log exits with 1.
 
 Exit status: 0 verified (script: no bad line), 1 not verified (script: some line was bad, or the store cannot be
 opened), 2 bad options.)";

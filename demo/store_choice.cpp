@@ -5,12 +5,15 @@
 #include <cstdio>
 #include <future>
 #include <random>
+#include <sstream>
 
 namespace demo {
 
 std::string store_choice::describe() const {
   if (!durable())
     return "memory";
+  if (!postgres_conninfo.empty())
+    return "postgres:" + postgres_conninfo + " (schema=" + postgres_schema + ")";
   return "sqlite:" + sqlite_path + " (synchronous="
          + (synchronous == cqrs::sqlite_synchronous::full ? "full" : "normal")
          + (read_past_damage ? ", reading past damage" : "") + ")";
@@ -21,22 +24,38 @@ std::expected<store_choice, std::string> parse_store_choice(std::string_view sto
                                                             bool read_past_damage) {
   store_choice choice;
   constexpr std::string_view sqlite_prefix = "sqlite:";
+  constexpr std::string_view postgres_prefix = "postgres:";
   if (store.starts_with(sqlite_prefix)) {
     choice.sqlite_path = std::string{store.substr(sqlite_prefix.size())};
     if (choice.sqlite_path.empty())
       return std::unexpected("--store sqlite:PATH needs a file path after \"sqlite:\"");
+  } else if (store.starts_with(postgres_prefix)) {
+    // "schema=NAME" is the store's, not libpq's: taken out of the connection string.
+    std::string conninfo;
+    std::istringstream words{std::string{store.substr(postgres_prefix.size())}};
+    for (std::string word; words >> word;) {
+      if (word.starts_with("schema="))
+        choice.postgres_schema = word.substr(7);
+      else
+        conninfo += (conninfo.empty() ? "" : " ") + word;
+    }
+    if (conninfo.empty())
+      return std::unexpected("--store postgres:CONNINFO needs a connection string after \"postgres:\", e.g. "
+                             "\"postgres:host=/run/postgresql dbname=app\"");
+    choice.postgres_conninfo = std::move(conninfo);
   } else if (store != "memory") {
-    return std::unexpected("--store must be memory or sqlite:PATH, got \"" + std::string{store} + "\"");
+    return std::unexpected("--store must be memory, sqlite:PATH or postgres:CONNINFO, got \"" + std::string{store}
+                           + "\"");
   }
   if (sync) {
-    if (!choice.durable())
+    if (choice.sqlite_path.empty())
       return std::unexpected(std::string{"--sync applies to --store sqlite:PATH only"});
     if (*sync == "normal")
       choice.synchronous = cqrs::sqlite_synchronous::normal;
     else if (*sync != "full")
       return std::unexpected("--sync must be full or normal, got \"" + std::string{*sync} + "\"");
   }
-  if (read_past_damage && !choice.durable())
+  if (read_past_damage && choice.sqlite_path.empty())
     return std::unexpected(std::string{"--read-past-damage applies to --store sqlite:PATH only"});
   choice.read_past_damage = read_past_damage;
   return choice;
@@ -45,6 +64,12 @@ std::expected<store_choice, std::string> parse_store_choice(std::string_view sto
 std::expected<std::shared_ptr<cqrs::event_store>, std::string> open_store(const store_choice& choice) {
   if (!choice.durable())
     return std::shared_ptr<cqrs::event_store>{};
+  if (!choice.postgres_conninfo.empty()) {
+    auto opened = cqrs::open_postgres_event_store(choice.postgres_conninfo, {.schema = choice.postgres_schema});
+    if (!opened)
+      return std::unexpected("cannot open the event store " + choice.describe() + ": " + opened.error().message);
+    return std::shared_ptr<cqrs::event_store>{std::move(*opened)};
+  }
   auto opened = cqrs::open_sqlite_event_store(
     choice.sqlite_path,
     cqrs::sqlite_options{.synchronous = choice.synchronous, .read_past_damage = choice.read_past_damage});

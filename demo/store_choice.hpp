@@ -1,9 +1,10 @@
-// The event store a command-line program runs on (--store memory|sqlite:PATH, --sync full|normal): parsing, opening,
-// a run tag that keeps a new run's ids apart from those already in the log, and the read models' rebuild from an
-// existing log with a progress display. Shared by cqrs-demo and cqrs-load.
+// The event store a command-line program runs on (--store memory|sqlite:PATH|postgres:CONNINFO, --sync full|normal):
+// parsing, opening, a run tag that keeps a new run's ids apart from those already in the log, and the read models'
+// rebuild from an existing log with a progress display. Shared by cqrs-demo and cqrs-load.
 #pragma once
 
 #include "actors/engine.hpp"
+#include "actors/postgres_event_store.hpp"
 #include "actors/sqlite_event_store.hpp"
 
 #include <chrono>
@@ -19,34 +20,41 @@ namespace demo {
 
 /// Which store a program runs on.
 struct store_choice {
-  /// Empty: a new in-memory store; otherwise the SQLite file that holds the log.
+  /// The SQLite file that holds the log, or empty.
   std::string sqlite_path{};
+  /// The connection string (libpq's) of the PostgreSQL database that holds the log, or empty; the log's tables are
+  /// in `postgres_schema`. Both empty: a new in-memory store.
+  std::string postgres_conninfo{};
+  std::string postgres_schema = cqrs::postgres_options{}.schema;
   cqrs::sqlite_synchronous synchronous = cqrs::sqlite_synchronous::full;
   /// Rebuild past a missing event or one that fails its checksum instead of refusing the log (sqlite_options).
   bool read_past_damage = false;
 
-  bool durable() const { return !sqlite_path.empty(); }
-  /// "memory", or "sqlite:PATH (synchronous=full)".
+  bool durable() const { return !sqlite_path.empty() || !postgres_conninfo.empty(); }
+  /// "memory", "sqlite:PATH (synchronous=full)" or "postgres:CONNINFO (schema=cqrs)".
   std::string describe() const;
 };
 
 /// The help text of --store and --sync, the same in every program.
 inline constexpr const char* store_option_help =
-  "Event store: memory, or sqlite:PATH (a durable log; an existing one is recovered and appended to)";
+  "Event store: memory, sqlite:PATH or postgres:CONNINFO (a durable log; an existing one is recovered and appended "
+  "to). CONNINFO is libpq's, e.g. \"host=/run/postgresql dbname=app\"; a schema=NAME in it chooses the schema "
+  "(default cqrs)";
 inline constexpr const char* read_past_damage_help =
   "SQLite store: rebuild past missing events and events that fail their checksum (salvage a damaged log) instead "
   "of refusing it";
 inline constexpr const char* sync_option_help = "SQLite store: full (fsync each commit) or normal (survives a crash "
                                                 "of the program, not of the machine)";
 
-/// Parses the values of --store ("memory" or "sqlite:PATH"), --sync ("full" or "normal"; nothing when not given)
+/// Parses the values of --store ("memory", "sqlite:PATH" or "postgres:CONNINFO"), --sync ("full" or "normal"; nothing when not given)
 /// and --read-past-damage. A bad value comes back as a message naming the option.
 std::expected<store_choice, std::string> parse_store_choice(std::string_view store,
                                                             std::optional<std::string_view> sync,
                                                             bool read_past_damage = false);
 
-/// Opens the chosen store: nullptr for memory (the engine then makes its own), else the SQLite file, created when
-/// missing. A file that is not an event log, is damaged or cannot be opened comes back as a message.
+/// Opens the chosen store: nullptr for memory (the engine then makes its own), else the SQLite file or the
+/// PostgreSQL schema, created when missing. A log that is not one of this engine, is damaged or cannot be opened
+/// comes back as a message.
 std::expected<std::shared_ptr<cqrs::event_store>, std::string> open_store(const store_choice& choice);
 
 /// A prefix for the ids a new run invents, so that they do not meet the aggregates already in `store`: empty when

@@ -52,7 +52,8 @@ set_tests_properties("bench/cqrs-load runs a small orders run to a verified end"
   PROPERTIES TIMEOUT 300 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
 
 # The durable store: two runs in a row on one SQLite file (the second recovers), and a bad --store.
-cqrs_add_store_tests(bench cqrs-load "--orders 200 --items 3 --clients 8 --query-s 0 --progress none" postgres:db)
+cqrs_add_store_tests(bench cqrs-load "--orders 200 --items 3 --clients 8 --query-s 0 --progress none" mysql:db)
+cqrs_add_postgres_store_tests(bench cqrs-load "--orders 200 --items 3 --clients 8 --query-s 0 --progress none")
 
 # The crash test: cqrs-load on one SQLite file (synchronous=full), killed with SIGKILL mid-load round after round;
 # after each crash every acknowledged command must be in the log (cqrs-store verify --ack-log) and the read models

@@ -39,6 +39,7 @@ set_tests_properties("demo/cqrs-demo runs a small simulation to a verified end"
 # The durable store: two runs in a row on one SQLite file (the second recovers the first's log and runs with ids of
 # its own), a bad --store, and a file that is not an event log.
 cqrs_add_store_tests(demo cqrs-demo "--seed 7 --customers 24 --orders 240 --clients 3 --threads 2" sqlite:)
+cqrs_add_postgres_store_tests(demo cqrs-demo "--seed 7 --customers 24 --orders 240 --clients 3 --threads 2")
 add_test(NAME "demo/cqrs-demo exits 1 on a file that is not an event log"
   COMMAND ${CMAKE_COMMAND} "-Dprogram=$<TARGET_FILE:cqrs-demo>"
           "-Darguments=--store sqlite:${CMAKE_SOURCE_DIR}/demo/example_script.jsonl" -Dexpected_exit=1

@@ -6,6 +6,21 @@
 #   -Dremove_first=FILE           remove FILE and its SQLite companions (FILE-wal, FILE-shm) before the run
 #   -Dexpected_output=TEXT        stdout contains TEXT (plain text, not a regular expression)
 #   -Dexpected_error=TEXT         stderr contains TEXT
+#   -Dpostgres_state=FILE         replace @postgres@ in the arguments with the connection string in FILE's first
+#                                 line (the test server's, see postgres_server.sh)
+#   -Dpostgres_fresh_schema=NAME  (with postgres_state) drop schema NAME on that server before the run
+if(DEFINED postgres_state)
+  file(STRINGS "${postgres_state}" postgres_lines LIMIT_COUNT 1)
+  list(GET postgres_lines 0 postgres_conninfo)
+  string(REPLACE "@postgres@" "${postgres_conninfo}" arguments "${arguments}")
+  if(DEFINED postgres_fresh_schema)
+    execute_process(COMMAND psql "${postgres_conninfo}" -q -c "DROP SCHEMA IF EXISTS ${postgres_fresh_schema} CASCADE"
+      RESULT_VARIABLE dropped OUTPUT_QUIET ERROR_VARIABLE drop_error)
+    if(NOT dropped EQUAL 0)
+      message(FATAL_ERROR "cannot drop schema ${postgres_fresh_schema}: ${drop_error}")
+    endif()
+  endif()
+endif()
 separate_arguments(argument_list UNIX_COMMAND "${arguments}")
 if(DEFINED remove_first)
   file(REMOVE "${remove_first}" "${remove_first}-wal" "${remove_first}-shm" "${remove_first}-journal")
