@@ -1,5 +1,6 @@
 // cqrs-store's commands on an event log file, read-only through SQLite; see store_inspection.hpp.
 #include "tools/store_inspection.hpp"
+#include "tools/inspection_support.hpp"
 
 #include "actors/event_checksum.hpp"
 #include "actors/event_codec.hpp"
@@ -108,28 +109,6 @@ std::pair<std::int64_t, std::optional<std::string>> log_file::integer(std::strin
 
 namespace {
 
-/// Problems found by verify, printed as they are found (the first few of each kind) and counted.
-class problem_list {
-public:
-  explicit problem_list(std::ostream& out) : out_(out) {}
-
-  void add(const std::string& kind, const std::string& message) {
-    auto& count = counts_[kind];
-    if (++count <= shown_per_kind)
-      out_ << "problem: " << message << '\n';
-    else if (count == shown_per_kind + 1)
-      out_ << "problem: (further " << kind << " problems are counted, not shown)\n";
-    ++total_;
-  }
-  std::uint64_t total() const { return total_; }
-
-private:
-  static constexpr std::uint64_t shown_per_kind = 20;
-  std::ostream& out_;
-  std::map<std::string, std::uint64_t> counts_;
-  std::uint64_t total_ = 0;
-};
-
 std::string hex(std::int64_t value) {
   char text[16];
   std::snprintf(text, sizeof text, "%#x", static_cast<unsigned>(static_cast<std::uint32_t>(value)));
@@ -219,24 +198,6 @@ int run_stats(const log_file& file, const output& to) {
 
 namespace {
 
-/// "2024-05-01T12:00:00.123456Z" from microseconds since the epoch.
-std::string utc_time(std::int64_t microseconds) {
-  std::time_t seconds = static_cast<std::time_t>(microseconds / 1000000);
-  auto fraction = microseconds % 1000000;
-  if (fraction < 0) {
-    fraction += 1000000;
-    --seconds;
-  }
-  std::tm parts{};
-  gmtime_r(&seconds, &parts);
-  char text[96]; // room for any int the compiler thinks tm's fields may hold
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", parts.tm_year + 1900, parts.tm_mon + 1,
-                parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, static_cast<long long>(fraction));
-  return text;
-}
-
-std::string json_string(std::string_view text) { return boost::json::serialize(boost::json::string_view{text}); }
-
 } // namespace
 
 std::optional<std::pair<std::string, std::string>> split_stream(const std::string& stream) {
@@ -262,35 +223,11 @@ int run_dump(const log_file& file, const std::string& stream, std::int64_t from,
   if (only)
     rows.bind(2, only->first).bind(3, only->second);
   boost::json::parser parser;
-  std::string line;
-  while (!to.interrupted.load(std::memory_order_relaxed) && rows.next()) {
-    line.clear();
-    line += "{\"position\":" + std::to_string(rows.integer(0));
-    line += ",\"stream_type\":" + json_string(rows.text(1));
-    line += ",\"stream_id\":" + json_string(rows.text(2));
-    line += ",\"version\":" + std::to_string(rows.integer(3));
-    line += ",\"type\":" + json_string(rows.text(4));
-    line += ",\"timestamp\":" + std::to_string(rows.integer(5));
-    line += ",\"time\":\"" + utc_time(rows.integer(5)) + "\"";
-    line += ",\"command_id\":" + json_string(rows.text(6));
-    line += ",\"correlation_id\":" + json_string(rows.text(7));
-    auto payload = rows.text(8);
-    boost::system::error_code error;
-    parser.reset();
-    parser.write(payload.data(), payload.size(), error); // the whole text: trailing garbage is an error too
-    if (!error) {
-      // The stored text as it is; JSON allows raw line breaks only as whitespace, which a JSON line cannot hold.
-      std::string text{payload};
-      for (auto& character : text)
-        if (character == '\n' || character == '\r')
-          character = ' ';
-      line += ",\"payload\":" + text + "}";
-    } else {
-      line += ",\"payload\":null,\"payload_text\":" + json_string(payload)
-              + ",\"payload_error\":" + json_string(error.message()) + "}";
-    }
-    to.out << line << '\n';
-  }
+  while (!to.interrupted.load(std::memory_order_relaxed) && rows.next())
+    to.out << event_line(stored_event{rows.integer(0), rows.text(1), rows.text(2), rows.integer(3), rows.text(4),
+                                      rows.integer(5), rows.text(6), rows.text(7), rows.text(8)},
+                         parser)
+           << '\n';
   if (rows.error()) {
     to.errors << "cqrs-store: reading " << file.path() << " failed: " << *rows.error() << '\n';
     return exit_problems;
@@ -300,31 +237,16 @@ int run_dump(const log_file& file, const std::string& stream, std::int64_t from,
 
 namespace {
 
-/// The codecs of the event types the project's programs store, by type name: the order domain (cqrs-demo,
-/// cqrs-load) and the bank example. verify decodes every payload with them, as the engine would on recovery.
-std::map<std::string, cqrs::event_type_codec, std::less<>> known_codecs() {
-  std::map<std::string, cqrs::event_type_codec, std::less<>> codecs;
-  for (auto& codec : cqrs::event_codecs<orders::event>())
-    codecs.emplace(std::string{codec.type_name}, std::move(codec));
-  for (auto& codec : cqrs::event_codecs<bank::event>())
-    codecs.emplace(std::string{codec.type_name}, std::move(codec));
-  return codecs;
-}
-
 /// Positions gap-free from 1, every event's checksum (from schema version 2), and every payload valid JSON that
 /// the engine's codec of its type decodes, in one pass in position order.
 std::int64_t verify_positions_and_payloads(const log_file& file, std::int64_t schema_version,
                                            problem_list& problems, const std::atomic<bool>& interrupted) {
-  static const auto codecs = known_codecs();
   auto rows = file.run(schema_version >= 2 ? "SELECT position, type, payload, stream_type, stream_id, version, "
                                              "timestamp, command_id, correlation_id, checksum FROM events "
                                              "ORDER BY position"
                                            : "SELECT position, type, payload FROM events ORDER BY position");
-  std::int64_t expected = 1;
-  std::int64_t count = 0;
-  boost::json::parser parser;
+  event_checker events{problems};
   while (!interrupted.load(std::memory_order_relaxed) && rows.next()) {
-    ++count;
     auto position = rows.integer(0);
     if (schema_version >= 2) {
       auto computed = cqrs::event_checksum(cqrs::stored_event_fields{
@@ -337,37 +259,11 @@ std::int64_t verify_positions_and_payloads(const log_file& file, std::int64_t sc
                                    + ") fails its checksum: its stored bytes were changed after it was written; "
                                      "the engine would refuse it");
     }
-    if (position != expected)
-      problems.add("position", position > expected
-                                 ? "positions " + std::to_string(expected) + " to " + std::to_string(position - 1)
-                                     + " are missing (gap before position " + std::to_string(position) + ")"
-                                 : "position " + std::to_string(position) + " out of order");
-    expected = position + 1;
-    if (rows.text(1).empty())
-      problems.add("type", "event " + std::to_string(position) + " has no type name");
-    auto payload = rows.text(2);
-    boost::system::error_code error;
-    parser.reset();
-    parser.write(payload.data(), payload.size(), error); // the whole text: trailing garbage is an error too
-    if (error) {
-      problems.add("payload", "event " + std::to_string(position) + " (" + std::string{rows.text(1)}
-                                + ") has a payload that is not valid JSON: " + error.message());
-      continue;
-    }
-    auto codec = codecs.find(rows.text(1));
-    if (codec == codecs.end()) {
-      if (!rows.text(1).empty())
-        problems.add("type", "event " + std::to_string(position) + " has the type " + std::string{rows.text(1)}
-                               + ", which no event of the order or bank domain has: the engine would refuse it");
-      continue;
-    }
-    if (auto decoded = codec->second.decode(payload); !decoded)
-      problems.add("payload", "event " + std::to_string(position) + " (" + std::string{rows.text(1)}
-                                + ") does not decode as the engine reads it: " + decoded.error());
+    events.check(position, rows.text(1), rows.text(2));
   }
   if (rows.error())
     problems.add("read", "reading the events of " + file.path() + " failed: " + *rows.error());
-  return count;
+  return events.count();
 }
 
 /// Every stream's versions contiguous from 1, in the order of their positions.
@@ -375,37 +271,12 @@ std::int64_t verify_stream_versions(const log_file& file, problem_list& problems
                                     const std::atomic<bool>& interrupted) {
   auto rows = file.run("SELECT stream_type, stream_id, version, position FROM events "
                        "ORDER BY stream_type, stream_id, version");
-  std::string current_type;
-  std::string current_id;
-  std::int64_t expected = 1;
-  std::int64_t last_position = 0;
-  std::int64_t streams = 0;
-  while (!interrupted.load(std::memory_order_relaxed) && rows.next()) {
-    auto type = rows.text(0);
-    auto id = rows.text(1);
-    if (streams == 0 || type != current_type || id != current_id) {
-      current_type = type;
-      current_id = id;
-      expected = 1;
-      last_position = 0;
-      ++streams;
-    }
-    auto name = current_type + "/" + current_id;
-    auto version = rows.integer(2);
-    auto position = rows.integer(3);
-    if (version != expected)
-      problems.add("version", "stream " + name + " has version " + std::to_string(version) + " where version "
-                                + std::to_string(expected) + " should be (event " + std::to_string(position) + ")");
-    if (position <= last_position)
-      problems.add("version", "stream " + name + " version " + std::to_string(version) + " is at position "
-                                + std::to_string(position) + ", before its previous version's position "
-                                + std::to_string(last_position));
-    expected = version + 1;
-    last_position = position;
-  }
+  stream_checker streams{problems};
+  while (!interrupted.load(std::memory_order_relaxed) && rows.next())
+    streams.check(rows.text(0), rows.text(1), rows.integer(2), rows.integer(3));
   if (rows.error())
     problems.add("read", "reading the streams of " + file.path() + " failed: " + *rows.error());
-  return streams;
+  return streams.streams();
 }
 
 /// The columns the engine reads and writes in each table, so that a file it would refuse at open (it prepares its
@@ -481,46 +352,21 @@ std::int64_t verify_snapshots(const log_file& file, problem_list& problems, cons
 /// Each line "command_id position": the event at that position exists and has that command id.
 std::int64_t verify_acknowledgements(const log_file& file, const std::string& ack_log, problem_list& problems,
                                      const std::atomic<bool>& interrupted) {
-  std::ifstream lines{ack_log};
-  if (!lines) {
-    problems.add("ack", "cannot read the acknowledgement log " + ack_log);
-    return 0;
-  }
-  auto lookup = [&](std::int64_t position) {
+  auto acknowledged = read_acknowledgements(ack_log, problems, interrupted);
+  for (const auto& each : acknowledged) {
+    if (interrupted.load(std::memory_order_relaxed))
+      break;
     auto row = file.run("SELECT command_id FROM events WHERE position = ?1");
-    row.bind(1, position);
-    std::optional<std::string> command_id;
+    row.bind(1, each.position);
+    std::optional<std::string_view> stored;
     if (row.next())
-      command_id = std::string{row.text(0)};
-    return std::pair{command_id, row.error()};
-  };
-  std::string line;
-  std::int64_t number = 0;
-  std::int64_t acknowledged = 0;
-  while (!interrupted.load(std::memory_order_relaxed) && std::getline(lines, line)) {
-    ++number;
-    if (line.find_first_not_of(" \t\r") == std::string::npos)
-      continue;
-    std::istringstream fields{line};
-    std::string command_id;
-    std::int64_t position = 0;
-    std::string rest;
-    if (!(fields >> command_id >> position) || (fields >> rest) || position <= 0) {
-      problems.add("ack", ack_log + " line " + std::to_string(number) + " is not \"command_id position\": " + line);
-      continue;
-    }
-    ++acknowledged;
-    auto [stored, error] = lookup(position);
-    if (error)
-      problems.add("read", "reading event " + std::to_string(position) + " failed: " + *error);
-    else if (!stored)
-      problems.add("ack", "acknowledged command " + command_id + " at position " + std::to_string(position)
-                            + " (line " + std::to_string(number) + "), but the log has no event there");
-    else if (*stored != command_id)
-      problems.add("ack", "acknowledged command " + command_id + " at position " + std::to_string(position)
-                            + " (line " + std::to_string(number) + "), but that event belongs to command " + *stored);
+      stored = row.text(0);
+    if (row.error())
+      problems.add("read", "reading event " + std::to_string(each.position) + " failed: " + *row.error());
+    else
+      check_acknowledgement(each, stored, problems);
   }
-  return acknowledged;
+  return static_cast<std::int64_t>(acknowledged.size());
 }
 
 } // namespace
@@ -600,9 +446,7 @@ int run_dead_letters(const log_file& file, const output& to) {
   auto rows = file.run("SELECT projection, position, type, reason, recorded FROM dead_letters "
                        "ORDER BY projection, position");
   while (!to.interrupted.load(std::memory_order_relaxed) && rows.next())
-    to.out << "{\"projection\":" << json_string(rows.text(0)) << ",\"position\":" << rows.integer(1)
-              << ",\"type\":" << json_string(rows.text(2)) << ",\"reason\":" << json_string(rows.text(3))
-              << ",\"recorded\":\"" << utc_time(rows.integer(4)) << "\"}\n";
+    to.out << dead_letter_line(rows.text(0), rows.integer(1), rows.text(2), rows.text(3), rows.integer(4)) << '\n';
   if (rows.error()) {
     to.errors << "cqrs-store: reading the dead letters of " << file.path() << " failed: " << *rows.error() << '\n';
     return exit_problems;
