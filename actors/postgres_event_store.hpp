@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace cqrs {
 
@@ -83,6 +84,34 @@ public:
   /// The connection string the store was opened with.
   virtual const std::string& conninfo() const = 0;
 };
+
+/// Where a log is: a libpq connection string and the schema in that database.
+struct postgres_location {
+  std::string conninfo;
+  std::string schema = postgres_options{}.schema;
+};
+
+/// Splits "CONNINFO" with an optional "schema=NAME" among its words (how the programs' --store postgres:... names
+/// a schema; libpq has no such keyword) into the connection string and the schema. The connection string is
+/// libpq's key=value form; a URI form takes no schema word. An empty connection string is an error.
+inline std::expected<postgres_location, std::string> parse_postgres_location(std::string_view text) {
+  postgres_location location;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find_first_of(" \t", start);
+    auto word = text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+    if (word.starts_with("schema="))
+      location.schema = std::string{word.substr(7)};
+    else if (!word.empty())
+      location.conninfo += (location.conninfo.empty() ? "" : " ") + std::string{word};
+    if (end == std::string_view::npos)
+      break;
+    start = end + 1;
+  }
+  if (location.conninfo.empty())
+    return std::unexpected(std::string{"no connection string, e.g. \"host=/run/postgresql dbname=app\""});
+  return location;
+}
 
 /// The schema version this program writes and understands; a schema with a newer one is refused at open.
 inline constexpr int postgres_schema_version = 1;

@@ -5,7 +5,6 @@
 #include <cstdio>
 #include <future>
 #include <random>
-#include <sstream>
 
 namespace demo {
 
@@ -30,19 +29,12 @@ std::expected<store_choice, std::string> parse_store_choice(std::string_view sto
     if (choice.sqlite_path.empty())
       return std::unexpected("--store sqlite:PATH needs a file path after \"sqlite:\"");
   } else if (store.starts_with(postgres_prefix)) {
-    // "schema=NAME" is the store's, not libpq's: taken out of the connection string.
-    std::string conninfo;
-    std::istringstream words{std::string{store.substr(postgres_prefix.size())}};
-    for (std::string word; words >> word;) {
-      if (word.starts_with("schema="))
-        choice.postgres_schema = word.substr(7);
-      else
-        conninfo += (conninfo.empty() ? "" : " ") + word;
-    }
-    if (conninfo.empty())
-      return std::unexpected("--store postgres:CONNINFO needs a connection string after \"postgres:\", e.g. "
-                             "\"postgres:host=/run/postgresql dbname=app\"");
-    choice.postgres_conninfo = std::move(conninfo);
+    auto location = cqrs::parse_postgres_location(store.substr(postgres_prefix.size()));
+    if (!location)
+      return std::unexpected("--store postgres:CONNINFO needs a connection string after \"postgres:\": "
+                             + location.error());
+    choice.postgres_conninfo = std::move(location->conninfo);
+    choice.postgres_schema = std::move(location->schema);
   } else if (store != "memory") {
     return std::unexpected("--store must be memory, sqlite:PATH or postgres:CONNINFO, got \"" + std::string{store}
                            + "\"");
@@ -102,7 +94,8 @@ recovery_report catch_up_read_models(cqrs::engine& engine, std::chrono::steady_c
   if (!out)
     display = rebuild_display::none;
   // The rebuild is awaited on the future; the statuses polled meanwhile only feed the display.
-  auto caught_up = std::async(std::launch::async, [&engine] { return engine.wait_until_caught_up(std::chrono::hours{24}); });
+  auto caught_up =
+    std::async(std::launch::async, [&engine] { return engine.wait_until_caught_up(std::chrono::hours{24}); });
   auto last_line = clock::now();
   auto show = [&](bool final_line) {
     std::uint64_t applied = report.events;

@@ -46,8 +46,8 @@ inline constexpr const char* read_past_damage_help =
 inline constexpr const char* sync_option_help = "SQLite store: full (fsync each commit) or normal (survives a crash "
                                                 "of the program, not of the machine)";
 
-/// Parses the values of --store ("memory", "sqlite:PATH" or "postgres:CONNINFO"), --sync ("full" or "normal"; nothing when not given)
-/// and --read-past-damage. A bad value comes back as a message naming the option.
+/// Parses the values of --store ("memory", "sqlite:PATH" or "postgres:CONNINFO"), --sync ("full" or "normal";
+/// nothing when not given) and --read-past-damage. A bad value comes back as a message naming the option.
 std::expected<store_choice, std::string> parse_store_choice(std::string_view store,
                                                             std::optional<std::string_view> sync,
                                                             bool read_past_damage = false);

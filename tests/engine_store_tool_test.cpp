@@ -1,5 +1,8 @@
-// The cqrs-store tool on files the SQLite store wrote, then damaged behind its back: exit codes and findings.
+// The cqrs-store tool on logs the SQLite and PostgreSQL stores wrote, then damaged behind their backs: exit codes and
+// findings.
+#include "actors/postgres_event_store.hpp"
 #include "actors/sqlite_event_store.hpp"
+#include "postgres_test_support.hpp"
 #include "store_test_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -301,4 +304,61 @@ TEST_CASE("cqrs-store answers a wrong command line with exit code 2", "[store][t
     CHECK(ran.exit_code == 2);
   }
   CHECK(run_tool(folder, "--help").exit_code == 0);
+}
+
+TEST_CASE("cqrs-store verifies, counts and dumps a PostgreSQL log, and finds a deleted event, a wrong head and what "
+          "they break",
+          "[store][tool][postgres]") {
+  test_support::temporary_folder folder;
+  auto conninfo = test_support::postgres_conninfo();
+  auto schema = test_support::fresh_schema("tool");
+  auto ack_log = folder.file("acks.txt");
+  {
+    auto opened = cqrs::open_postgres_event_store(conninfo, {.schema = schema});
+    REQUIRE(opened);
+    auto& store = **opened;
+    test_support::register_test_event_types(store);
+    std::ofstream acks{ack_log};
+    auto append = [&](cqrs::append_request request) {
+      request.remember_command_id = true;
+      auto command_id = request.command_id;
+      auto appended = store.append(std::move(request));
+      REQUIRE(appended);
+      acks << command_id << ' ' << appended->last_position << '\n';
+    };
+    append(deposits(account_stream("a"), 0, {1, 2}, "cmd-1"));
+    append(deposits(account_stream("b"), 0, {3}, "cmd-2"));
+    append(deposits(account_stream("a"), 2, {4}, "cmd-3"));
+    append(deposits(account_stream("c/with/slashes"), 0, {5, 6}, "cmd-4"));
+    store.save_snapshot(cqrs::snapshot{cqrs::stream_id{"account", "a"}, 3, 1, R"({"balance_cents":7})"});
+  }
+  auto log = "'postgres:" + conninfo + " schema=" + schema + "'";
+
+  auto verified = run_tool(folder, "verify --ack-log " + shell_quoted(ack_log) + " " + log);
+  CHECK(verified.exit_code == 0);
+  CHECK_THAT(verified.output, Catch::Matchers::Contains(": 6 events, 3 streams, 1 snapshots, 4 acknowledgements: ok"));
+  auto stats = run_tool(folder, "stats " + log);
+  CHECK(stats.exit_code == 0);
+  CHECK_THAT(stats.output,
+             Catch::Matchers::Contains("events: 6\nstreams: 3\nlast position: 6\nrecorded command ids: 4"));
+  auto dump = run_tool(folder, "dump --stream account/a " + log);
+  CHECK(dump.exit_code == 0);
+  CHECK(std::count(dump.output.begin(), dump.output.end(), '\n') == 3);
+  CHECK_THAT(dump.output,
+             Catch::Matchers::Contains(R"("position":4,"stream_type":"account","stream_id":"a","version":3)"));
+
+  test_support::run_sql(conninfo, "DELETE FROM " + schema + ".events WHERE position = 3; UPDATE " + schema
+                                    + ".log_head SET position = 7");
+  auto damaged = run_tool(folder, "verify --ack-log " + shell_quoted(ack_log) + " " + log);
+  CHECK(damaged.exit_code == 1);
+  CHECK_THAT(damaged.output, Catch::Matchers::Contains("positions 3 to 3 are missing"));
+  CHECK_THAT(damaged.output, Catch::Matchers::Contains("log_head is at position 7, but the last event is at 6"));
+  CHECK_THAT(damaged.output, Catch::Matchers::Contains(
+                               "acknowledged command cmd-2 at position 3 (line 2), but the log has no event"));
+  CHECK_THAT(damaged.output, Catch::Matchers::Contains("recorded command cmd-2 names positions 3 to 3"));
+  CHECK_THAT(damaged.output, Catch::Matchers::Contains("FAILED (4 problems)"));
+
+  auto nothing = run_tool(folder, "stats 'postgres:" + conninfo + " schema=nothing_here'");
+  CHECK(nothing.exit_code == 1);
+  CHECK_THAT(nothing.output, Catch::Matchers::Contains("holds no event log"));
 }
