@@ -55,17 +55,24 @@ set_tests_properties("bench/cqrs-load runs a small orders run to a verified end"
 cqrs_add_store_tests(bench cqrs-load "--orders 200 --items 3 --clients 8 --query-s 0 --progress none" mysql:db)
 cqrs_add_postgres_store_tests(bench cqrs-load "--orders 200 --items 3 --clients 8 --query-s 0 --progress none")
 
-# The crash test: cqrs-load on one SQLite file (synchronous=full), killed with SIGKILL mid-load round after round;
-# after each crash every acknowledged command must be in the log (cqrs-store verify --ack-log) and the read models
-# rebuilt from the file must equal a fold of the log (tests/crash_test.cpp).
+# The crash test: cqrs-load on one log, killed with SIGKILL mid-load round after round: a SQLite file
+# (synchronous=full), then a schema of the PostgreSQL test server. After each crash every acknowledged command must be
+# in the log (cqrs-store verify --ack-log) and the read models rebuilt from it must equal a fold of the log
+# (tests/crash_test.cpp).
 if(TARGET cqrs-store)
   add_executable(cqrs-crash-test crash_test.cpp)
-  target_link_libraries(cqrs-crash-test PRIVATE cqrs_demo_lib)
+  target_link_libraries(cqrs-crash-test PRIVATE cqrs_demo_lib PostgreSQL::PostgreSQL)
   add_dependencies(cqrs-crash-test cqrs-load cqrs-store)
   add_test(NAME bench/crash_sqlite
     COMMAND cqrs-crash-test --load $<TARGET_FILE:cqrs-load> --store-tool $<TARGET_FILE:cqrs-store> --rounds 20
             --dir ${CMAKE_CURRENT_BINARY_DIR}/crash_sqlite)
   set_tests_properties(bench/crash_sqlite PROPERTIES TIMEOUT 300 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
+  # The same on schema crash_test of the PostgreSQL test server.
+  add_test(NAME bench/crash_postgres
+    COMMAND cqrs-crash-test --load $<TARGET_FILE:cqrs-load> --store-tool $<TARGET_FILE:cqrs-store> --rounds 20
+            --dir ${CMAKE_CURRENT_BINARY_DIR}/crash_postgres --postgres-state ${postgres_state})
+  set_tests_properties(bench/crash_postgres
+    PROPERTIES TIMEOUT 300 FIXTURES_REQUIRED postgres ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
 endif()
 
 # The signal test: cqrs-load and cqrs-demo under load, and cqrs-store in the middle of a dump, get SIGINT, then

@@ -1,17 +1,22 @@
-// cqrs-crash-test: runs cqrs-load on one SQLite file round after round and kills it with SIGKILL mid-load; after
-// every crash, every acknowledged command must be in the log (cqrs-store verify --ack-log) and the four order read
-// models rebuilt from the file must equal a fold of its log. Exit 0 only when every round verified.
+// cqrs-crash-test: runs cqrs-load on one log (a SQLite file, or a PostgreSQL schema) round after round and kills it
+// with SIGKILL mid-load; after every crash, every acknowledged command must be in the log (cqrs-store verify
+// --ack-log) and the four order read models rebuilt from the log must equal a fold of it. Exit 0 only when every
+// round verified.
 //
 //   cqrs-crash-test --load PATH --store-tool PATH --dir DIR [--rounds N] [--seed N] [--new-log-every N]
+//                   [--postgres CONNINFO | --postgres-state FILE]
 //
-// Each round recovers the log the rounds before left; with --new-log-every N, every N rounds start on a new file,
-// so that a long soak keeps its rounds short (verifying and rebuilding take time in proportion to the log).
-#include "actors/sqlite_event_store.hpp"
+// Each round recovers the log the rounds before left; with --new-log-every N, every N rounds start on a new log,
+// so that a long soak keeps its rounds short (verifying and rebuilding take time in proportion to the log). With
+// --postgres the log is schema crash_test of that database (--postgres-state: the connection string is FILE's
+// first line, as the test server's state file has it), dropped at the start.
+#include "demo/store_choice.hpp"
 #include "child_process.hpp"
 #include "demo/order_engine.hpp"
 #include "demo/verification.hpp"
 
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <poll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -42,8 +47,10 @@ struct settings {
   std::string directory;
   std::uint64_t rounds = 20;
   std::optional<std::uint64_t> seed;
-  /// Rounds per log file; 0: one file for every round.
+  /// Rounds per log; 0: one log for every round.
   std::uint64_t new_log_every = 0;
+  /// The PostgreSQL database to crash on; empty: a SQLite file in `directory`.
+  std::string postgres;
 };
 
 // The options, or nothing after printing what is wrong.
@@ -69,6 +76,15 @@ std::optional<settings> parse(int argc, char** argv) {
         chosen.seed = std::stoull(value);
       else if (name == "--new-log-every")
         chosen.new_log_every = std::stoull(value);
+      else if (name == "--postgres")
+        chosen.postgres = value;
+      else if (name == "--postgres-state") {
+        std::ifstream state{value};
+        if (!std::getline(state, chosen.postgres) || chosen.postgres.empty()) {
+          std::cerr << "cqrs-crash-test: no connection string in " << value << '\n';
+          return std::nullopt;
+        }
+      }
       else {
         std::cerr << "cqrs-crash-test: unknown option " << name << '\n';
         return std::nullopt;
@@ -80,7 +96,7 @@ std::optional<settings> parse(int argc, char** argv) {
   }
   if (chosen.load.empty() || chosen.store_tool.empty() || chosen.directory.empty() || chosen.rounds == 0) {
     std::cerr << "usage: cqrs-crash-test --load PATH --store-tool PATH --dir DIR [--rounds N>0] [--seed N] "
-                 "[--new-log-every N]\n";
+                 "[--new-log-every N] [--postgres CONNINFO | --postgres-state FILE]\n";
     return std::nullopt;
   }
   return chosen;
@@ -141,17 +157,33 @@ bool wait_for_first_ack(int watch, const std::string& ack_log, std::uintmax_t be
   }
 }
 
-// Opens the file with an engine and the order domain, lets the read models rebuild from the log and compares each
-// with a fold of the log. The first problem, or nothing.
-std::optional<std::string> check_read_models(const std::string& path, std::uint64_t& events) {
-  auto store = cqrs::open_sqlite_event_store(path);
+// Opens the log (a --store SPEC) with an engine and the order domain, lets the read models rebuild from the log and
+// compares each with a fold of the log. The first problem, or nothing.
+std::optional<std::string> check_read_models(const std::string& spec, std::uint64_t& events) {
+  auto choice = demo::parse_store_choice(spec, std::nullopt);
+  if (!choice)
+    return choice.error();
+  auto store = demo::open_store(*choice);
   if (!store)
-    return "cannot open " + path + ": " + store.error().message;
+    return store.error();
   cqrs::engine engine{cqrs::options{.store = *store, .tuning = {.threads = 2}}};
   demo::add_order_domain(engine);
   events = engine.head();
   auto verified = demo::verify_engine(engine);
   return verified.report.first_difference();
+}
+
+// Drops the schema and everything in it (a new log); the error, or nothing.
+std::optional<std::string> drop_schema(const std::string& conninfo, const std::string& schema) {
+  std::unique_ptr<PGconn, decltype(&PQfinish)> link{PQconnectdb(conninfo.c_str()), &PQfinish};
+  if (PQstatus(link.get()) != CONNECTION_OK)
+    return "cannot connect to " + conninfo + ": " + PQerrorMessage(link.get());
+  PQsetNoticeProcessor(link.get(), [](void*, const char*) {}, nullptr);
+  std::unique_ptr<PGresult, decltype(&PQclear)> dropped{
+    PQexec(link.get(), ("DROP SCHEMA IF EXISTS " + schema + " CASCADE").c_str()), &PQclear};
+  if (PQresultStatus(dropped.get()) != PGRES_COMMAND_OK)
+    return "cannot drop schema " + schema + ": " + PQresultErrorMessage(dropped.get());
+  return std::nullopt;
 }
 
 } // namespace
@@ -162,17 +194,24 @@ int main(int argc, char** argv) {
     return 2;
   std::filesystem::create_directories(chosen->directory);
   auto database = chosen->directory + "/crash.db";
+  auto store_spec =
+    chosen->postgres.empty() ? "sqlite:" + database : "postgres:" + chosen->postgres + " schema=crash_test";
   auto ack_log = chosen->directory + "/crash.ack";
   // The acknowledgement log is emptied, not removed: the inotify watch below follows its inode.
   auto start_new_log = [&] {
-    for (const auto* suffix : {"", "-wal", "-shm", "-journal"})
-      std::filesystem::remove(database + suffix);
+    if (chosen->postgres.empty()) {
+      for (const auto* suffix : {"", "-wal", "-shm", "-journal"})
+        std::filesystem::remove(database + suffix);
+    } else if (auto dropped = drop_schema(chosen->postgres, "crash_test")) {
+      std::cerr << "cqrs-crash-test: " << *dropped << '\n';
+      std::exit(1);
+    }
     std::ofstream empty{ack_log, std::ios::trunc};
   };
   start_new_log();
 
   auto seed = chosen->seed ? *chosen->seed : std::random_device{}();
-  std::cout << "cqrs-crash-test: " << chosen->rounds << " rounds on " << database << ", seed " << seed
+  std::cout << "cqrs-crash-test: " << chosen->rounds << " rounds on " << store_spec << ", seed " << seed
             << " (rerun with --seed " << seed << ")" << std::endl;
   std::mt19937_64 random{seed};
   std::uniform_int_distribution<int> crash_after_ms{100, 700};
@@ -192,7 +231,7 @@ int main(int argc, char** argv) {
     auto acks_before = size_of(ack_log);
     auto round_started = steady::now();
     auto child = start(chosen->load,
-                       {"--store", "sqlite:" + database, "--ack-log", ack_log, "--duration-s", "60", "--clients", "64",
+                       {"--store", store_spec, "--ack-log", ack_log, "--duration-s", "60", "--clients", "64",
                         "--progress", "none", "--query-s", "0", "--seed", std::to_string(round)},
                        output);
     if (child < 0) {
@@ -227,7 +266,7 @@ int main(int argc, char** argv) {
 
     auto verify_started = steady::now();
     auto verify_output = chosen->directory + "/verify-round-" + std::to_string(round) + ".log";
-    auto verifier = start(chosen->store_tool, {"verify", "--ack-log", ack_log, database}, verify_output);
+    auto verifier = start(chosen->store_tool, {"verify", "--ack-log", ack_log, store_spec}, verify_output);
     auto verified = verifier < 0 ? std::optional<int>{-1} : test_support::exit_code_within(verifier);
     if (!verified) {
       std::cerr << "round " << round << ": cqrs-store verify did not end within " << limit_seconds
@@ -242,8 +281,8 @@ int main(int argc, char** argv) {
     }
     auto rebuild_started = steady::now();
     std::uint64_t events = 0;
-    if (auto problem = check_read_models(database, events)) {
-      std::cerr << "round " << round << ": the read models rebuilt from the file disagree with the log: " << *problem
+    if (auto problem = check_read_models(store_spec, events)) {
+      std::cerr << "round " << round << ": the read models rebuilt from the log disagree with it: " << *problem
                 << '\n';
       return 1;
     }
