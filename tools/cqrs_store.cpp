@@ -33,19 +33,24 @@ int main(int argc, char** argv) {
   std::int64_t from = 1;
   std::string ack_log;
 
-  // A SQLite file that exists, or a PostgreSQL log.
+  // A SQLite file that exists (its path, or sqlite:PATH as the programs' --store names it), or a PostgreSQL log.
   auto log_check = CLI::Validator(
     [](const std::string& value) {
       if (value.starts_with("postgres:"))
         return std::string{};
-      return CLI::ExistingFile(value);
+      return CLI::ExistingFile(value.starts_with("sqlite:") ? value.substr(7) : value);
     },
     "FILE|postgres:CONNINFO");
+  auto add_log = [&](CLI::App* command) {
+    command->add_option("log", path, "The event log: a SQLite file (or sqlite:PATH), or postgres:CONNINFO")
+      ->required()
+      ->check(log_check);
+  };
   auto* stats = app.add_subcommand("stats", "Number of events and streams, last position, file size.");
-  stats->add_option("file", path, "The event log: a SQLite file or postgres:CONNINFO")->required()->check(log_check);
+  add_log(stats);
 
   auto* dump = app.add_subcommand("dump", "The events as JSON lines, payloads as stored.");
-  dump->add_option("file", path, "The event log: a SQLite file or postgres:CONNINFO")->required()->check(log_check);
+  add_log(dump);
   dump->add_option("--stream", stream, "Only this stream, as TYPE/ID")->check([](const std::string& value) {
     return split_stream(value) ? std::string{} : std::string{"expected TYPE/ID, got " + value};
   });
@@ -53,15 +58,13 @@ int main(int argc, char** argv) {
 
   auto* verify = app.add_subcommand("verify", "Checks positions, checksums, stream versions, payloads (and "
                                               "acknowledgements); exit code 0 when all hold, 1 otherwise.");
-  verify->add_option("file", path, "The event log: a SQLite file or postgres:CONNINFO")->required()->check(log_check);
+  add_log(verify);
   verify->add_option("--ack-log", ack_log, "Lines \"command_id position\": each event must exist with that command")
     ->check(CLI::ExistingFile);
 
   auto* dead_letters = app.add_subcommand("dead-letters", "The events that projections under the skip policy "
                                                           "passed over, as JSON lines.");
-  dead_letters->add_option("file", path, "The event log: a SQLite file or postgres:CONNINFO")
-    ->required()
-    ->check(log_check);
+  add_log(dead_letters);
 
   try {
     app.parse(argc, argv);
@@ -94,7 +97,7 @@ int main(int argc, char** argv) {
     }
     code = run(postgres_log{location->conninfo, location->schema});
   } else {
-    code = run(log_file{path});
+    code = run(log_file{path.starts_with("sqlite:") ? path.substr(7) : path});
   }
   std::cout.flush();
   return demo::exit_code_after_interrupts(code);
