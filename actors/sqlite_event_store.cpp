@@ -1,6 +1,7 @@
 // The SQLite event store: group commit by a writer thread, pooled readers, the decoded-chunk cache, snapshots and
 // dead letters; its connections, schema and open checks are in detail/sqlite_connection.hpp.
 #include "actors/sqlite_event_store.hpp"
+#include "actors/detail/chunk_cache.hpp"
 #include "actors/detail/event_codecs.hpp"
 #include "actors/detail/group_commit.hpp"
 #include "actors/detail/sqlite_connection.hpp"
@@ -30,40 +31,12 @@ using detail::pending_append;
 
 /// A read fetches at most this many events (or bytes of payload) before it hands them to the visitor, so that
 /// its read transaction (which holds back WAL checkpoints) stays short and huge payloads are not all buffered.
-constexpr std::size_t chunk_events = 1024;
-constexpr std::size_t chunk_bytes = std::size_t{4} << 20;
+constexpr std::size_t fetch_events = 1024;
+constexpr std::size_t fetch_bytes = std::size_t{4} << 20;
 /// Idle read connections kept for reuse; more concurrent readers open (and later close) their own.
 constexpr std::size_t max_idle_readers = 8;
 /// Stream versions the writer remembers; beyond this the cache starts over (versions reload from the file).
 constexpr std::size_t max_cached_streams = std::size_t{1} << 20;
-/// read_all's shared cache of decoded events: chunk k holds the positions k * cached_chunk_events + 1 to
-/// (k + 1) * cached_chunk_events, all committed (the engine's projections read in batches of the same size).
-constexpr log_position cached_chunk_events = 1024;
-/// Decoded chunks kept, and the most payload text (bytes) behind them. Readers walk the log at different paces
-/// (the engine's scheduler may run two projections to the head before it starts the other two), so when the
-/// cache is full, the chunk that leaves is the lowest one that as many readers walked through as through any
-/// chunk so far (the slowest walker is past it), or else the one furthest along the log (the one needed last).
-constexpr std::size_t max_cached_chunks = 256;
-constexpr std::size_t max_cached_bytes = std::size_t{64} << 20;
-/// A reader waiting for a chunk that another reader decodes meanwhile decodes one of the next ones this far on.
-constexpr log_position read_ahead_chunks = 4;
-
-/// The events of one chunk, decoded once (or kept by the writer as they were appended) and then shared read-only
-/// by every reader. The writer fills the chunk at the log's head event by event while readers read it: the
-/// first `filled` events are set and never change.
-struct decoded_chunk {
-  std::unique_ptr<envelope[]> events = std::make_unique<envelope[]>(cached_chunk_events);
-  std::atomic<std::size_t> filled{0};
-  /// Their payloads' JSON text, which bounds the cache.
-  std::size_t bytes = 0;
-};
-
-/// One chunk in the cache: being decoded by a reader, or ready.
-struct cached_chunk {
-  std::shared_ptr<const decoded_chunk> ready;
-  /// Reads that entered the chunk at its first position: readers walking the log through it.
-  std::uint64_t walkers = 0;
-};
 
 /// Events a read fetched in one go, and whether the query ran out or failed after them.
 struct chunk {
@@ -275,31 +248,12 @@ public:
   }
 
   void read_all(log_position after_position, log_position up_to, const event_visitor& visit) const override {
-    auto next = after_position;
     // Complete chunks come from the shared cache, decoded once for all readers; the chunk at the head from the
     // events the writer kept as it committed them. What neither holds is read from the file.
-    while (next < up_to) {
-      auto index = next / cached_chunk_events;
-      bool complete = (index + 1) * cached_chunk_events <= head_.load(std::memory_order_acquire);
-      auto chunk = complete ? shared_chunk(index, next == index * cached_chunk_events) : head_chunk(index);
-      if (!chunk)
-        break; // not kept, or it does not decode: the direct read below stops at the failing event
-      auto filled = chunk->filled.load(std::memory_order_acquire);
-      auto offset = next - index * cached_chunk_events;
-      if (offset >= filled)
-        break;
-      for (; offset < filled; ++offset) {
-        const auto& event = chunk->events[offset];
-        if (event.position > up_to)
-          return;
-        if (!visit(event))
-          return;
-        next = event.position;
-      }
-      if (filled < cached_chunk_events)
-        break;
-    }
-    read_direct(next, up_to, visit);
+    bool stopped = false;
+    auto next = cache_.read(after_position, up_to, head_, visit, stopped);
+    if (!stopped)
+      read_direct(next, up_to, visit);
   }
 
   /// read_all straight from the file, decoding each event for this reader alone.
@@ -370,8 +324,8 @@ public:
                                    conflicts_.load(std::memory_order_relaxed),
                                    0,
                                    snapshots_.load(std::memory_order_relaxed)};
-    result.chunks_decoded = chunks_decoded_.load(std::memory_order_relaxed);
-    result.chunks_reused = chunks_reused_.load(std::memory_order_relaxed);
+    result.chunks_decoded = cache_.decoded();
+    result.chunks_reused = cache_.reused();
     result.damage_passed = damage_passed_.load(std::memory_order_relaxed);
     result.damaged_snapshots = damaged_snapshots_.load(std::memory_order_relaxed);
     result.dead_letters = dead_letters_.load(std::memory_order_relaxed);
@@ -420,124 +374,9 @@ private:
   }
 
 private:
-  /// The decoded events of the complete chunk `index`, from the cache or decoded now (by this reader, or by
-  /// another one it waits for), or nullptr when the chunk does not decode (the caller then reads directly and
-  /// meets the failure at its event). While another reader decodes the chunk, this one decodes a chunk a little
-  /// further on instead of idling, so that readers walking the log together decode on every core.
-  std::shared_ptr<const decoded_chunk> shared_chunk(log_position index, bool from_start) const {
-    std::unique_lock lock{chunks_mutex_};
-    bool waited = false;
-    while (true) {
-      auto found = chunks_.find(index);
-      if (found == chunks_.end()) {
-        if (waited)
-          return nullptr; // the reader that decoded it failed
-        return load_chunk(index, from_start, lock);
-      }
-      if (found->second.ready) {
-        chunks_reused_.fetch_add(1, std::memory_order_relaxed);
-        if (from_start)
-          max_walkers_ = std::max(max_walkers_, ++found->second.walkers);
-        return found->second.ready;
-      }
-      // Being decoded by another reader.
-      auto committed_chunks = head_.load(std::memory_order_acquire) / cached_chunk_events;
-      bool helped = false;
-      for (auto ahead = index + 1; ahead <= index + read_ahead_chunks && ahead < committed_chunks; ++ahead) {
-        if (!chunks_.contains(ahead)) {
-          load_chunk(ahead, false, lock);
-          helped = true;
-          break;
-        }
-      }
-      if (!helped) {
-        chunks_changed_.wait(lock);
-        waited = true;
-      }
-    }
-  }
-
-  /// Decodes the chunk with the lock released (marked as being decoded meanwhile), then publishes it in the
-  /// cache, evicting chunks beyond the cache's bounds (see max_cached_chunks).
-  std::shared_ptr<const decoded_chunk> load_chunk(log_position index, bool walker,
-                                                  std::unique_lock<std::mutex>& lock) const {
-    chunks_.emplace(index, cached_chunk{});
-    lock.unlock();
-    std::shared_ptr<const decoded_chunk> decoded;
-    try {
-      decoded = decode_chunk(index);
-    } catch (...) {
-      // Only the direct read reports read errors, at the event they concern.
-    }
-    lock.lock();
-    if (!decoded) {
-      chunks_.erase(index);
-    } else {
-      chunks_decoded_.fetch_add(1, std::memory_order_relaxed);
-      auto& entry = chunks_.at(index);
-      entry.ready = decoded;
-      if (walker)
-        max_walkers_ = std::max(max_walkers_, ++entry.walkers);
-      cached_bytes_ += decoded->bytes;
-      ++ready_chunks_;
-      trim(index);
-    }
-    chunks_changed_.notify_all();
-    return decoded;
-  }
-
-  /// Evicts chunks (never `kept`) until the cache is within its bounds.
-  void trim(log_position kept) const {
-    {
-      while (ready_chunks_ > max_cached_chunks || (cached_bytes_ > max_cached_bytes && ready_chunks_ > 1)) {
-        auto walked = chunks_.end();   // the lowest chunk every walker is past
-        auto furthest = chunks_.end(); // otherwise the highest chunk
-        for (auto candidate = chunks_.begin(); candidate != chunks_.end(); ++candidate) {
-          if (!candidate->second.ready || candidate->first == kept)
-            continue;
-          if (candidate->second.walkers >= max_walkers_) {
-            if (walked == chunks_.end() || candidate->first < walked->first)
-              walked = candidate;
-          } else if (furthest == chunks_.end() || candidate->first > furthest->first) {
-            furthest = candidate;
-          }
-        }
-        auto victim = walked != chunks_.end() ? walked : furthest;
-        if (victim == chunks_.end())
-          break;
-        evict(victim);
-      }
-    }
-  }
-
-  /// The chunk the writer fills at the head, if it is chunk `index`.
-  std::shared_ptr<const decoded_chunk> head_chunk(log_position index) const {
-    std::lock_guard lock{chunks_mutex_};
-    if (head_chunk_ && head_chunk_index_ == index)
-      return head_chunk_;
-    return nullptr;
-  }
-
-  /// Puts a ready chunk into the cache (a complete one the writer filled), evicting beyond the bounds.
-  void publish(log_position index, std::shared_ptr<const decoded_chunk> chunk) const {
-    auto [entry, inserted] = chunks_.try_emplace(index);
-    if (!inserted)
-      return; // a reader decoded it from the file meanwhile, or is decoding it
-    entry->second.ready = std::move(chunk);
-    cached_bytes_ += entry->second.ready->bytes;
-    ++ready_chunks_;
-    trim(index);
-  }
-
-  void evict(std::unordered_map<log_position, cached_chunk>::iterator chunk) const {
-    cached_bytes_ -= chunk->second.ready->bytes;
-    --ready_chunks_;
-    chunks_.erase(chunk);
-  }
-
   /// Reads and decodes the chunk's events from the file; nullptr when it is not all there or does not decode.
-  std::shared_ptr<const decoded_chunk> decode_chunk(log_position index) const {
-    auto result = std::make_shared<decoded_chunk>();
+  std::shared_ptr<const detail::decoded_chunk> decode_chunk(log_position index) const {
+    auto result = std::make_shared<detail::decoded_chunk>();
     std::size_t count = 0;
     codec_cursor codecs{codec_snapshot()};
     // Events of one stream share its id (the engine's own envelopes do too); the order workload interleaves
@@ -546,15 +385,15 @@ private:
     auto lease = take_reader();
     auto* query = lease.get()->log_events.get();
     reset_on_exit reset{query};
-    sqlite3_bind_int64(query, 1, static_cast<sqlite3_int64>(index * cached_chunk_events));
-    sqlite3_bind_int64(query, 2, static_cast<sqlite3_int64>((index + 1) * cached_chunk_events));
+    sqlite3_bind_int64(query, 1, static_cast<sqlite3_int64>(index * detail::chunk_events));
+    sqlite3_bind_int64(query, 2, static_cast<sqlite3_int64>((index + 1) * detail::chunk_events));
     int step = SQLITE_ROW;
-    while ((step = sqlite3_step(query)) == SQLITE_ROW && count < cached_chunk_events) {
+    while ((step = sqlite3_step(query)) == SQLITE_ROW && count < detail::chunk_events) {
       auto& event = result->events[count++];
       event.position = static_cast<log_position>(column_integer(query, 0));
       // Each position in turn, as read_direct checks: a damaged b-tree (a page linked twice) can give 1,024 rows
       // in the range with some twice and others missing. The direct read then refuses at the first one out of turn.
-      if (event.position != index * cached_chunk_events + count)
+      if (event.position != index * detail::chunk_events + count)
         return nullptr;
       auto type = column_text(query, 1);
       auto id = column_text(query, 2);
@@ -573,7 +412,7 @@ private:
                                    column_text(query, 6), column_text(query, 7), column_text(query, 8),
                                    column_integer(query, 9));
     }
-    if (step != SQLITE_DONE || count != cached_chunk_events)
+    if (step != SQLITE_DONE || count != detail::chunk_events)
       return nullptr;
     result->filled.store(count, std::memory_order_release);
     return result;
@@ -584,7 +423,7 @@ private:
   template <class Decode>
   void fetch(sqlite3_stmt* query, sqlite3* database, chunk& fetched, Decode decode) const {
     std::size_t bytes = 0;
-    while (fetched.events.size() < chunk_events && bytes < chunk_bytes) {
+    while (fetched.events.size() < fetch_events && bytes < fetch_bytes) {
       auto step = sqlite3_step(query);
       if (step == SQLITE_DONE) {
         fetched.exhausted = true;
@@ -836,9 +675,8 @@ private:
     return next_position - 1;
   }
 
-  /// Keeps the batch's committed events, as appended (no decoding), in the chunk at the head for readers: the
-  /// engine's projections then follow new events without reading the file. The first chunk starts at the
-  /// first chunk boundary the writer reaches (a chunk begun before the store opened is read from the file).
+  /// Keeps the batch's committed events, as appended (no decoding), in the cache's chunk at the head for readers:
+  /// the engine's projections then follow new events without reading the file.
   void keep_committed(std::vector<pending_append>& batch, std::int64_t timestamp) {
     auto time = from_microseconds(timestamp);
     for (auto& pending : batch) {
@@ -848,19 +686,7 @@ private:
       auto position = pending.result->first_position;
       auto version = pending.result->version - request.events.size();
       for (std::size_t index = 0; index < request.events.size(); ++index, ++position) {
-        auto chunk_index = (position - 1) / cached_chunk_events;
-        auto offset = (position - 1) % cached_chunk_events;
-        if (!writing_chunk_ || writing_chunk_index_ != chunk_index) {
-          writing_chunk_.reset();
-          if (offset != 0)
-            continue; // wait for the next chunk boundary
-          writing_chunk_ = std::make_shared<decoded_chunk>();
-          writing_chunk_index_ = chunk_index;
-          std::lock_guard lock{chunks_mutex_};
-          head_chunk_ = writing_chunk_;
-          head_chunk_index_ = chunk_index;
-        }
-        auto& event = writing_chunk_->events[offset];
+        envelope event;
         event.stream = request.stream;
         event.version = ++version;
         event.position = position;
@@ -869,14 +695,7 @@ private:
         event.command_id = request.command_id;
         event.correlation_id = request.correlation_id;
         event.payload = std::move(request.events[index].payload);
-        writing_chunk_->bytes += pending.payloads[index].size();
-        writing_chunk_->filled.store(offset + 1, std::memory_order_release);
-        if (offset + 1 == cached_chunk_events) {
-          std::lock_guard lock{chunks_mutex_};
-          publish(chunk_index, writing_chunk_);
-          head_chunk_.reset();
-          writing_chunk_.reset();
-        }
+        cache_.keep(std::move(event), pending.payloads[index].size());
       }
     }
   }
@@ -949,20 +768,8 @@ private:
   mutable std::mutex readers_mutex_;
   mutable std::vector<std::unique_ptr<reader>> idle_readers_;
 
-  /// read_all's decoded chunks by index (see shared_chunk).
-  mutable std::mutex chunks_mutex_;
-  mutable std::condition_variable chunks_changed_;
-  mutable std::unordered_map<log_position, cached_chunk> chunks_;
-  mutable std::uint64_t max_walkers_ = 0;
-  /// The chunk the writer fills at the head (the writer's own pointer, and the one readers take under the lock).
-  std::shared_ptr<decoded_chunk> writing_chunk_;
-  log_position writing_chunk_index_ = 0;
-  mutable std::shared_ptr<const decoded_chunk> head_chunk_;
-  mutable log_position head_chunk_index_ = 0;
-  mutable std::size_t ready_chunks_ = 0;
-  mutable std::size_t cached_bytes_ = 0;
-  mutable std::atomic<std::uint64_t> chunks_decoded_{0};
-  mutable std::atomic<std::uint64_t> chunks_reused_{0};
+  /// read_all's decoded chunks (detail/chunk_cache.hpp).
+  detail::chunk_cache cache_{[this](log_position index) { return decode_chunk(index); }};
   mutable std::atomic<std::uint64_t> damage_passed_{0};
   mutable std::atomic<std::uint64_t> damaged_snapshots_{0};
 
