@@ -2,6 +2,7 @@
 // pooled readers, a listener connection for the heads other processes commit, reconnection with backoff and the
 // resolution of commits whose outcome a dropped connection hid. Connections and schema: detail/postgres_connection.
 #include "actors/postgres_event_store.hpp"
+#include "actors/detail/chunk_cache.hpp"
 #include "actors/detail/event_codecs.hpp"
 #include "actors/detail/group_commit.hpp"
 #include "actors/detail/postgres_connection.hpp"
@@ -133,6 +134,8 @@ struct attempt {
   std::uint64_t accepted_events = 0;
   std::uint64_t refused = 0;
   detail::shared_stream_map<stream_version> versions{};
+  /// When the events were recorded (microseconds since the epoch).
+  std::int64_t timestamp = 0;
 };
 
 class postgres_store final : public postgres_event_store {
@@ -279,6 +282,16 @@ public:
   }
 
   void read_all(log_position after_position, log_position up_to, const event_visitor& visit) const override {
+    // Complete chunks come from the shared cache, decoded once for all readers; the chunk at the head from the
+    // events the writer kept as it committed them. What neither holds is read page by page from the server.
+    bool stopped = false;
+    auto next = cache_.read(after_position, up_to, head_, visit, stopped);
+    if (!stopped)
+      read_direct(next, up_to, visit);
+  }
+
+  /// read_all from the server, decoding each event for this reader alone.
+  void read_direct(log_position after_position, log_position up_to, const event_visitor& visit) const {
     codec_cursor codecs{codecs_.snapshot()};
     auto next = after_position;
     // Events of one stream share its id, as the engine's own envelopes do; a page interleaves many streams.
@@ -353,6 +366,8 @@ public:
     result.unknown_outcomes_committed = unknown_committed_.load(std::memory_order_relaxed);
     result.unknown_outcomes_retried = unknown_retried_.load(std::memory_order_relaxed);
     result.foreign_heads = foreign_heads_.load(std::memory_order_relaxed);
+    result.chunks_decoded = cache_.decoded();
+    result.chunks_reused = cache_.reused();
     return result;
   }
 
@@ -430,6 +445,35 @@ private:
 
   result read_query(const std::string& sql, const std::vector<std::string>& params, const std::string& what) const {
     return read_with_retry([&](PGconn* link) { return execute(link, sql, params); }, what);
+  }
+
+  /// Reads and decodes complete chunk `index` for the cache; nullptr when it is not all there.
+  std::shared_ptr<const detail::decoded_chunk> decode_chunk(log_position index) const {
+    using detail::chunk_events;
+    auto rows = read_prepared(
+      log_page, {std::to_string(index * chunk_events), std::to_string((index + 1) * chunk_events)}, "reading the log");
+    if (PQntuples(rows.get()) != static_cast<int>(chunk_events))
+      return nullptr;
+    auto result = std::make_shared<detail::decoded_chunk>();
+    codec_cursor codecs{codecs_.snapshot()};
+    std::unordered_map<std::string, std::shared_ptr<const stream_id>, detail::string_hash, std::equal_to<>> streams;
+    for (int row = 0; row < static_cast<int>(chunk_events); ++row) {
+      auto& event = result->events[static_cast<std::size_t>(row)];
+      auto type = value(rows.get(), row, 1);
+      auto id = value(rows.get(), row, 2);
+      auto found = streams.find(id);
+      if (found == streams.end() || found->second->type != type)
+        found = streams.insert_or_assign(std::string{id}, std::make_shared<const stream_id>(
+                                                            stream_id{std::string{type}, std::string{id}}))
+                  .first;
+      event.stream = found->second;
+      decode_row(rows.get(), row, event, codecs);
+      if (event.position != index * chunk_events + static_cast<log_position>(row) + 1)
+        return nullptr; // the direct read names the gap
+      result->bytes += static_cast<std::size_t>(PQgetlength(rows.get(), row, 8));
+    }
+    result->filled.store(chunk_events, std::memory_order_release);
+    return result;
   }
 
   /// Fills the envelope from a page row (its stream already set); throws event_read_error when the payload does
@@ -560,6 +604,7 @@ private:
       return lost_or_refused(loaded.error(), attempt_outcome::not_committed);
 
     auto timestamp = detail::to_microseconds(std::chrono::system_clock::now());
+    tried.timestamp = timestamp;
     auto recorded = timestamp_text(timestamp);
     auto next_position = head + 1;
     std::string rows;
@@ -730,7 +775,6 @@ private:
   /// Books a committed transaction; returns the new head if this commit raised it (listeners are then told).
   std::optional<log_position> finish(std::vector<pending_append>& batch, const std::vector<snapshot>& snapshots,
                                      const std::vector<dead_letter>& dead_letters, attempt& tried) {
-    (void)batch;
     conflicts_.fetch_add(tried.refused, std::memory_order_relaxed);
     snapshots_.fetch_add(snapshots.size(), std::memory_order_relaxed);
     dead_letters_.fetch_add(dead_letters.size(), std::memory_order_relaxed);
@@ -744,9 +788,35 @@ private:
     writer_head_ = tried.head;
     appends_.fetch_add(tried.accepted, std::memory_order_relaxed);
     events_.fetch_add(tried.accepted_events, std::memory_order_relaxed);
+    keep_committed(batch, tried.timestamp);
     if (!raise_head(tried.head))
       return std::nullopt; // the listener heard a later head already, and told the listeners
     return tried.head;
+  }
+
+  /// Keeps the batch's committed events, as appended (no decoding), in the cache's chunk at the head for readers:
+  /// the engine's projections then follow this process's own events without reading them back.
+  void keep_committed(std::vector<pending_append>& batch, std::int64_t timestamp) {
+    auto time = detail::from_microseconds(timestamp);
+    for (auto& pending : batch) {
+      if (!pending.result)
+        continue;
+      auto& request = pending.request;
+      auto position = pending.result->first_position;
+      auto version = pending.result->version - request.events.size();
+      for (std::size_t index = 0; index < request.events.size(); ++index, ++position) {
+        envelope event;
+        event.stream = request.stream;
+        event.version = ++version;
+        event.position = position;
+        event.type_name = request.events[index].type_name;
+        event.timestamp = time;
+        event.command_id = request.command_id;
+        event.correlation_id = request.correlation_id;
+        event.payload = std::move(request.events[index].payload);
+        cache_.keep(std::move(event), pending.payloads[index].size());
+      }
+    }
   }
 
   /// Raises head() to `head` if it is higher; true if it was.
@@ -941,6 +1011,8 @@ private:
 
   detail::codec_registry codecs_;
   detail::head_listeners listeners_;
+  /// read_all's decoded chunks (detail/chunk_cache.hpp).
+  detail::chunk_cache cache_{[this](log_position index) { return decode_chunk(index); }};
 
   /// Its writer thread starts once everything it uses is constructed.
   detail::group_commit committer_;

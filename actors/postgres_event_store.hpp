@@ -51,6 +51,10 @@ struct postgres_store_statistics {
   std::uint64_t unknown_outcomes_retried = 0;
   /// Heads learnt from other processes' commits (by notification or by the safety re-read).
   std::uint64_t foreign_heads = 0;
+  /// Chunks of 1,024 committed positions that read_all decoded into its shared cache, and chunk reads it served
+  /// from there (as in the SQLite store).
+  std::uint64_t chunks_decoded = 0;
+  std::uint64_t chunks_reused = 0;
 };
 
 /// The event log in a PostgreSQL schema (tables `events`, `commands`, `snapshots`, `dead_letters`, `log_head`
@@ -70,8 +74,10 @@ struct postgres_store_statistics {
 /// lost connection) leaves the store unhealthy, as a failed commit does in the SQLite store.
 ///
 /// Reads run on pooled connections; read_all and read_stream fetch pages of 1,024 events and decode them with the
-/// codecs given to add_event_types. A listener connection LISTENs for the heads other processes commit (and
-/// re-reads the head every head_check_interval, should a notification be lost); head() is the highest head seen.
+/// codecs given to add_event_types. read_all keeps decoded chunks in a bounded cache shared by its readers, and
+/// the writer keeps the events it commits there too, as the SQLite store does (detail/chunk_cache.hpp). A listener
+/// connection LISTENs for the heads other processes commit (and re-reads the head every head_check_interval, should
+/// a notification be lost); head() is the highest head seen.
 /// Only commands appended with remember_command_id are found by find_command (their ids have a table of their
 /// own, so that engine-generated ids cost no index). Payloads are kept as jsonb, which cannot hold the NUL
 /// character: an event whose JSON has one is refused with invalid_request.
