@@ -83,9 +83,10 @@ std::expected<std::unique_ptr<reader>, std::string> open_reader(const std::strin
   if (!opened)
     return std::unexpected(std::move(opened.error()));
   auto prepared = std::make_unique<reader>(reader{std::move(*opened)});
-  const std::string columns = "position, stream_type, stream_id, version, type_name, "
-                              "(extract(epoch FROM recorded) * 1000000)::bigint, command_id, correlation_id, "
-                              "payload::text FROM "
+  // The pages come back in binary (see decode_row): the server sends the integers and the timestamp as they are
+  // stored instead of formatting them as text.
+  const std::string columns = "position, stream_type, stream_id, version, type_name, recorded, command_id, "
+                              "correlation_id, payload FROM "
                               + store.events;
   const std::pair<const char*, std::string> statements[] = {
     {log_page, "SELECT " + columns + " WHERE position > $1 AND position <= $2 ORDER BY position LIMIT "
@@ -103,13 +104,36 @@ std::expected<std::unique_ptr<reader>, std::string> open_reader(const std::strin
   return prepared;
 }
 
-/// Runs a prepared statement with text parameters.
+/// Runs a prepared statement with text parameters; its rows in binary (PostgreSQL's send formats).
 std::expected<result, failure> run_prepared(PGconn* link, const char* name, const std::vector<std::string>& params) {
   std::vector<const char*> values;
   for (const auto& param : params)
     values.push_back(param.c_str());
   return checked(link, PQexecPrepared(link, name, static_cast<int>(values.size()), values.data(), nullptr, nullptr,
-                                      0));
+                                      1));
+}
+
+/// A bigint column of a binary row (network byte order).
+std::int64_t binary_integer(const PGresult* rows, int row, int column) {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(PQgetvalue(rows, row, column));
+  if (PQgetlength(rows, row, column) != 8)
+    return 0;
+  std::uint64_t number = 0;
+  for (int index = 0; index < 8; ++index)
+    number = (number << 8) | bytes[index];
+  return static_cast<std::int64_t>(number);
+}
+
+/// A timestamptz column of a binary row: microseconds since 2000-01-01, as microseconds since 1970-01-01.
+std::int64_t binary_timestamp(const PGresult* rows, int row, int column) {
+  constexpr std::int64_t epoch_difference = 946'684'800'000'000;
+  return binary_integer(rows, row, column) + epoch_difference;
+}
+
+/// A jsonb column of a binary row: its format version (1), then its JSON text.
+std::string_view binary_json(const PGresult* rows, int row, int column) {
+  auto bytes = value(rows, row, column);
+  return bytes.empty() ? bytes : bytes.substr(1);
 }
 
 /// How one attempt at a batch's transaction ended.
@@ -476,13 +500,13 @@ private:
     return result;
   }
 
-  /// Fills the envelope from a page row (its stream already set); throws event_read_error when the payload does
-  /// not decode.
+  /// Fills the envelope from a binary page row (its stream already set); throws event_read_error when the payload
+  /// does not decode.
   static void decode_row(const PGresult* rows, int row, envelope& event, codec_cursor& codecs) {
-    event.position = static_cast<log_position>(integer_value(rows, row, 0));
-    event.version = static_cast<stream_version>(integer_value(rows, row, 3));
-    detail::decode_payload(event, codecs, value(rows, row, 4), value(rows, row, 8));
-    event.timestamp = detail::from_microseconds(integer_value(rows, row, 5));
+    event.position = static_cast<log_position>(binary_integer(rows, row, 0));
+    event.version = static_cast<stream_version>(binary_integer(rows, row, 3));
+    detail::decode_payload(event, codecs, value(rows, row, 4), binary_json(rows, row, 8));
+    event.timestamp = detail::from_microseconds(binary_timestamp(rows, row, 5));
     event.command_id = value(rows, row, 6);
     event.correlation_id = value(rows, row, 7);
   }
@@ -490,7 +514,7 @@ private:
   stream_version current_stream_version(const stream_id& stream) const {
     auto rows = read_prepared(stream_version_query, {stream.type, stream.id}, "reading the version of "
                                                                                 + stream.to_string());
-    return static_cast<stream_version>(integer_value(rows.get(), 0, 0));
+    return static_cast<stream_version>(binary_integer(rows.get(), 0, 0));
   }
 
   // --- Appends ---
