@@ -1,5 +1,5 @@
 # The load tester's tests, included at the end of tests/CMakeLists.txt (where cqrs_catch_main and
-# catch_discover_tests exist): the histogram, the workloads, the command line and short load runs through Catch2,
+# cqrs_discover_tests exist): the histogram, the workloads, the command line and short load runs through Catch2,
 # and the cqrs-load command line's exit codes through ctest.
 
 # Files named bench_*.cpp, linked with the load tester's library.
@@ -11,12 +11,9 @@ target_link_libraries(cqrs-bench-tests PRIVATE cqrs_catch_main cqrs_bench Catch2
 # it as races. The engine annotates its edges for TSan; the baseline is only a comparator, so TSan builds leave its
 # tests out. Every other test (the engine runs, the CRUD baseline, the histogram) runs under TSan.
 if(CQRS_TSAN)
-  catch_discover_tests(cqrs-bench-tests EXTRA_ARGS --warn NoTests TEST_PREFIX "bench/"
-                       TEST_SPEC "~[raw-caf]"
-                       PROPERTIES TIMEOUT 300 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
+  cqrs_discover_tests(cqrs-bench-tests "bench/" TEST_SPEC "~[raw-caf]" PROPERTIES TIMEOUT 300)
 else()
-  catch_discover_tests(cqrs-bench-tests EXTRA_ARGS --warn NoTests TEST_PREFIX "bench/"
-                       PROPERTIES TIMEOUT 300 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
+  cqrs_discover_tests(cqrs-bench-tests "bench/" PROPERTIES TIMEOUT 300)
 endif()
 
 # The command line: each test runs cqrs-load through tests/run_check.cmake, which checks the exit code exactly.

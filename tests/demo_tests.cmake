@@ -1,12 +1,11 @@
-# The demo's tests, included at the end of tests/CMakeLists.txt (where cqrs_catch_main and catch_discover_tests
+# The demo's tests, included at the end of tests/CMakeLists.txt (where cqrs_catch_main and cqrs_discover_tests
 # exist): the library's tests through Catch2, and the cqrs-demo command line's exit codes through ctest.
 
 # Simulation, script mode and verification, called directly: files named demo_*.cpp.
 file(GLOB demo_test_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/demo_*.cpp)
 add_executable(cqrs-demo-tests ${demo_test_sources})
 target_link_libraries(cqrs-demo-tests PRIVATE cqrs_catch_main cqrs_demo_lib Catch2::Catch2)
-catch_discover_tests(cqrs-demo-tests EXTRA_ARGS --warn NoTests TEST_PREFIX "demo/"
-                     PROPERTIES TIMEOUT 300 ENVIRONMENT "${CQRS_TEST_ENVIRONMENT}")
+cqrs_discover_tests(cqrs-demo-tests "demo/" PROPERTIES TIMEOUT 300)
 
 # The command line: each test runs cqrs-demo through run_check.cmake, which checks the exit code exactly
 # (WILL_FAIL or a PASS_REGULAR_EXPRESSION alone would not).
