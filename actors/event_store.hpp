@@ -37,7 +37,7 @@ struct append_request {
   std::string correlation_id;
   new_events events;
   /// The sender chose the command id (a retry may re-send it): find_command must be able to find it.
-  /// Durable stores index every command id anyway; the in-memory store indexes only these.
+  /// Stores record only these ids: engine-generated ones are unique and never looked up, so they cost no index.
   bool remember_command_id = false;
 };
 

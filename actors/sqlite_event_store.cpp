@@ -614,6 +614,18 @@ private:
         ++next_position;
       }
       result.last_position = next_position - 1;
+      if (request.remember_command_id && !request.command_id.empty()) {
+        auto* record = writer_.record_command.get();
+        reset_on_exit reset{record};
+        bind_text(record, 1, request.command_id);
+        sqlite3_bind_int64(record, 2, static_cast<sqlite3_int64>(result.first_position));
+        sqlite3_bind_int64(record, 3, static_cast<sqlite3_int64>(result.last_position));
+        if (sqlite3_step(record) != SQLITE_DONE) {
+          fail_batch(batch, "recording command " + request.command_id + " in " + path_
+                              + " failed: " + error_text(database));
+          return std::nullopt;
+        }
+      }
       result.version = current + request.events.size();
       batch_versions.insert_or_assign(request.stream, result.version);
       pending.result = result;

@@ -75,8 +75,9 @@ struct sqlite_store_statistics {
   std::uint64_t damaged_snapshots = 0;
 };
 
-/// The event log in a SQLite file (table `events`, one row per event, indexed by command id; table `snapshots`,
-/// the latest snapshot of each stream; see the schema in the .cpp).
+/// The event log in a SQLite file (table `events`, one row per event; table `commands`, the positions of each
+/// command whose sender chose its id; table `snapshots`, the latest snapshot of each stream; see the schema in
+/// detail/sqlite_connection.hpp).
 ///
 /// A writer thread, started at open, commits every append: append_async encodes the request on the caller's
 /// thread, queues it and returns; append() does the same and waits. The writer takes everything queued (up to
@@ -120,8 +121,9 @@ public:
 /// The application id in the file's header ("CQRS"): marks the file as an event log of this engine.
 inline constexpr std::int32_t sqlite_application_id = 0x43515253;
 /// The schema version this program writes and understands; files with a newer one are refused at open. Version 2
-/// added a checksum per event; a version 1 file is upgraded when it is opened for writing.
-inline constexpr std::int32_t sqlite_schema_version = 2;
+/// added a checksum per event, version 3 the table of sender-chosen command ids (instead of an index on every
+/// event's command id); older files are upgraded when they are opened for writing.
+inline constexpr std::int32_t sqlite_schema_version = 3;
 
 /// Opens the event log at `path`, creating it (and its schema) when the file does not exist. A file that is not
 /// an event log, has a newer schema, or is damaged is refused with errc::store_failure and a message saying why.

@@ -176,6 +176,8 @@ void expect_appended(expected_log& expected, const cqrs::append_request& request
 
 cqrs::append_request deposit(const cqrs::stream_id& stream, cqrs::stream_version expected, std::string command_id) {
   cqrs::append_request request{std::make_shared<const cqrs::stream_id>(stream), expected, command_id, "corr-fuzz", {}};
+  // Recorded, so that find_command reads the commands table of the damaged file.
+  request.remember_command_id = true;
   if (expected == 0)
     request.events.push_back({bank::account_opened::type_name, bank::event{bank::account_opened{"fuzz"}}});
   request.events.push_back({bank::money_deposited::type_name, bank::event{bank::money_deposited{4242}}});

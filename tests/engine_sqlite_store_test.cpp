@@ -26,6 +26,7 @@ namespace {
 using test_support::account_stream;
 using test_support::amount_of;
 using test_support::deposits;
+using test_support::remembered;
 using test_support::start_writers;
 
 std::shared_ptr<cqrs::sqlite_event_store> open_store(const std::string& path, cqrs::sqlite_options options = {}) {
@@ -433,7 +434,9 @@ TEST_CASE("a file written before checksums is upgraded when it is opened, and da
     auto store = open_store(path);
     REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2, 3})));
   }
-  test_support::raw_database{path}.execute("ALTER TABLE events DROP COLUMN checksum; PRAGMA user_version = 1");
+  test_support::raw_database{path}.execute("ALTER TABLE events DROP COLUMN checksum; DROP TABLE commands; "
+                                           "CREATE INDEX events_by_command ON events (command_id); "
+                                           "PRAGMA user_version = 1");
   {
     auto store = open_store(path);
     CHECK(all_amounts(*store) == std::vector<std::int64_t>{1, 2, 3});
@@ -444,6 +447,46 @@ TEST_CASE("a file written before checksums is upgraded when it is opened, and da
   raw.execute("UPDATE events SET payload = '{\"amount_cents\":9}' WHERE position = 1");
   auto store = open_store(path);
   CHECK_THROWS_WITH(all_amounts(*store), Catch::Contains("event 1 (account/a v1) fails its checksum"));
+}
+
+TEST_CASE("a file that indexed every command id is upgraded: its ids are found, and new ids only when chosen",
+          "[store][sqlite]") {
+  test_support::temporary_folder folder;
+  auto path = folder.file("events.db");
+  {
+    auto store = open_store(path);
+    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2}, "cmd-1")));
+    REQUIRE(store->append(deposits(account_stream("b"), 0, {3}, "cmd-2")));
+    REQUIRE(store->append(deposits(account_stream("a"), 2, {4}, "cmd-1"))); // the same id again, two events on
+  }
+  // Version 2 as it was written: no commands table, an index on every event's command id.
+  test_support::raw_database{path}.execute("DROP TABLE commands; CREATE INDEX events_by_command ON events "
+                                           "(command_id); PRAGMA user_version = 2");
+  {
+    auto store = open_store(path);
+    // Version 2 could not tell chosen ids from generated ones: every id stays found, as it was.
+    auto first = store->find_command("cmd-1");
+    REQUIRE(first);
+    CHECK(first->stream == cqrs::stream_id{"account", "a"});
+    CHECK(first->first_position == 1);
+    CHECK(first->last_position == 4);
+    CHECK(first->events == 3);
+    CHECK(first->version == 3);
+    auto second = store->find_command("cmd-2");
+    REQUIRE(second);
+    CHECK(second->first_position == 3);
+    CHECK(second->events == 1);
+    REQUIRE(store->append(deposits(account_stream("b"), 1, {5}, "generated")));
+    REQUIRE(store->append(remembered(deposits(account_stream("b"), 2, {6}, "chosen"))));
+    CHECK_FALSE(store->find_command("generated"));
+    auto chosen = store->find_command("chosen");
+    REQUIRE(chosen);
+    CHECK(chosen->first_position == 6);
+  }
+  test_support::raw_database raw{path};
+  CHECK(raw.integer("PRAGMA user_version") == cqrs::sqlite_schema_version);
+  CHECK(raw.integer("SELECT count(*) FROM sqlite_schema WHERE name = 'events_by_command'") == 0);
+  CHECK(raw.integer("SELECT count(*) FROM commands") == 3);
 }
 
 TEST_CASE("a second writer on the same file makes the store refuse to build on its cached state",
@@ -803,8 +846,8 @@ TEST_CASE("an event whose timestamp is beyond the clock's range reads back at th
   auto path = folder.file("events.db");
   {
     auto store = open_store(path);
-    REQUIRE(store->append(deposits(account_stream("a"), 0, {1}, "cmd-1")));
-    REQUIRE(store->append(deposits(account_stream("a"), 1, {2}, "cmd-2")));
+    REQUIRE(store->append(remembered(deposits(account_stream("a"), 0, {1}, "cmd-1"))));
+    REQUIRE(store->append(remembered(deposits(account_stream("a"), 1, {2}, "cmd-2"))));
   }
   test_support::raw_database{path}.execute_resealed(
     "UPDATE events SET timestamp = CASE position WHEN 1 THEN 9223372036854775807 ELSE -9223372036854775807 END");
@@ -831,8 +874,8 @@ TEST_CASE("find_command refuses a command whose stored event was changed", "[sto
   auto path = folder.file("events.db");
   {
     auto store = open_store(path);
-    REQUIRE(store->append(deposits(account_stream("a"), 0, {1, 2}, "cmd-1")));
-    REQUIRE(store->append(deposits(account_stream("b"), 0, {3}, "cmd-2")));
+    REQUIRE(store->append(remembered(deposits(account_stream("a"), 0, {1, 2}, "cmd-1"))));
+    REQUIRE(store->append(remembered(deposits(account_stream("b"), 0, {3}, "cmd-2"))));
   }
   test_support::raw_database{path}.execute("UPDATE events SET stream_id = 'z' WHERE position = 2");
   auto store = open_store(path);

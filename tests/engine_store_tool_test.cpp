@@ -65,7 +65,7 @@ void write_log(const std::string& path, const std::string& ack_log) {
   std::ofstream acks{ack_log};
   auto append = [&](cqrs::append_request request) {
     auto command_id = request.command_id;
-    auto appended = store.append(std::move(request));
+    auto appended = store.append(test_support::remembered(std::move(request)));
     REQUIRE(appended);
     acks << command_id << ' ' << appended->last_position << '\n';
   };
@@ -93,7 +93,7 @@ TEST_CASE("cqrs-store verifies, counts and dumps a good log", "[store][tool]") {
   INFO(stats.output);
   CHECK(stats.exit_code == 0);
   CHECK_THAT(stats.output, Catch::Contains("events: 6") && Catch::Contains("streams: 3")
-                             && Catch::Contains("last position: 6"));
+                             && Catch::Contains("last position: 6") && Catch::Contains("recorded command ids: 4\n"));
 
   auto dumped = run_tool(folder, "dump " + shell_quoted(path) + " --stream account/a --from 2");
   INFO(dumped.output);
@@ -169,7 +169,9 @@ TEST_CASE("cqrs-store reads a file written before checksums and says it has none
   auto path = folder.file("events.db");
   auto acks = folder.file("acks.txt");
   write_log(path, acks);
-  test_support::raw_database{path}.execute("ALTER TABLE events DROP COLUMN checksum; PRAGMA user_version = 1");
+  test_support::raw_database{path}.execute("ALTER TABLE events DROP COLUMN checksum; DROP TABLE commands; "
+                                           "CREATE INDEX events_by_command ON events (command_id); "
+                                           "PRAGMA user_version = 1");
 
   auto stats = run_tool(folder, "stats " + shell_quoted(path));
   INFO(stats.output);
@@ -233,6 +235,16 @@ TEST_CASE("cqrs-store verify fails on a damaged log or a wrong acknowledgement",
                        "column of version 2";
   }
   // Also found by store_verify: SQLite reads such a file but opens it read-only, and so the engine cannot open it.
+  SECTION("the header of a version 3 file says version 2") {
+    test_support::raw_database{path}.execute("PRAGMA user_version = 2");
+    expected_finding = "has schema version 2 (every command id indexed) in its header, but it has the commands "
+                       "table of version 3";
+  }
+  SECTION("a recorded command id names positions beyond its own events") {
+    test_support::raw_database{path}.execute("UPDATE commands SET last_position = 3 WHERE command_id = 'cmd-1'");
+    expected_finding = "recorded command cmd-1 names positions 1 to 3, which do not begin and end with events of "
+                       "that command";
+  }
   SECTION("the header's write version is one SQLite does not write") {
     std::fstream file{path, std::ios::binary | std::ios::in | std::ios::out};
     file.seekp(18);

@@ -88,6 +88,12 @@ inline cqrs::append_request deposits(std::shared_ptr<const cqrs::stream_id> stre
   return request;
 }
 
+/// The request with its command id marked as the sender's choice (a retry may re-send it): find_command finds it.
+inline cqrs::append_request remembered(cqrs::append_request request) {
+  request.remember_command_id = true;
+  return request;
+}
+
 /// The deposited amount an envelope carries (-1 when it is not a deposit).
 inline std::int64_t amount_of(const cqrs::envelope& event) {
   const auto* payload = event.event_as<bank::event>();

@@ -174,7 +174,12 @@ int run_stats(const log_file& file, const output& to) {
   std::optional<std::string> dead_letters_error;
   if (has_table(file, "dead_letters"))
     std::tie(dead_letters, dead_letters_error) = file.integer("SELECT count(*) FROM dead_letters");
-  for (const auto& error : {events_error, streams_error, last_error, snapshots_error, dead_letters_error})
+  std::int64_t commands = 0;
+  std::optional<std::string> commands_error;
+  if (has_table(file, "commands"))
+    std::tie(commands, commands_error) = file.integer("SELECT count(*) FROM commands");
+  for (const auto& error :
+       {events_error, streams_error, last_error, snapshots_error, dead_letters_error, commands_error})
     if (error) {
       to.errors << "cqrs-store: reading " << file.path() << " failed: " << *error << '\n';
       return exit_problems;
@@ -192,7 +197,11 @@ int run_stats(const log_file& file, const output& to) {
             << "streams: " << streams << '\n'
             << "last position: " << last << '\n'
             << "snapshots: " << snapshots << '\n'
-            << "dead letters: " << dead_letters << '\n';
+            << "dead letters: " << dead_letters << '\n'
+            << "recorded command ids: " << commands
+            << (*schema_version < 3 ? " (every command id is indexed: the engine moves them when it opens the file)"
+                                    : "")
+            << '\n';
   return exit_ok;
 }
 
@@ -295,8 +304,15 @@ void verify_schema(const log_file& file, std::int64_t schema_version, problem_li
     {"dead_letters", {"projection", "position", "type", "reason", "recorded"}}};
   if (schema_version >= 2)
     tables[0].columns.push_back("checksum");
+  if (schema_version >= 3)
+    tables.push_back({"commands", {"command_id", "first_position", "last_position"}});
   for (const auto& [table, columns] : tables) {
-    if (table != "events" && !has_table(file, table))
+    if (table == "commands" && !has_table(file, table)) {
+      problems.add("schema", file.path() + " has schema version " + std::to_string(schema_version)
+                               + " but no commands table: the engine cannot open the file");
+      continue;
+    }
+    if (table != "events" && table != "commands" && !has_table(file, table))
       continue; // added at open: a file written before that has none
     for (auto column : columns) {
       auto found = file.run("SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2");
@@ -308,6 +324,35 @@ void verify_schema(const log_file& file, std::int64_t schema_version, problem_li
         problems.add("read", "reading the columns of " + file.path() + " failed: " + *found.error());
     }
   }
+}
+
+/// Each recorded command id (schema version 3) against the events it names: a re-sent command with that id is
+/// answered from them, so every position in its span must hold an event, and its first and last one of that
+/// command. Returns the number of recorded ids.
+std::int64_t verify_recorded_commands(const log_file& file, problem_list& problems,
+                                      const std::atomic<bool>& interrupted) {
+  if (!has_table(file, "commands"))
+    return 0;
+  auto rows = file.run("SELECT c.command_id, c.first_position, c.last_position, count(e.position), "
+                       "(SELECT command_id FROM events WHERE position = c.first_position), "
+                       "(SELECT command_id FROM events WHERE position = c.last_position) FROM commands c "
+                       "LEFT JOIN events e ON e.position BETWEEN c.first_position AND c.last_position "
+                       "GROUP BY c.command_id ORDER BY c.first_position");
+  std::int64_t recorded = 0;
+  while (!interrupted.load(std::memory_order_relaxed) && rows.next()) {
+    ++recorded;
+    auto id = rows.text(0);
+    auto first = rows.integer(1);
+    auto last = rows.integer(2);
+    if (first > last || rows.integer(3) != last - first + 1 || rows.text(4) != id || rows.text(5) != id)
+      problems.add("command", "recorded command " + std::string{id} + " names positions " + std::to_string(first)
+                                + " to " + std::to_string(last)
+                                + ", which do not begin and end with events of that command (a re-sent command "
+                                  "with that id would be answered wrongly or decided again)");
+  }
+  if (rows.error())
+    problems.add("read", "reading the recorded command ids of " + file.path() + " failed: " + *rows.error());
+  return recorded;
 }
 
 /// Each snapshot against its checksum and its stream: the engine passes over a snapshot that fails either and
@@ -402,6 +447,11 @@ int run_verify(const log_file& file, const std::string& ack_log, const output& t
     if (column.error())
       problems.add("read", "reading the columns of " + file.path() + " failed: " + *column.error());
   }
+  // The engine upgrades a version 2 file by creating the commands table; one that has it (a version 3 file whose
+  // header was changed) it cannot upgrade, and so refuses to open.
+  if (*schema_version == 2 && has_table(file, "commands"))
+    problems.add("header", file.path() + " has schema version 2 (every command id indexed) in its header, but it "
+                             "has the commands table of version 3: the engine would refuse to upgrade it");
   // integrity_check, not quick_check: it also matches every index entry to its row (N log N rather than N). The
   // engine reads streams through the index on (stream_type, stream_id, version); an entry naming another row or
   // version passes quick_check and the checks below, which read the table, and the engine then refuses the stream.
@@ -415,6 +465,7 @@ int run_verify(const log_file& file, const std::string& ack_log, const output& t
   auto events = verify_positions_and_payloads(file, *schema_version, problems, to.interrupted);
   auto streams = verify_stream_versions(file, problems, to.interrupted);
   auto snapshots = verify_snapshots(file, problems, to.interrupted);
+  verify_recorded_commands(file, problems, to.interrupted);
   std::int64_t acknowledged = 0;
   if (!ack_log.empty())
     acknowledged = verify_acknowledgements(file, ack_log, problems, to.interrupted);

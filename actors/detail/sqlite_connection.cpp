@@ -81,8 +81,21 @@ std::expected<void, std::string> add_checksums(sqlite3* database, const std::str
   return {};
 }
 
+/// Upgrades a file of schema version 2 to 3 in one transaction: the command ids move from an index on every
+/// event to the commands table.
+std::expected<void, std::string> move_command_ids(sqlite3* database, const std::string& path) {
+  auto upgrade = "BEGIN IMMEDIATE; " + std::string{commands_table_sql} + std::string{move_command_ids_sql}
+                 + "PRAGMA user_version = 3; COMMIT;";
+  if (auto upgraded = execute(database, upgrade.c_str()); !upgraded) {
+    (void)execute(database, "ROLLBACK");
+    return std::unexpected("cannot upgrade " + path + " from schema version 2 to 3 (a table of command ids): "
+                           + upgraded.error());
+  }
+  return {};
+}
+
 /// Checks an existing file's header, schema and pages, or creates the schema in a new one; a file of schema
-/// version 1 is upgraded to the current one.
+/// version 1 or 2 is upgraded to the current one.
 std::expected<void, std::string> check_or_create(sqlite3* database, const std::string& path,
                                                  const sqlite_options& options) {
   // Reading the header is the first real read: a file that is not SQLite at all fails here.
@@ -104,7 +117,8 @@ std::expected<void, std::string> check_or_create(sqlite3* database, const std::s
     // A new (or empty) file. WAL is switched on only here and for our own files: never in a foreign one.
     if (auto wal = execute(database, "PRAGMA journal_mode = WAL"); !wal)
       return std::unexpected("cannot switch " + path + " to WAL mode: " + wal.error());
-    auto create = "BEGIN IMMEDIATE; " + std::string{schema_sql} + " PRAGMA application_id = "
+    auto create = "BEGIN IMMEDIATE; " + std::string{schema_sql} + std::string{commands_table_sql}
+                  + " PRAGMA application_id = "
                   + std::to_string(sqlite_application_id)
                   + "; PRAGMA user_version = " + std::to_string(sqlite_schema_version) + "; COMMIT;";
     if (auto created = execute(database, create.c_str()); !created) {
@@ -150,7 +164,10 @@ std::expected<void, std::string> check_or_create(sqlite3* database, const std::s
   if (auto wal = execute(database, "PRAGMA journal_mode = WAL"); !wal)
     return std::unexpected("cannot switch " + path + " to WAL mode: " + wal.error());
   if (*schema_version == 1)
-    return add_checksums(database, path);
+    if (auto upgraded = add_checksums(database, path); !upgraded)
+      return upgraded;
+  if (*schema_version < 3)
+    return move_command_ids(database, path);
   return {};
 }
 
@@ -203,7 +220,7 @@ std::expected<writer, std::string> open_writer(const std::string& path, const sq
                    + std::string{schema_additions_sql} + " COMMIT;";
   if (auto added = execute(raw, additions.c_str()); !added) {
     (void)execute(raw, "ROLLBACK");
-    return std::unexpected("cannot add the command index, the snapshots and the dead letters tables to " + path
+    return std::unexpected("cannot add the snapshots and the dead letters tables to " + path
                            + ": " + added.error());
   }
   auto mode = options.synchronous == sqlite_synchronous::full ? "PRAGMA synchronous = FULL"
@@ -220,7 +237,8 @@ std::expected<writer, std::string> open_writer(const std::string& path, const sq
                              std::pair{&result.stream_version, stream_version_sql},
                              std::pair{&result.last_position, last_position_sql},
                              std::pair{&result.save_snapshot, save_snapshot_sql},
-                             std::pair{&result.save_dead_letter, save_dead_letter_sql}}) {
+                             std::pair{&result.save_dead_letter, save_dead_letter_sql},
+                             std::pair{&result.record_command, record_command_sql}}) {
     auto prepared = prepare(raw, sql);
     if (!prepared)
       return std::unexpected(path + " does not have the event log's schema: " + prepared.error());

@@ -88,6 +88,28 @@ CREATE TABLE events (
 );
 )sql";
 
+/// Command ids that senders chose (append_request::remember_command_id) have a table of their own, which
+/// find_command reads: an index on every event's command id cost the writer a third B-tree insert per event, for
+/// the engine-generated ids that nothing looks up. Each row names the positions of the command's events. Part of
+/// the schema of a new file, and made by the upgrade to schema version 3.
+inline constexpr std::string_view commands_table_sql = R"sql(
+CREATE TABLE commands (
+  command_id TEXT PRIMARY KEY,
+  first_position INTEGER NOT NULL,
+  last_position INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+inline constexpr std::string_view record_command_sql =
+  "INSERT OR IGNORE INTO commands (command_id, first_position, last_position) VALUES (?1, ?2, ?3)";
+
+/// Brings a file of schema version 2 (every command id indexed) to version 3, after commands_table_sql: version 2
+/// kept no mark of which ids senders chose, so every id moves to the commands table. An id on events far apart (a
+/// command appended twice by racing senders) spans them; find_command reads only its own rows in the span.
+inline constexpr std::string_view move_command_ids_sql = R"sql(
+INSERT INTO commands SELECT command_id, min(position), max(position) FROM events GROUP BY command_id;
+DROP INDEX IF EXISTS events_by_command;
+)sql";
+
 /// Brings a file of schema version 1 (no checksums) to version 2: each event gets the checksum of what it holds
 /// now, so damage done before the upgrade is not found; damage done after it is.
 inline constexpr std::string_view upgrade_to_checksums_sql = R"sql(
@@ -98,7 +120,6 @@ ALTER TABLE events ADD COLUMN checksum INTEGER NOT NULL DEFAULT 0;
 /// add, so a program of the same schema version that does not know them still reads the file). dead_letters holds
 /// the events that projections under the `skip` policy passed over, one row per projection and position.
 inline constexpr std::string_view schema_additions_sql = R"sql(
-CREATE INDEX IF NOT EXISTS events_by_command ON events (command_id);
 CREATE TABLE IF NOT EXISTS snapshots (
   stream_type TEXT NOT NULL,
   stream_id TEXT NOT NULL,
@@ -129,8 +150,9 @@ inline constexpr std::string_view stream_events_sql =
   "WHERE stream_type = ?1 AND stream_id = ?2 AND version > ?3 ORDER BY version";
 /// Whole rows, not aggregates over them: each one's checksum is checked before it answers a re-sent command.
 inline constexpr std::string_view find_command_sql =
-  "SELECT position, stream_type, stream_id, version, type, timestamp, command_id, correlation_id, payload, "
-  "checksum FROM events WHERE command_id = ?1 ORDER BY position";
+  "SELECT e.position, e.stream_type, e.stream_id, e.version, e.type, e.timestamp, e.command_id, e.correlation_id, "
+  "e.payload, e.checksum FROM commands c JOIN events e ON e.position BETWEEN c.first_position AND c.last_position "
+  "WHERE c.command_id = ?1 AND e.command_id = ?1 ORDER BY e.position";
 /// Snapshots tables written before snapshot checksums get the column; the snapshots they hold get the checksum
 /// of what they hold now, as events did at the upgrade to schema version 2.
 inline constexpr std::string_view add_snapshot_checksums_sql =
@@ -176,11 +198,12 @@ struct writer {
   statement last_position;
   statement save_snapshot;
   statement save_dead_letter;
+  statement record_command;
 };
 
 /// A read connection with its statements prepared.
 std::expected<std::unique_ptr<reader>, std::string> open_reader(const std::string& path, const sqlite_options& options);
-/// The write connection: an existing file's header, schema and pages checked (a version 1 file upgraded), or the
+/// The write connection: an existing file's header, schema and pages checked (older versions upgraded), or the
 /// schema created in a new one; the tables added since created; its statements prepared.
 std::expected<writer, std::string> open_writer(const std::string& path, const sqlite_options& options);
 
