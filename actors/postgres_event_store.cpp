@@ -614,18 +614,29 @@ private:
         execute(link, "ROLLBACK");
       return tried;
     };
-    // The row lock on log_head is held to the end of the transaction: see postgres_event_store.hpp.
-    auto locked = execute(link, "BEGIN; SELECT position FROM " + names_.log_head + " WHERE id = 1 FOR UPDATE");
+    // The row lock on log_head is held to the end of the transaction: see postgres_event_store.hpp. The versions
+    // the writer does not know are read in the same round trip, after the lock (so that they are the committed
+    // ones); should the head show that another process appended meanwhile, every version is read again.
+    if (versions_.size() + batch.size() > max_cached_streams)
+      versions_.clear();
+    auto unknown = unknown_streams(batch);
+    auto locked = execute_each(link, "BEGIN; SELECT position FROM " + names_.log_head + " WHERE id = 1 FOR UPDATE;"
+                                       + versions_query(link, unknown));
     if (!locked)
       return lost_or_refused(locked.error(), attempt_outcome::not_committed);
-    auto head = static_cast<log_position>(integer_value(locked->get(), 0, 0));
+    auto head = static_cast<log_position>(integer_value((*locked)[1].get(), 0, 0));
     if (head != writer_head_) {
       // Another process appended since this writer last committed: its cached versions may be stale.
       versions_.clear();
       writer_head_ = head;
+      unknown = unknown_streams(batch);
+      auto reread = execute(link, versions_query(link, unknown));
+      if (!reread)
+        return lost_or_refused(reread.error(), attempt_outcome::not_committed);
+      keep_versions(unknown, reread->get());
+    } else if (!unknown.empty()) {
+      keep_versions(unknown, locked->back().get());
     }
-    if (auto loaded = load_versions(link, batch); !loaded)
-      return lost_or_refused(loaded.error(), attempt_outcome::not_committed);
 
     auto timestamp = detail::to_microseconds(std::chrono::system_clock::now());
     tried.timestamp = timestamp;
@@ -684,26 +695,6 @@ private:
       ++tried.accepted;
       tried.accepted_events += request.events.size();
     }
-    if (!rows.empty()) {
-      auto copied = copy_in(link,
-                            "COPY " + names_.events + " (position, stream_type, stream_id, version, type_name, "
-                                                      "recorded, command_id, correlation_id, payload) FROM STDIN",
-                            rows);
-      if (!copied)
-        return lost_or_refused(copied.error(), attempt_outcome::not_committed);
-    }
-    if (!command_ids.empty()) {
-      std::vector<std::string_view> firsts(command_firsts.begin(), command_firsts.end());
-      std::vector<std::string_view> lasts(command_lasts.begin(), command_lasts.end());
-      // A command id already recorded (the same command appended twice by racing senders) keeps its first entry.
-      auto recorded_ids = execute(link,
-                                  "INSERT INTO " + names_.commands
-                                    + " SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
-                                      "ON CONFLICT (command_id) DO NOTHING",
-                                  {text_array(command_ids), text_array(firsts), text_array(lasts)});
-      if (!recorded_ids)
-        return lost_or_refused(recorded_ids.error(), attempt_outcome::not_committed);
-    }
     for (const auto& taken : snapshots) {
       auto saved = execute(link,
                            "INSERT INTO " + names_.snapshots + " VALUES ($1, $2, $3, $4, $5) ON CONFLICT "
@@ -726,48 +717,66 @@ private:
         return lost_or_refused(kept.error(), attempt_outcome::not_committed);
     }
     tried.head = next_position - 1;
-    std::string finish_sql;
-    if (tried.accepted > 0) {
-      auto text = std::to_string(tried.head);
-      finish_sql = "UPDATE " + names_.log_head + " SET position = " + text + " WHERE id = 1; SELECT pg_notify("
-                   + names_.channel_literal + ", '" + text + "'); ";
+    if (tried.accepted == 0) {
+      auto committed = execute(link, "COMMIT");
+      if (!committed)
+        return lost_or_refused(committed.error(), attempt_outcome::unknown);
+      tried.outcome = attempt_outcome::committed;
+      return tried;
     }
-    auto committed = execute(link, finish_sql + "COMMIT");
-    if (!committed)
+    // The events, the recorded command ids, the head, the notification and the COMMIT in one query string: the
+    // server runs the statements after the COPY once its rows are in, so the transaction costs two round trips
+    // more, not five. A connection lost anywhere in it leaves the outcome unknown, resolved as after a COMMIT.
+    auto head_text = std::to_string(tried.head);
+    std::string sql = "COPY " + names_.events + " (position, stream_type, stream_id, version, type_name, recorded, "
+                      "command_id, correlation_id, payload) FROM STDIN; ";
+    if (!command_ids.empty()) {
+      std::vector<std::string_view> firsts(command_firsts.begin(), command_firsts.end());
+      std::vector<std::string_view> lasts(command_lasts.begin(), command_lasts.end());
+      // A command id already recorded (the same command appended twice by racing senders) keeps its first entry.
+      sql += "INSERT INTO " + names_.commands + " SELECT * FROM unnest(" + quoted(link, text_array(command_ids))
+             + "::text[], " + quoted(link, text_array(firsts)) + "::bigint[], " + quoted(link, text_array(lasts))
+             + "::bigint[]) ON CONFLICT (command_id) DO NOTHING; ";
+    }
+    sql += "UPDATE " + names_.log_head + " SET position = " + head_text + " WHERE id = 1; SELECT pg_notify("
+           + names_.channel_literal + ", '" + head_text + "'); COMMIT";
+    if (auto committed = copy_in(link, sql, rows); !committed)
       return lost_or_refused(committed.error(), attempt_outcome::unknown);
     tried.outcome = attempt_outcome::committed;
     return tried;
   }
 
-  /// Loads the versions of the batch's streams that the writer does not know, in one query.
-  std::expected<void, detail::postgres::failure> load_versions(PGconn* link, const std::vector<pending_append>& batch) {
-    if (versions_.size() + batch.size() > max_cached_streams)
-      versions_.clear();
-    std::vector<std::string_view> types;
-    std::vector<std::string_view> ids;
+  /// The batch's streams whose versions the writer does not know, each once.
+  std::vector<std::shared_ptr<const stream_id>> unknown_streams(const std::vector<pending_append>& batch) const {
     std::vector<std::shared_ptr<const stream_id>> missing;
     detail::shared_stream_map<bool> asked;
     for (const auto& pending : batch) {
       const auto& stream = pending.request.stream;
-      if (versions_.contains(*stream) || !asked.emplace(stream, true).second)
-        continue;
+      if (!versions_.contains(*stream) && asked.emplace(stream, true).second)
+        missing.push_back(stream);
+    }
+    return missing;
+  }
+
+  /// A query for the versions of `streams`, one row each in their order; "" when there are none.
+  std::string versions_query(PGconn* link, const std::vector<std::shared_ptr<const stream_id>>& streams) const {
+    if (streams.empty())
+      return {};
+    std::vector<std::string_view> types;
+    std::vector<std::string_view> ids;
+    for (const auto& stream : streams) {
       types.push_back(stream->type);
       ids.push_back(stream->id);
-      missing.push_back(stream);
     }
-    if (missing.empty())
-      return {};
-    auto rows = execute(link,
-                        "SELECT coalesce((SELECT max(version) FROM " + names_.events
-                          + " e WHERE e.stream_type = s.t AND e.stream_id = s.i), 0) FROM unnest($1::text[], "
-                            "$2::text[]) WITH ORDINALITY AS s(t, i, n) ORDER BY s.n",
-                        {text_array(types), text_array(ids)});
-    if (!rows)
-      return std::unexpected(std::move(rows.error()));
-    for (std::size_t index = 0; index < missing.size(); ++index)
-      versions_.insert_or_assign(missing[index],
-                                 static_cast<stream_version>(integer_value(rows->get(), static_cast<int>(index), 0)));
-    return {};
+    return "SELECT coalesce((SELECT max(version) FROM " + names_.events
+           + " e WHERE e.stream_type = s.t AND e.stream_id = s.i), 0) FROM unnest(" + quoted(link, text_array(types))
+           + "::text[], " + quoted(link, text_array(ids)) + "::text[]) WITH ORDINALITY AS s(t, i, n) ORDER BY s.n";
+  }
+
+  void keep_versions(const std::vector<std::shared_ptr<const stream_id>>& streams, const PGresult* rows) {
+    for (std::size_t index = 0; index < streams.size(); ++index)
+      versions_.insert_or_assign(streams[index],
+                                 static_cast<stream_version>(integer_value(rows, static_cast<int>(index), 0)));
   }
 
   /// After a COMMIT went unanswered: whether the transaction committed, found by its first event (position,

@@ -4,6 +4,8 @@
 
 #include <charconv>
 #include <ctime>
+#include <optional>
+#include <stdexcept>
 
 namespace cqrs::detail::postgres {
 namespace {
@@ -117,6 +119,26 @@ std::expected<result, failure> execute(PGconn* link, const std::string& sql) {
   return checked(link, PQexec(link, sql.c_str()));
 }
 
+std::expected<std::vector<result>, failure> execute_each(PGconn* link, const std::string& sql) {
+  if (PQsendQuery(link, sql.c_str()) != 1)
+    return std::unexpected(failure_of(link, nullptr));
+  std::vector<result> results;
+  std::optional<failure> failed;
+  // Every result is read, also after a failure, so that the connection is ready for the next statement.
+  while (auto* raw = PQgetResult(link)) {
+    auto one = checked(link, raw);
+    if (!one && !failed)
+      failed = std::move(one.error());
+    else if (one)
+      results.push_back(std::move(*one));
+  }
+  if (!failed && PQstatus(link) == CONNECTION_BAD)
+    failed = failure_of(link, nullptr);
+  if (failed)
+    return std::unexpected(std::move(*failed));
+  return results;
+}
+
 std::expected<result, failure> execute(PGconn* link, const std::string& sql, const std::vector<std::string>& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
@@ -168,6 +190,13 @@ void append_copy_field(std::string& row, std::string_view text) {
       default: row += character;
     }
   }
+}
+
+std::string quoted(PGconn* link, std::string_view text) {
+  std::unique_ptr<char, decltype(&PQfreemem)> escaped{PQescapeLiteral(link, text.data(), text.size()), &PQfreemem};
+  if (!escaped)
+    throw std::runtime_error(std::string{"cannot quote a value for PostgreSQL: "} + PQerrorMessage(link));
+  return escaped.get();
 }
 
 std::string text_array(const std::vector<std::string_view>& values) {

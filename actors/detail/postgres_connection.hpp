@@ -43,9 +43,14 @@ std::expected<connection, std::string> connect(const std::string& conninfo);
 
 /// Runs one or more statements without parameters; the result of the last one.
 std::expected<result, failure> execute(PGconn* link, const std::string& sql);
+/// Runs several statements without parameters in one round trip; the result of each, in order. The first that fails
+/// ends the run (the server skips the rest).
+std::expected<std::vector<result>, failure> execute_each(PGconn* link, const std::string& sql);
 /// Runs one statement with text parameters ($1, $2, ...).
 std::expected<result, failure> execute(PGconn* link, const std::string& sql, const std::vector<std::string>& params);
-/// Runs a COPY ... FROM STDIN and sends `rows` (COPY's text format) as its data.
+/// Runs a COPY ... FROM STDIN and sends `rows` (COPY's text format) as its data. `sql` may go on with more
+/// statements after the COPY, which the server runs once the data is in: one round trip for all of them after the
+/// COPY's own.
 std::expected<void, failure> copy_in(PGconn* link, const std::string& sql, std::string_view rows);
 
 inline std::string_view value(const PGresult* rows, int row, int column) {
@@ -57,6 +62,8 @@ std::int64_t integer_value(const PGresult* rows, int row, int column);
 void append_copy_field(std::string& row, std::string_view text);
 /// A text[] literal of the values, for = ANY($1) and unnest($1).
 std::string text_array(const std::vector<std::string_view>& values);
+/// `text` as a string literal for a statement without parameters (libpq's escaping for the connection's encoding).
+std::string quoted(PGconn* link, std::string_view text);
 /// An instant as a timestamptz literal in UTC with microseconds ("2026-12-04 05:06:07.123456+00").
 std::string timestamp_text(std::int64_t microseconds_since_epoch);
 
