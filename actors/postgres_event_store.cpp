@@ -150,6 +150,8 @@ enum class attempt_outcome {
 struct attempt {
   attempt_outcome outcome = attempt_outcome::committed;
   std::string message{};
+  /// The server's SQLSTATE when it refused the transaction.
+  std::string state{};
   /// The head after the transaction (the locked head when it appended nothing).
   log_position head = 0;
   /// The first accepted request's first event, which identifies the transaction after a dropped COMMIT.
@@ -389,6 +391,7 @@ public:
     result.reconnects = reconnects_.load(std::memory_order_relaxed);
     result.unknown_outcomes_committed = unknown_committed_.load(std::memory_order_relaxed);
     result.unknown_outcomes_retried = unknown_retried_.load(std::memory_order_relaxed);
+    result.optimistic_retries = optimistic_retries_.load(std::memory_order_relaxed);
     result.foreign_heads = foreign_heads_.load(std::memory_order_relaxed);
     result.chunks_decoded = cache_.decoded();
     result.chunks_reused = cache_.reused();
@@ -604,12 +607,31 @@ private:
 
   /// One transaction for the batch: lock the head, check versions, copy the events in, move the head, notify,
   /// commit. Sets each request's result as it would be if the transaction commits.
+  ///
+  /// While no other process appends, the writer knows the head, and the versions of the streams it appended to;
+  /// a stream it does not know is taken to be at the version its append expects. The transaction then goes in two
+  /// round trips: it checks under the lock that the head is the one it numbered from (or fails, division by zero),
+  /// and the unique (stream, version) index refuses an event whose stream was further along. Either failure rolls
+  /// back and the batch goes again the long way, reading the head and the versions under the lock first.
   attempt run_transaction(PGconn* link, std::vector<pending_append>& batch, const std::vector<snapshot>& snapshots,
                           const std::vector<dead_letter>& dead_letters) {
+    if (optimistic_ && snapshots.empty() && dead_letters.empty()) {
+      auto tried = run_transaction(link, batch, snapshots, dead_letters, true);
+      if (tried.outcome != attempt_outcome::refused || (tried.state != "22012" && tried.state != "23505"))
+        return tried;
+      optimistic_ = false;
+      optimistic_retries_.fetch_add(1, std::memory_order_relaxed);
+    }
+    return run_transaction(link, batch, snapshots, dead_letters, false);
+  }
+
+  attempt run_transaction(PGconn* link, std::vector<pending_append>& batch, const std::vector<snapshot>& snapshots,
+                          const std::vector<dead_letter>& dead_letters, bool optimistic) {
     attempt tried;
     auto lost_or_refused = [&](const detail::postgres::failure& error, attempt_outcome if_lost) {
       tried.outcome = error.connection_lost ? if_lost : attempt_outcome::refused;
       tried.message = error.message;
+      tried.state = error.state;
       if (!error.connection_lost)
         execute(link, "ROLLBACK");
       return tried;
@@ -619,23 +641,33 @@ private:
     // ones); should the head show that another process appended meanwhile, every version is read again.
     if (versions_.size() + batch.size() > max_cached_streams)
       versions_.clear();
-    auto unknown = unknown_streams(batch);
-    auto locked = execute_each(link, "BEGIN; SELECT position FROM " + names_.log_head + " WHERE id = 1 FOR UPDATE;"
-                                       + versions_query(link, unknown));
-    if (!locked)
-      return lost_or_refused(locked.error(), attempt_outcome::not_committed);
-    auto head = static_cast<log_position>(integer_value((*locked)[1].get(), 0, 0));
-    if (head != writer_head_) {
-      // Another process appended since this writer last committed: its cached versions may be stale.
-      versions_.clear();
-      writer_head_ = head;
-      unknown = unknown_streams(batch);
-      auto reread = execute(link, versions_query(link, unknown));
-      if (!reread)
-        return lost_or_refused(reread.error(), attempt_outcome::not_committed);
-      keep_versions(unknown, reread->get());
-    } else if (!unknown.empty()) {
-      keep_versions(unknown, locked->back().get());
+    auto head = writer_head_;
+    detail::shared_stream_map<stream_version> assumed;
+    if (optimistic) {
+      for (const auto& pending : batch)
+        if (!versions_.contains(*pending.request.stream))
+          assumed.try_emplace(pending.request.stream, pending.request.expected_version);
+    } else {
+      auto unknown = unknown_streams(batch);
+      auto locked = execute_each(link, "BEGIN; SELECT position FROM " + names_.log_head
+                                         + " WHERE id = 1 FOR UPDATE;" + versions_query(link, unknown));
+      if (!locked)
+        return lost_or_refused(locked.error(), attempt_outcome::not_committed);
+      head = static_cast<log_position>(integer_value((*locked)[1].get(), 0, 0));
+      // The next batch may go the short way again unless another process appends meanwhile.
+      optimistic_ = head == writer_head_;
+      if (head != writer_head_) {
+        // Another process appended since this writer last committed: its cached versions may be stale.
+        versions_.clear();
+        writer_head_ = head;
+        unknown = unknown_streams(batch);
+        auto reread = execute(link, versions_query(link, unknown));
+        if (!reread)
+          return lost_or_refused(reread.error(), attempt_outcome::not_committed);
+        keep_versions(unknown, reread->get());
+      } else if (!unknown.empty()) {
+        keep_versions(unknown, locked->back().get());
+      }
     }
 
     auto timestamp = detail::to_microseconds(std::chrono::system_clock::now());
@@ -649,8 +681,13 @@ private:
     tried.versions.reserve(batch.size());
     for (auto& pending : batch) {
       auto& request = pending.request;
-      auto known = tried.versions.find(*request.stream);
-      auto current = known != tried.versions.end() ? known->second : versions_.at(request.stream);
+      stream_version current = 0;
+      if (auto known = tried.versions.find(*request.stream); known != tried.versions.end())
+        current = known->second;
+      else if (auto cached = versions_.find(*request.stream); cached != versions_.end())
+        current = cached->second;
+      else
+        current = assumed.at(request.stream);
       if (current != request.expected_version) {
         pending.result = std::unexpected(store_error{
           std::string{errc::concurrency_conflict}, "stream " + request.stream->to_string() + " is at version "
@@ -717,6 +754,8 @@ private:
         return lost_or_refused(kept.error(), attempt_outcome::not_committed);
     }
     tried.head = next_position - 1;
+    if (tried.accepted == 0 && optimistic)
+      return tried; // nothing was sent: every request was refused for its version
     if (tried.accepted == 0) {
       auto committed = execute(link, "COMMIT");
       if (!committed)
@@ -728,7 +767,11 @@ private:
     // server runs the statements after the COPY once its rows are in, so the transaction costs two round trips
     // more, not five. A connection lost anywhere in it leaves the outcome unknown, resolved as after a COMMIT.
     auto head_text = std::to_string(tried.head);
-    std::string sql = "COPY " + names_.events + " (position, stream_type, stream_id, version, type_name, recorded, "
+    std::string sql;
+    if (optimistic)
+      sql = "BEGIN; SELECT 1 / (position = " + std::to_string(head) + ")::int FROM " + names_.log_head
+            + " WHERE id = 1 FOR UPDATE; ";
+    sql += "COPY " + names_.events + " (position, stream_type, stream_id, version, type_name, recorded, "
                       "command_id, correlation_id, payload) FROM STDIN; ";
     if (!command_ids.empty()) {
       std::vector<std::string_view> firsts(command_firsts.begin(), command_firsts.end());
@@ -1037,6 +1080,9 @@ private:
   mutable std::atomic<std::uint64_t> reconnects_{0};
   std::atomic<std::uint64_t> unknown_committed_{0};
   std::atomic<std::uint64_t> unknown_retried_{0};
+  std::atomic<std::uint64_t> optimistic_retries_{0};
+  /// Whether the next batch goes the short way (see run_transaction); writer thread only.
+  bool optimistic_ = true;
   std::atomic<std::uint64_t> foreign_heads_{0};
 
   mutable std::mutex readers_mutex_;

@@ -49,6 +49,9 @@ struct postgres_store_statistics {
   /// looking for their first event, as committed or as not committed (then committed again).
   std::uint64_t unknown_outcomes_committed = 0;
   std::uint64_t unknown_outcomes_retried = 0;
+  /// Batches sent the short way (the head and the versions taken as this writer knows them, checked by the server)
+  /// that went again the long way: another process had appended, or a stream was further along than expected.
+  std::uint64_t optimistic_retries = 0;
   /// Heads learnt from other processes' commits (by notification or by the safety re-read).
   std::uint64_t foreign_heads = 0;
   /// Chunks of 1,024 committed positions that read_all decoded into its shared cache, and chunk reads it served
@@ -68,7 +71,10 @@ struct postgres_store_statistics {
 /// A writer thread commits every append, as in the SQLite store: it takes everything queued (up to
 /// max_batch_appends) into one transaction, checks each request's expected version under the lock, copies the
 /// events in, moves the head and notifies, and answers each request once its COMMIT returned (synchronous_commit
-/// as the server is set). A lost connection is retried with backoff while appends wait (degraded() says why); a
+/// as the server is set). While no other process appends, a transaction takes two round trips: the writer numbers
+/// from the head it knows and takes the versions it does not know to be the expected ones, and the server checks
+/// both (the head under the lock, versions by the unique index); when either is wrong the transaction rolls back
+/// and goes again with the head and versions read under the lock first (statistics().optimistic_retries). A lost connection is retried with backoff while appends wait (degraded() says why); a
 /// batch whose COMMIT went unanswered is looked up by its first event after reconnecting, so it is acknowledged
 /// once if it committed and committed again if it did not. A batch the server refuses (an error that is not a
 /// lost connection) leaves the store unhealthy, as a failed commit does in the SQLite store.
