@@ -610,9 +610,10 @@ private:
   ///
   /// While no other process appends, the writer knows the head, and the versions of the streams it appended to;
   /// a stream it does not know is taken to be at the version its append expects. The transaction then goes in two
-  /// round trips: it checks under the lock that the head is the one it numbered from (or fails, division by zero),
-  /// and the unique (stream, version) index refuses an event whose stream was further along. Either failure rolls
-  /// back and the batch goes again the long way, reading the head and the versions under the lock first.
+  /// round trips: it checks under the lock that the head is the one it numbered from and that each such stream has
+  /// its expected version (or fails, division by zero), and the unique (stream, version) index refuses an event
+  /// whose stream was further along. Either failure rolls back and the batch goes again the long way, reading the
+  /// head and the versions under the lock first.
   attempt run_transaction(PGconn* link, std::vector<pending_append>& batch, const std::vector<snapshot>& snapshots,
                           const std::vector<dead_letter>& dead_letters) {
     if (optimistic_ && snapshots.empty() && dead_letters.empty()) {
@@ -770,7 +771,7 @@ private:
     std::string sql;
     if (optimistic)
       sql = "BEGIN; SELECT 1 / (position = " + std::to_string(head) + ")::int FROM " + names_.log_head
-            + " WHERE id = 1 FOR UPDATE; ";
+            + " WHERE id = 1 FOR UPDATE; " + assumed_versions_check(link, assumed);
     sql += "COPY " + names_.events + " (position, stream_type, stream_id, version, type_name, recorded, "
                       "command_id, correlation_id, payload) FROM STDIN; ";
     if (!command_ids.empty()) {
@@ -787,6 +788,29 @@ private:
       return lost_or_refused(committed.error(), attempt_outcome::unknown);
     tried.outcome = attempt_outcome::committed;
     return tried;
+  }
+
+  /// A statement that fails (division by zero) unless each stream taken to be at a version above 0 has an event
+  /// at that version; "" when there is none. The unique (stream, version) index refuses a stream further along,
+  /// this one a stream not as far along as its append expects.
+  std::string assumed_versions_check(PGconn* link, const detail::shared_stream_map<stream_version>& assumed) const {
+    std::vector<std::string_view> types;
+    std::vector<std::string_view> ids;
+    std::vector<std::string> versions;
+    for (const auto& [stream, version] : assumed) {
+      if (version == 0)
+        continue;
+      types.push_back(stream->type);
+      ids.push_back(stream->id);
+      versions.push_back(std::to_string(version));
+    }
+    if (versions.empty())
+      return {};
+    std::vector<std::string_view> version_texts(versions.begin(), versions.end());
+    return "SELECT 1 / (count(*) = " + std::to_string(versions.size()) + ")::int FROM unnest("
+           + quoted(link, text_array(types)) + "::text[], " + quoted(link, text_array(ids)) + "::text[], "
+           + quoted(link, text_array(version_texts)) + "::bigint[]) AS s(t, i, v) WHERE EXISTS (SELECT 1 FROM "
+           + names_.events + " e WHERE e.stream_type = s.t AND e.stream_id = s.i AND e.version = s.v); ";
   }
 
   /// The batch's streams whose versions the writer does not know, each once.

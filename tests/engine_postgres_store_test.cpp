@@ -206,6 +206,12 @@ TEST_CASE("a writer that numbered from a head another process moved, or took a s
   REQUIRE(current);
   CHECK(current->first_position == 4);
   CHECK(current->version == 2);
+  // A stream the second writer never saw, not as far along as the append expects: no event at the expected
+  // version, so not appended on it (which would leave a hole in the stream's versions).
+  auto behind = second->append(deposits(account_stream("w"), 3, {6}));
+  REQUIRE_FALSE(behind);
+  CHECK(behind.error().code == cqrs::errc::concurrency_conflict);
+  CHECK(second->statistics().optimistic_retries == 3);
   std::vector<std::pair<std::string, std::int64_t>> log;
   first->read_all(0, 100, [&](const cqrs::envelope& event) {
     CHECK(event.position == log.size() + 1);

@@ -200,6 +200,10 @@ TEMPLATE_TEST_CASE("an append with a stale expected version is refused and appen
     CHECK(conflict.error().code == cqrs::errc::concurrency_conflict);
     CHECK_THAT(conflict.error().message, Catch::Contains("account/a") && Catch::Contains("version 1"));
   }
+  // A stream the store has not seen, expected further along than it is (it does not exist).
+  auto unseen = store.append(deposits(account_stream("never"), 3, {2}));
+  REQUIRE_FALSE(unseen);
+  CHECK(unseen.error().code == cqrs::errc::concurrency_conflict);
   CHECK(store.head() == 1);
   CHECK(stream_amounts(store, "a") == std::vector<std::int64_t>{1});
   // The stream goes on from where it really is.
