@@ -889,9 +889,9 @@ private:
     appends_.fetch_add(tried.accepted, std::memory_order_relaxed);
     events_.fetch_add(tried.accepted_events, std::memory_order_relaxed);
     keep_committed(batch, tried.timestamp);
-    if (!raise_head(tried.head))
-      return std::nullopt; // the listener heard a later head already, and told the listeners
-    return tried.head;
+    // The store tells its listeners itself, not through the writer's loop: see announce().
+    announce(tried.head);
+    return std::nullopt;
   }
 
   /// Keeps the batch's committed events, as appended (no decoding), in the cache's chunk at the head for readers:
@@ -920,6 +920,21 @@ private:
   }
 
   /// Raises head() to `head` if it is higher; true if it was.
+  /// Raises the head and tells the listeners, when `head` is beyond what they heard. The writer (this store's
+  /// commits) and the listener thread (other processes' commits, and sometimes this store's own, heard first
+  /// through the notification) both learn heads; under one lock the listeners hear them one at a time and in
+  /// increasing order, as from the other stores. What a listener throws is dropped. Returns whether it was new.
+  bool announce(log_position head) {
+    std::lock_guard lock{announcing_};
+    if (!raise_head(head))
+      return false;
+    try {
+      listeners_.notify(head);
+    } catch (...) {
+    }
+    return true;
+  }
+
   bool raise_head(log_position head) {
     auto current = head_.load(std::memory_order_acquire);
     while (current < head)
@@ -1066,15 +1081,12 @@ private:
   }
 
   void heard_head(log_position head) {
-    if (!raise_head(head))
-      return; // this store's own commit, told by the writer already
-    foreign_heads_.fetch_add(1, std::memory_order_relaxed);
-    try {
-      listeners_.notify(head);
-    } catch (...) {
-    }
+    if (announce(head))
+      foreign_heads_.fetch_add(1, std::memory_order_relaxed);
   }
 
+  /// Held while the head is raised and the listeners told (announce()).
+  std::mutex announcing_;
   const std::string conninfo_;
   const postgres_options options_;
   const names names_;

@@ -52,7 +52,8 @@ struct postgres_store_statistics {
   /// Batches sent the short way (the head and the versions taken as this writer knows them, checked by the server)
   /// that went again the long way: another process had appended, or a stream was further along than expected.
   std::uint64_t optimistic_retries = 0;
-  /// Heads learnt from other processes' commits (by notification or by the safety re-read).
+  /// Heads the listener connection learnt before the writer did (by notification or by the safety re-read): other
+  /// processes' commits, and now and then this store's own, whose notification came first.
   std::uint64_t foreign_heads = 0;
   /// Chunks of 1,024 committed positions that read_all decoded into its shared cache, and chunk reads it served
   /// from there (as in the SQLite store).
