@@ -74,11 +74,14 @@ struct postgres_store_statistics {
 /// events in, moves the head and notifies, and answers each request once its COMMIT returned (synchronous_commit
 /// as the server is set). While no other process appends, a transaction takes two round trips: the writer numbers
 /// from the head it knows and takes the versions it does not know to be the expected ones, and the server checks
-/// both (the head under the lock, versions by the unique index); when either is wrong the transaction rolls back
-/// and goes again with the head and versions read under the lock first (statistics().optimistic_retries). A lost connection is retried with backoff while appends wait (degraded() says why); a
-/// batch whose COMMIT went unanswered is looked up by its first event after reconnecting, so it is acknowledged
-/// once if it committed and committed again if it did not. A batch the server refuses (an error that is not a
-/// lost connection) leaves the store unhealthy, as a failed commit does in the SQLite store.
+/// both (the head under the lock; versions by an event at each expected version and the unique index); when
+/// either is wrong the transaction rolls back and goes again with the head and versions read under the lock first
+/// (statistics().optimistic_retries).
+///
+/// A lost connection is retried with backoff while appends wait (degraded() says why); a batch whose COMMIT went
+/// unanswered is looked up by its first event after reconnecting, so it is acknowledged once if it committed and
+/// committed again if it did not. A batch the server refuses (an error that is not a lost connection) leaves the
+/// store unhealthy, as a failed commit does in the SQLite store.
 ///
 /// Reads run on pooled connections; read_all and read_stream fetch pages of 1,024 events and decode them with the
 /// codecs given to add_event_types. read_all keeps decoded chunks in a bounded cache shared by its readers, and
