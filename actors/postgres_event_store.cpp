@@ -152,6 +152,8 @@ struct attempt {
   std::string message{};
   /// The server's SQLSTATE when it refused the transaction.
   std::string state{};
+  /// False when nothing went to the server (the short way, every request refused by the writer's own versions).
+  bool sent = true;
   /// The head after the transaction (the locked head when it appended nothing).
   log_position head = 0;
   /// The first accepted request's first event, which identifies the transaction after a dropped COMMIT.
@@ -755,8 +757,10 @@ private:
         return lost_or_refused(kept.error(), attempt_outcome::not_committed);
     }
     tried.head = next_position - 1;
-    if (tried.accepted == 0 && optimistic)
-      return tried; // nothing was sent: every request was refused for its version
+    if (tried.accepted == 0 && optimistic) {
+      tried.sent = false; // every request was refused for its version: no transaction at all
+      return tried;
+    }
     if (tried.accepted == 0) {
       auto committed = execute(link, "COMMIT");
       if (!committed)
@@ -878,7 +882,8 @@ private:
     conflicts_.fetch_add(tried.refused, std::memory_order_relaxed);
     snapshots_.fetch_add(snapshots.size(), std::memory_order_relaxed);
     dead_letters_.fetch_add(dead_letters.size(), std::memory_order_relaxed);
-    transactions_.fetch_add(1, std::memory_order_relaxed);
+    if (tried.sent)
+      transactions_.fetch_add(1, std::memory_order_relaxed);
     if (tried.accepted == 0)
       return std::nullopt;
     if (versions_.size() + tried.versions.size() > max_cached_streams)

@@ -196,6 +196,10 @@ TEST_CASE("a writer that numbered from a head another process moved, or took a s
   CHECK(moved->first_position == 2);
   CHECK(second->statistics().optimistic_retries == 1);
   REQUIRE(second->append(deposits(y, 1, {3})));
+  // A version the writer knows to be wrong is refused without a transaction.
+  auto transactions = second->statistics().transactions;
+  REQUIRE_FALSE(second->append(deposits(y, 0, {9})));
+  CHECK(second->statistics().transactions == transactions);
   // x is a stream the second writer never appended to: it takes x to be at version 0, as the append expects, and
   // the server's unique (stream, version) index says otherwise.
   auto stale = second->append(deposits(x, 0, {4}));
