@@ -205,10 +205,6 @@ int run_stats(const log_file& file, const output& to) {
   return exit_ok;
 }
 
-namespace {
-
-} // namespace
-
 std::optional<std::pair<std::string, std::string>> split_stream(const std::string& stream) {
   auto slash = stream.find('/');
   if (slash == std::string::npos || slash == 0 || slash + 1 == stream.size())
