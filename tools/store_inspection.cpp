@@ -115,7 +115,7 @@ std::string hex(std::int64_t value) {
   return text;
 }
 
-/// The file's schema version when it is an event log this tool understands (version 1, before checksums, or the
+/// The file's schema version when it is an event log this tool understands (version 1, before checksums, to the
 /// current one); prints why not and returns nothing otherwise.
 std::optional<std::int64_t> check_header(const log_file& file, problem_list* problems, std::ostream& errors) {
   auto report = [&](const std::string& message) {
@@ -289,6 +289,8 @@ std::int64_t verify_stream_versions(const log_file& file, problem_list& problems
 struct table_columns {
   std::string_view table;
   std::vector<std::string_view> columns;
+  /// Created by the engine at open when missing (a file written before it had none): no table is no damage.
+  bool added_at_open = false;
 };
 
 void verify_schema(const log_file& file, std::int64_t schema_version, problem_list& problems) {
@@ -296,20 +298,19 @@ void verify_schema(const log_file& file, std::int64_t schema_version, problem_li
     {"events",
      {"position", "stream_type", "stream_id", "version", "type", "timestamp", "command_id", "correlation_id",
       "payload"}},
-    {"snapshots", {"stream_type", "stream_id", "version", "format", "state"}},
-    {"dead_letters", {"projection", "position", "type", "reason", "recorded"}}};
+    {"snapshots", {"stream_type", "stream_id", "version", "format", "state"}, true},
+    {"dead_letters", {"projection", "position", "type", "reason", "recorded"}, true}};
   if (schema_version >= 2)
     tables[0].columns.push_back("checksum");
   if (schema_version >= 3)
     tables.push_back({"commands", {"command_id", "first_position", "last_position"}});
-  for (const auto& [table, columns] : tables) {
-    if (table == "commands" && !has_table(file, table)) {
-      problems.add("schema", file.path() + " has schema version " + std::to_string(schema_version)
-                               + " but no commands table: the engine cannot open the file");
+  for (const auto& [table, columns, added_at_open] : tables) {
+    if (!has_table(file, table)) {
+      if (!added_at_open)
+        problems.add("schema", file.path() + " has schema version " + std::to_string(schema_version) + " but no "
+                                 + std::string{table} + " table: the engine cannot open the file");
       continue;
     }
-    if (table != "events" && table != "commands" && !has_table(file, table))
-      continue; // added at open: a file written before that has none
     for (auto column : columns) {
       auto found = file.run("SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2");
       found.bind(1, std::string{table}).bind(2, std::string{column});
@@ -324,19 +325,16 @@ void verify_schema(const log_file& file, std::int64_t schema_version, problem_li
 
 /// Each recorded command id (schema version 3) against the events it names: a re-sent command with that id is
 /// answered from them, so every position in its span must hold an event, and its first and last one of that
-/// command. Returns the number of recorded ids.
-std::int64_t verify_recorded_commands(const log_file& file, problem_list& problems,
-                                      const std::atomic<bool>& interrupted) {
+/// command.
+void verify_recorded_commands(const log_file& file, problem_list& problems, const std::atomic<bool>& interrupted) {
   if (!has_table(file, "commands"))
-    return 0;
+    return;
   auto rows = file.run("SELECT c.command_id, c.first_position, c.last_position, count(e.position), "
                        "(SELECT command_id FROM events WHERE position = c.first_position), "
                        "(SELECT command_id FROM events WHERE position = c.last_position) FROM commands c "
                        "LEFT JOIN events e ON e.position BETWEEN c.first_position AND c.last_position "
                        "GROUP BY c.command_id ORDER BY c.first_position");
-  std::int64_t recorded = 0;
   while (!interrupted.load(std::memory_order_relaxed) && rows.next()) {
-    ++recorded;
     auto id = rows.text(0);
     auto first = rows.integer(1);
     auto last = rows.integer(2);
@@ -348,7 +346,6 @@ std::int64_t verify_recorded_commands(const log_file& file, problem_list& proble
   }
   if (rows.error())
     problems.add("read", "reading the recorded command ids of " + file.path() + " failed: " + *rows.error());
-  return recorded;
 }
 
 /// Each snapshot against its checksum and its stream: the engine passes over a snapshot that fails either and
