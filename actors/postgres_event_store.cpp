@@ -619,17 +619,19 @@ private:
   attempt run_transaction(PGconn* link, std::vector<pending_append>& batch, const std::vector<snapshot>& snapshots,
                           const std::vector<dead_letter>& dead_letters) {
     if (optimistic_ && snapshots.empty() && dead_letters.empty()) {
-      auto tried = run_transaction(link, batch, snapshots, dead_letters, true);
+      auto tried = attempt_transaction(link, batch, snapshots, dead_letters, true);
       if (tried.outcome != attempt_outcome::refused || (tried.state != "22012" && tried.state != "23505"))
         return tried;
       optimistic_ = false;
       optimistic_retries_.fetch_add(1, std::memory_order_relaxed);
     }
-    return run_transaction(link, batch, snapshots, dead_letters, false);
+    return attempt_transaction(link, batch, snapshots, dead_letters, false);
   }
 
-  attempt run_transaction(PGconn* link, std::vector<pending_append>& batch, const std::vector<snapshot>& snapshots,
-                          const std::vector<dead_letter>& dead_letters, bool optimistic) {
+  /// The transaction of run_transaction, the short way (`optimistic`) or the long way.
+  attempt attempt_transaction(PGconn* link, std::vector<pending_append>& batch,
+                              const std::vector<snapshot>& snapshots, const std::vector<dead_letter>& dead_letters,
+                              bool optimistic) {
     attempt tried;
     auto lost_or_refused = [&](const detail::postgres::failure& error, attempt_outcome if_lost) {
       tried.outcome = error.connection_lost ? if_lost : attempt_outcome::refused;
@@ -768,9 +770,10 @@ private:
       tried.outcome = attempt_outcome::committed;
       return tried;
     }
-    // The events, the recorded command ids, the head, the notification and the COMMIT in one query string: the
-    // server runs the statements after the COPY once its rows are in, so the transaction costs two round trips
-    // more, not five. A connection lost anywhere in it leaves the outcome unknown, resolved as after a COMMIT.
+    // The events, the recorded command ids, the head, the notification and the COMMIT in one query string (the
+    // short way with the lock and its checks before them): the server runs the statements after the COPY once its
+    // rows are in, so this is two round trips, the COPY's and the rest's. A connection lost anywhere in it leaves
+    // the outcome unknown, resolved as after a COMMIT.
     auto head_text = std::to_string(tried.head);
     std::string sql;
     if (optimistic)
@@ -798,23 +801,32 @@ private:
   /// at that version; "" when there is none. The unique (stream, version) index refuses a stream further along,
   /// this one a stream not as far along as its append expects.
   std::string assumed_versions_check(PGconn* link, const detail::shared_stream_map<stream_version>& assumed) const {
-    std::vector<std::string_view> types;
-    std::vector<std::string_view> ids;
+    std::vector<std::shared_ptr<const stream_id>> streams;
     std::vector<std::string> versions;
     for (const auto& [stream, version] : assumed) {
       if (version == 0)
         continue;
-      types.push_back(stream->type);
-      ids.push_back(stream->id);
+      streams.push_back(stream);
       versions.push_back(std::to_string(version));
     }
     if (versions.empty())
       return {};
     std::vector<std::string_view> version_texts(versions.begin(), versions.end());
     return "SELECT 1 / (count(*) = " + std::to_string(versions.size()) + ")::int FROM unnest("
-           + quoted(link, text_array(types)) + "::text[], " + quoted(link, text_array(ids)) + "::text[], "
-           + quoted(link, text_array(version_texts)) + "::bigint[]) AS s(t, i, v) WHERE EXISTS (SELECT 1 FROM "
-           + names_.events + " e WHERE e.stream_type = s.t AND e.stream_id = s.i AND e.version = s.v); ";
+           + stream_arrays(link, streams) + ", " + quoted(link, text_array(version_texts))
+           + "::bigint[]) AS s(t, i, v) WHERE EXISTS (SELECT 1 FROM " + names_.events
+           + " e WHERE e.stream_type = s.t AND e.stream_id = s.i AND e.version = s.v); ";
+  }
+
+  /// The streams' types and ids as two text[] literals, "'{...}'::text[], '{...}'::text[]", for unnest.
+  static std::string stream_arrays(PGconn* link, const std::vector<std::shared_ptr<const stream_id>>& streams) {
+    std::vector<std::string_view> types;
+    std::vector<std::string_view> ids;
+    for (const auto& stream : streams) {
+      types.push_back(stream->type);
+      ids.push_back(stream->id);
+    }
+    return quoted(link, text_array(types)) + "::text[], " + quoted(link, text_array(ids)) + "::text[]";
   }
 
   /// The batch's streams whose versions the writer does not know, each once.
@@ -833,15 +845,9 @@ private:
   std::string versions_query(PGconn* link, const std::vector<std::shared_ptr<const stream_id>>& streams) const {
     if (streams.empty())
       return {};
-    std::vector<std::string_view> types;
-    std::vector<std::string_view> ids;
-    for (const auto& stream : streams) {
-      types.push_back(stream->type);
-      ids.push_back(stream->id);
-    }
     return "SELECT coalesce((SELECT max(version) FROM " + names_.events
-           + " e WHERE e.stream_type = s.t AND e.stream_id = s.i), 0) FROM unnest(" + quoted(link, text_array(types))
-           + "::text[], " + quoted(link, text_array(ids)) + "::text[]) WITH ORDINALITY AS s(t, i, n) ORDER BY s.n";
+           + " e WHERE e.stream_type = s.t AND e.stream_id = s.i), 0) FROM unnest(" + stream_arrays(link, streams)
+           + ") WITH ORDINALITY AS s(t, i, n) ORDER BY s.n";
   }
 
   void keep_versions(const std::vector<std::shared_ptr<const stream_id>>& streams, const PGresult* rows) {

@@ -89,6 +89,25 @@ failure failure_of(PGconn* link, const PGresult* rows) {
   return failure{message.empty() ? "no answer from the server" : message, lost, state};
 }
 
+/// The results of the query sent last, in order, or the first failure among them. Every result is read, also
+/// after a failure, so that the connection is ready for the next query.
+std::expected<std::vector<result>, failure> remaining_results(PGconn* link) {
+  std::vector<result> results;
+  std::optional<failure> failed;
+  while (auto* raw = PQgetResult(link)) {
+    auto one = checked(link, raw);
+    if (!one && !failed)
+      failed = std::move(one.error());
+    else if (one)
+      results.push_back(std::move(*one));
+  }
+  if (!failed && PQstatus(link) == CONNECTION_BAD)
+    failed = failure_of(link, nullptr);
+  if (failed)
+    return std::unexpected(std::move(*failed));
+  return results;
+}
+
 } // namespace
 
 std::expected<result, failure> checked(PGconn* link, PGresult* raw) {
@@ -122,21 +141,7 @@ std::expected<result, failure> execute(PGconn* link, const std::string& sql) {
 std::expected<std::vector<result>, failure> execute_each(PGconn* link, const std::string& sql) {
   if (PQsendQuery(link, sql.c_str()) != 1)
     return std::unexpected(failure_of(link, nullptr));
-  std::vector<result> results;
-  std::optional<failure> failed;
-  // Every result is read, also after a failure, so that the connection is ready for the next statement.
-  while (auto* raw = PQgetResult(link)) {
-    auto one = checked(link, raw);
-    if (!one && !failed)
-      failed = std::move(one.error());
-    else if (one)
-      results.push_back(std::move(*one));
-  }
-  if (!failed && PQstatus(link) == CONNECTION_BAD)
-    failed = failure_of(link, nullptr);
-  if (failed)
-    return std::unexpected(std::move(*failed));
-  return results;
+  return remaining_results(link);
 }
 
 std::expected<result, failure> execute(PGconn* link, const std::string& sql, const std::vector<std::string>& params) {
@@ -161,16 +166,11 @@ std::expected<void, failure> copy_in(PGconn* link, const std::string& sql, std::
   }
   if (PQputCopyEnd(link, nullptr) != 1)
     return std::unexpected(failure_of(link, nullptr));
-  std::expected<void, failure> outcome;
-  // A COPY ends with one result, then nullptr; read them all so that the connection is ready for the next.
-  while (auto* raw = PQgetResult(link)) {
-    auto finished = checked(link, raw);
-    if (!finished && outcome)
-      outcome = std::unexpected(std::move(finished.error()));
-  }
-  if (outcome && PQstatus(link) == CONNECTION_BAD)
-    return std::unexpected(failure_of(link, nullptr));
-  return outcome;
+  // The COPY's result, then those of the statements after it.
+  auto results = remaining_results(link);
+  if (!results)
+    return std::unexpected(std::move(results.error()));
+  return {};
 }
 
 std::int64_t integer_value(const PGresult* rows, int row, int column) {
