@@ -53,7 +53,30 @@ bool aggregate_cell::may_run_here() noexcept {
 
 aggregate_cell::aggregate_cell(engine_core& core, const aggregate_model& model,
                                std::shared_ptr<const stream_id> stream, std::mutex& guard)
-  : core_(core), model_(model), store_(*core.store), stream_(std::move(stream)), guard_(guard) {}
+  : core_(core), model_(model), store_(*core.store), stream_(std::move(stream)), guard_(guard) {
+  if (core_.cluster)
+    partition_ = core_.cluster->partition_of(*stream_);
+}
+
+bool aggregate_cell::holds_lease() {
+  if (!core_.cluster)
+    return true;
+  auto epoch = core_.cluster->held_epoch(partition_);
+  if (epoch == 0)
+    return false;
+  if (epoch != epoch_) {
+    recovered_ = false;
+    epoch_ = epoch;
+  }
+  return true;
+}
+
+void aggregate_cell::reply_or_reroute(std::shared_ptr<command_job> job, command_result result) {
+  if (core_.cluster && !result && result.error().code == errc::fenced)
+    core_.cluster->reroute(model_, *stream_, std::move(job));
+  else
+    reply_to(*job, std::move(result));
+}
 
 const aggregate_actor& aggregate_cell::ensure_actor() {
   if (!actor)
@@ -79,8 +102,8 @@ void aggregate_cell::drain() {
 void aggregate_cell::appended(std::expected<append_result, store_error> outcome) {
   running_scope scope;
   auto job = std::move(committing_);
-  reply_to(*job, finish(std::move(outcome), committing_events_));
-  job.reset();
+  auto result = finish(std::move(outcome), committing_events_);
+  reply_or_reroute(std::move(job), std::move(result));
   run_queued(actor_budget);
 }
 
@@ -116,10 +139,14 @@ bool aggregate_cell::run(aggregate_work work) {
 }
 
 bool aggregate_cell::run_command(std::shared_ptr<command_job> job) {
+  if (!holds_lease()) {
+    core_.cluster->reroute(model_, *stream_, std::move(job));
+    return true;
+  }
   auto result = decide(job);
   if (!result)
     return false; // committing in the background: from here on the cell belongs to the append's outcome
-  reply_to(*job, std::move(*result));
+  reply_or_reroute(std::move(job), std::move(*result));
   return true;
 }
 
@@ -235,8 +262,14 @@ std::optional<command_result> aggregate_cell::decide(std::shared_ptr<command_job
     recovered_ = false;
     return internal_error("evolve threw a non-standard exception");
   }
-  append_request request{stream_, version_, std::move(job.command_id), std::move(job.correlation_id),
-                         std::move(*decided), job.sender_chose_id};
+  // A cluster node keeps the ids: a command its fence refuses goes on to the new owner with them.
+  append_request request{stream_,
+                         version_,
+                         core_.cluster ? job.command_id : std::move(job.command_id),
+                         core_.cluster ? job.correlation_id : std::move(job.correlation_id),
+                         std::move(*decided),
+                         job.sender_chose_id,
+                         lease_fence{partition_, epoch_}};
   if (store_.appends_in_background()) {
     // The thread goes on with other work while the store commits; the cell stays claimed, holding its later work
     // until the commit is done, so its commands still run one at a time and in order. The actor takes over then.
@@ -263,6 +296,10 @@ command_result aggregate_cell::finish(std::expected<append_result, store_error> 
     // The state already holds the refused events: rebuild it from the stream before the next command.
     recovered_ = false;
     auto& error = appended.error();
+    if (error.code == errc::fenced) {
+      core_.cluster->fenced(partition_, epoch_);
+      return std::unexpected(rejection{std::move(error.code), std::move(error.message)});
+    }
     if (error.code == errc::concurrency_conflict)
       return std::unexpected(rejection{std::move(error.code), std::move(error.message)});
     if (error.code == errc::store_failure)

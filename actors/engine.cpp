@@ -64,8 +64,13 @@ engine_core::engine_core(options chosen) : settings(std::move(chosen)) {
   config.set("scheduler.max-threads", threads);
   config.set("scheduler.policy", settings.tuning.policy == scheduler_policy::sharing ? caf::atom("sharing")
                                                                                : caf::atom("stealing"));
+  if (settings.cluster)
+    cluster_runtime::prepare(config);
   system = std::make_unique<caf::actor_system>(config);
   caf::logger::set_current_actor_system(nullptr); // see `spawned`: constructing the system sets it too
+  // First, so that a cluster that cannot start leaves no actor behind for the system's destructor to wait for.
+  if (settings.cluster)
+    cluster = cluster_runtime::start(*this, *settings.cluster);
   auto query_actor_count = std::max<std::size_t>(1, settings.tuning.query_actors);
   for (std::size_t index = 0; index < query_actor_count; ++index)
     query_actors.push_back(spawn_query_actor(*system, this));
@@ -435,6 +440,10 @@ void engine::submit(std::type_index command_type, void* command, command_options
     job->reply(detail::refuse(errc::engine_stopped, "the engine is shut down"));
     return;
   }
+  if (core.cluster) {
+    core.cluster->route(*slot, std::move(aggregate_id), std::move(job));
+    return;
+  }
   core.submit_to_aggregate(*slot, std::move(aggregate_id), std::move(job));
 }
 
@@ -716,12 +725,25 @@ const std::shared_ptr<event_store>& engine::store() const {
   return core_->store;
 }
 
+std::optional<cluster_status> engine::cluster() const {
+  if (!core_->cluster)
+    return std::nullopt;
+  return core_->cluster->status();
+}
+
+bool engine::wait_for_cluster(const std::function<bool(const cluster_status&)>& condition,
+                              std::chrono::milliseconds timeout) {
+  return core_->cluster && core_->cluster->wait_for(condition, timeout);
+}
+
 void engine::shutdown() {
   auto& core = *core_;
   std::call_once(core.shutdown_once, [&core, this] {
     // Projections must apply every accepted command before they stop: wait for them while still open.
     core.closing.store(true);
     core.statistics_changed();
+    if (core.cluster)
+      core.cluster->stop_routing();
     {
       std::unique_lock lock{core.drain_mutex};
       core.drained.wait(lock, [&core] { return core.in_flight.total() == 0; });
@@ -729,6 +751,8 @@ void engine::shutdown() {
     // Every accepted command is in the log now; let the read models apply it before the actors stop.
     // A projection that failed reports its error here instead of blocking shutdown.
     (void)core.catch_up(std::chrono::seconds{60});
+    if (core.cluster)
+      core.cluster->leave();
     std::unique_lock lock{core.registry_mutex};
     for (auto& slot : core.projections)
       core.store->unsubscribe(slot->subscription);

@@ -1,6 +1,7 @@
 // The embedding API: one cqrs::engine owns the actor system, the event store, and the host's registered domain.
 #pragma once
 
+#include "actors/cluster.hpp"
 #include "actors/decision.hpp"
 #include "actors/detail/type_erasure.hpp"
 #include "actors/domain_contract.hpp"
@@ -122,6 +123,9 @@ struct options {
   std::chrono::milliseconds idempotency_window{std::chrono::hours{24}};
   /// Threads and dispatch (see tuning_options).
   tuning_options tuning{};
+  /// Set to run this engine as one node of a cluster of engine processes sharing a PostgreSQL store (cluster.hpp);
+  /// empty (the default), the engine is a single process and owns every aggregate of its store.
+  std::optional<cluster_options> cluster{};
 };
 
 /// Per aggregate type settings for add_aggregate.
@@ -251,6 +255,8 @@ public:
         throw std::invalid_argument("aggregate type " + model->type_name
                                     + " takes no snapshots: its state does not convert to JSON (describe it)");
     }
+    if constexpr (detail::commands_convertible<typename Aggregate::command>::value)
+      detail::enable_forwarding<Aggregate>(*model);
     std::vector<std::pair<std::type_index, detail::command_router>> routes;
     add_routes<Aggregate>(routes, static_cast<typename Aggregate::command*>(nullptr));
     routes.emplace_back(typeid(typename Aggregate::command),
@@ -387,6 +393,12 @@ public:
   engine_statistics statistics() const;
   /// The write store (for reading the log, or sharing it with another engine).
   const std::shared_ptr<event_store>& store() const;
+  /// This node's partitions and routing counters; nullopt for an engine that is not a cluster node.
+  std::optional<cluster_status> cluster() const;
+  /// Waits until `condition(cluster())` holds, woken after each heartbeat of this node; false after `timeout` or
+  /// when the engine is not a cluster node.
+  bool wait_for_cluster(const std::function<bool(const cluster_status&)>& condition,
+                        std::chrono::milliseconds timeout = std::chrono::seconds{30});
 
   /// Refuses new commands and queries, waits for commands in flight to be answered and for the projections to
   /// apply them, then stops every actor. Idempotent; the destructor calls it.

@@ -55,6 +55,15 @@ inline constexpr std::string_view invalid_request = "invalid_request";
 inline constexpr std::string_view overloaded = "overloaded";
 /// The engine is shutting down or was shut down; the command or query was not processed.
 inline constexpr std::string_view engine_stopped = "engine_stopped";
+
+// Clusters (cluster.hpp).
+/// The append was made under a partition lease that is no longer the partition's (another node took it over, or
+/// it expired); nothing was appended. A node retries such a command at the partition's new owner itself.
+inline constexpr std::string_view fenced = "fenced";
+/// No node served the command's partition within cluster_options::routing_timeout (its owner died and no node has
+/// taken it over yet, or the owner cannot be reached). Whether it ran is unknown: re-send it with the same command
+/// id (the engine gives forwarded commands one and reports it in the message) to get its outcome.
+inline constexpr std::string_view unavailable = "unavailable";
 } // namespace errc
 
 /// Why a query (or a wait for a position) got no answer: a code from `cqrs::errc` and a readable message.

@@ -149,4 +149,62 @@ void enable_snapshots(aggregate_model& model, std::uint64_t every) {
   };
 }
 
+/// True when Boost.JSON converts every command type of the aggregate both ways, so that a cluster node can forward
+/// its commands.
+template <class Command>
+struct commands_convertible : std::false_type {};
+template <class... Alternatives>
+struct commands_convertible<std::variant<Alternatives...>>
+  : std::bool_constant<((boost::json::has_value_from<Alternatives>::value
+                         && boost::json::has_value_to<Alternatives>::value) && ...)> {};
+
+template <class Command, class Alternative>
+bool decode_alternative(const aggregate_model::encoded_command& encoded, std::size_t index,
+                        std::expected<Command, std::string>& result) {
+  if (encoded.alternative != index)
+    return false;
+  boost::system::error_code error;
+  auto json = boost::json::parse(encoded.json, error);
+  if (error) {
+    result = std::unexpected("malformed command JSON: " + error.message());
+    return true;
+  }
+  auto decoded = boost::json::try_value_to<Alternative>(json);
+  if (decoded)
+    result = Command{std::move(*decoded)};
+  else
+    result = std::unexpected("the command does not decode: " + decoded.error().message());
+  return true;
+}
+
+template <class Command, class... Alternatives, std::size_t... Indexes>
+std::expected<Command, std::string> decode_command(const aggregate_model::encoded_command& encoded,
+                                                   std::variant<Alternatives...>*, std::index_sequence<Indexes...>) {
+  std::expected<Command, std::string> result =
+    std::unexpected("no command type has index " + std::to_string(encoded.alternative));
+  (void)(decode_alternative<Command, Alternatives>(encoded, Indexes, result) || ...);
+  return result;
+}
+
+template <class Aggregate>
+void enable_forwarding(aggregate_model& model) {
+  using command = typename Aggregate::command;
+  model.encode_command = [](const void* erased) {
+    const auto& held = *static_cast<const command*>(erased);
+    return aggregate_model::encoded_command{
+      static_cast<std::uint32_t>(held.index()),
+      std::visit([](const auto& alternative) { return boost::json::serialize(boost::json::value_from(alternative)); },
+                 held)};
+  };
+  model.decode_command = [](const aggregate_model::encoded_command& encoded,
+                            command_storage& into) -> std::expected<std::string, std::string> {
+    auto decoded = decode_command<command>(encoded, static_cast<command*>(nullptr),
+                                           std::make_index_sequence<std::variant_size_v<command>>{});
+    if (!decoded)
+      return std::unexpected(std::move(decoded.error()));
+    const auto& stored = into.store(std::move(*decoded));
+    return std::string{aggregate_id(stored)};
+  };
+}
+
 } // namespace cqrs::detail

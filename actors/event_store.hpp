@@ -28,6 +28,15 @@ struct new_event {
 /// from decide() to the log costs no allocation of its own.
 using new_events = boost::container::small_vector<new_event, 2>;
 
+/// The partition lease an append is made under (cluster.hpp): the store appends it only while `epoch` is the
+/// partition's current lease epoch and that lease has not expired, checked in the append's own transaction, so that
+/// a node that lost a lease can never append to its partition. Epoch 0 means no lease (a single process). Only the
+/// PostgreSQL store keeps leases; the others refuse a fenced append with errc::invalid_request.
+struct lease_fence {
+  std::uint32_t partition = 0;
+  std::uint64_t epoch = 0;
+};
+
 /// A batch of events for one stream, appended atomically or not at all.
 struct append_request {
   std::shared_ptr<const stream_id> stream;
@@ -39,6 +48,7 @@ struct append_request {
   /// The sender chose the command id (a retry may re-send it): find_command must be able to find it.
   /// Stores record only these ids: engine-generated ones are unique and never looked up, so they cost no index.
   bool remember_command_id = false;
+  lease_fence fence{};
 };
 
 /// Where an accepted append landed.

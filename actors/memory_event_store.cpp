@@ -26,10 +26,8 @@ public:
   memory_event_store& operator=(const memory_event_store&) = delete;
 
   std::expected<append_result, store_error> append(append_request request) override {
-    if (!request.stream)
-      return std::unexpected(store_error{std::string{errc::invalid_request}, "append without a stream"});
-    if (request.events.empty())
-      return std::unexpected(store_error{std::string{errc::invalid_request}, "append without events"});
+    if (auto unusable = detail::unusable_request(request, false))
+      return std::unexpected(std::move(*unusable));
     append_result result;
     auto now = std::chrono::system_clock::now();
     {

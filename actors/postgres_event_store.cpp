@@ -19,6 +19,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -161,6 +162,8 @@ struct attempt {
   std::uint64_t accepted = 0;
   std::uint64_t accepted_events = 0;
   std::uint64_t refused = 0;
+  /// Requests refused because their lease fence no longer held (counted in `refused` too).
+  std::uint64_t fenced = 0;
   detail::shared_stream_map<stream_version> versions{};
   /// When the events were recorded (microseconds since the epoch).
   std::int64_t timestamp = 0;
@@ -394,6 +397,7 @@ public:
     result.unknown_outcomes_committed = unknown_committed_.load(std::memory_order_relaxed);
     result.unknown_outcomes_retried = unknown_retried_.load(std::memory_order_relaxed);
     result.optimistic_retries = optimistic_retries_.load(std::memory_order_relaxed);
+    result.fenced = fenced_.load(std::memory_order_relaxed);
     result.foreign_heads = foreign_heads_.load(std::memory_order_relaxed);
     result.chunks_decoded = cache_.decoded();
     result.chunks_reused = cache_.reused();
@@ -401,6 +405,7 @@ public:
   }
 
   const std::string& conninfo() const override { return conninfo_; }
+  const std::string& schema() const override { return options_.schema; }
 
 private:
   // --- Reads ---
@@ -529,10 +534,8 @@ private:
     auto invalid = [](std::string message) {
       return std::unexpected(store_error{std::string{errc::invalid_request}, std::move(message)});
     };
-    if (!request.stream)
-      return invalid("append without a stream");
-    if (request.events.empty())
-      return invalid("append without events");
+    if (auto unusable = detail::unusable_request(request, true))
+      return std::unexpected(std::move(*unusable));
     if (!healthy_.load(std::memory_order_acquire))
       return std::unexpected(unhealthy_error());
     for (auto text : {std::string_view{request.stream->type}, std::string_view{request.stream->id},
@@ -648,17 +651,28 @@ private:
       versions_.clear();
     auto head = writer_head_;
     detail::shared_stream_map<stream_version> assumed;
+    auto fences = distinct_fences(batch);
+    // The short way takes every fence to hold (the server checks); the long way reads which do, under share locks
+    // that keep a new owner from taking those leases until this transaction ends.
+    std::set<std::pair<std::uint32_t, std::uint64_t>> held;
     if (optimistic) {
+      held.insert(fences.begin(), fences.end());
       for (const auto& pending : batch)
         if (!versions_.contains(*pending.request.stream))
           assumed.try_emplace(pending.request.stream, pending.request.expected_version);
     } else {
       auto unknown = unknown_streams(batch);
-      auto locked = execute_each(link, "BEGIN; SELECT position FROM " + names_.log_head
-                                         + " WHERE id = 1 FOR UPDATE;" + versions_query(link, unknown));
+      auto locked = execute_each(link, "BEGIN; SELECT position FROM " + names_.log_head + " WHERE id = 1 FOR UPDATE;"
+                                         + held_fences_query(fences) + versions_query(link, unknown));
       if (!locked)
         return lost_or_refused(locked.error(), attempt_outcome::not_committed);
       head = static_cast<log_position>(integer_value((*locked)[1].get(), 0, 0));
+      if (!fences.empty()) {
+        const auto* rows = (*locked)[2].get();
+        for (int row = 0; row < PQntuples(rows); ++row)
+          held.emplace(static_cast<std::uint32_t>(integer_value(rows, row, 0)),
+                       static_cast<std::uint64_t>(integer_value(rows, row, 1)));
+      }
       // The next batch may go the short way again unless another process appends meanwhile.
       optimistic_ = head == writer_head_;
       if (head != writer_head_) {
@@ -686,6 +700,15 @@ private:
     tried.versions.reserve(batch.size());
     for (auto& pending : batch) {
       auto& request = pending.request;
+      if (request.fence.epoch != 0 && !held.contains({request.fence.partition, request.fence.epoch})) {
+        pending.result = std::unexpected(store_error{
+          std::string{errc::fenced}, "partition " + std::to_string(request.fence.partition) + " is no longer held "
+                                       "under lease epoch " + std::to_string(request.fence.epoch)
+                                       + " (another node took it over, or the lease expired)"});
+        ++tried.refused;
+        ++tried.fenced;
+        continue;
+      }
       stream_version current = 0;
       if (auto known = tried.versions.find(*request.stream); known != tried.versions.end())
         current = known->second;
@@ -721,6 +744,8 @@ private:
         append_copy_field(rows, request.correlation_id);
         rows += '\t';
         append_copy_field(rows, pending.payloads[index]);
+        rows += '\t';
+        rows += std::to_string(request.fence.epoch);
         rows += '\n';
       }
       result.last_position = next_position - 1;
@@ -778,9 +803,9 @@ private:
     std::string sql;
     if (optimistic)
       sql = "BEGIN; SELECT 1 / (position = " + std::to_string(head) + ")::int FROM " + names_.log_head
-            + " WHERE id = 1 FOR UPDATE; " + assumed_versions_check(link, assumed);
+            + " WHERE id = 1 FOR UPDATE; " + assumed_versions_check(link, assumed) + fences_check(fences);
     sql += "COPY " + names_.events + " (position, stream_type, stream_id, version, type_name, recorded, "
-                      "command_id, correlation_id, payload) FROM STDIN; ";
+                      "command_id, correlation_id, payload, lease_epoch) FROM STDIN; ";
     if (!command_ids.empty()) {
       std::vector<std::string_view> firsts(command_firsts.begin(), command_firsts.end());
       std::vector<std::string_view> lasts(command_lasts.begin(), command_lasts.end());
@@ -816,6 +841,40 @@ private:
            + stream_arrays(link, streams) + ", " + quoted(link, text_array(version_texts))
            + "::bigint[]) AS s(t, i, v) WHERE EXISTS (SELECT 1 FROM " + names_.events
            + " e WHERE e.stream_type = s.t AND e.stream_id = s.i AND e.version = s.v); ";
+  }
+
+  /// The batch's lease fences (partition, epoch), each once; none for appends without a lease.
+  static std::vector<std::pair<std::uint32_t, std::uint64_t>> distinct_fences(const std::vector<pending_append>& batch) {
+    std::set<std::pair<std::uint32_t, std::uint64_t>> seen;
+    for (const auto& pending : batch)
+      if (pending.request.fence.epoch != 0)
+        seen.emplace(pending.request.fence.partition, pending.request.fence.epoch);
+    return {seen.begin(), seen.end()};
+  }
+
+  /// The leases among `fences` that hold now (epoch current, not expired), share-locked to the transaction's end:
+  /// "SELECT partition, epoch FROM ... FOR SHARE;", or "" for no fences.
+  std::string held_fences_query(const std::vector<std::pair<std::uint32_t, std::uint64_t>>& fences) const {
+    if (fences.empty())
+      return {};
+    return "SELECT partition, epoch FROM " + names_.partition_leases + " WHERE " + fences_condition(fences)
+           + " FOR SHARE;";
+  }
+
+  /// A statement that fails (division by zero) unless every one of `fences` holds, share-locking their leases;
+  /// "" for no fences.
+  std::string fences_check(const std::vector<std::pair<std::uint32_t, std::uint64_t>>& fences) const {
+    if (fences.empty())
+      return {};
+    return "SELECT 1 / (count(*) = " + std::to_string(fences.size()) + ")::int FROM (SELECT 1 FROM "
+           + names_.partition_leases + " WHERE " + fences_condition(fences) + " FOR SHARE) AS held; ";
+  }
+
+  static std::string fences_condition(const std::vector<std::pair<std::uint32_t, std::uint64_t>>& fences) {
+    std::string pairs;
+    for (const auto& [partition, epoch] : fences)
+      pairs += (pairs.empty() ? "(" : ", (") + std::to_string(partition) + ", " + std::to_string(epoch) + ")";
+    return "(partition, epoch) IN (" + pairs + ") AND expires_at > now()";
   }
 
   /// The streams' types and ids as two text[] literals, "'{...}'::text[], '{...}'::text[]", for unnest.
@@ -885,7 +944,8 @@ private:
   /// Books a committed transaction; returns the new head if this commit raised it (listeners are then told).
   std::optional<log_position> finish(std::vector<pending_append>& batch, const std::vector<snapshot>& snapshots,
                                      const std::vector<dead_letter>& dead_letters, attempt& tried) {
-    conflicts_.fetch_add(tried.refused, std::memory_order_relaxed);
+    conflicts_.fetch_add(tried.refused - tried.fenced, std::memory_order_relaxed);
+    fenced_.fetch_add(tried.fenced, std::memory_order_relaxed);
     snapshots_.fetch_add(snapshots.size(), std::memory_order_relaxed);
     dead_letters_.fetch_add(dead_letters.size(), std::memory_order_relaxed);
     if (tried.sent)
@@ -1128,6 +1188,7 @@ private:
   std::atomic<std::uint64_t> unknown_committed_{0};
   std::atomic<std::uint64_t> unknown_retried_{0};
   std::atomic<std::uint64_t> optimistic_retries_{0};
+  std::atomic<std::uint64_t> fenced_{0};
   /// Whether the next batch goes the short way (see run_transaction); writer thread only.
   bool optimistic_ = true;
   std::atomic<std::uint64_t> foreign_heads_{0};

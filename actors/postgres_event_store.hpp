@@ -52,6 +52,8 @@ struct postgres_store_statistics {
   /// Batches sent the short way (the head and the versions taken as this writer knows them, checked by the server)
   /// that went again the long way: another process had appended, or a stream was further along than expected.
   std::uint64_t optimistic_retries = 0;
+  /// Append requests refused because the partition lease they were made under no longer held (errc::fenced).
+  std::uint64_t fenced = 0;
   /// Heads the listener connection learnt before the writer did (by notification or by the safety re-read): other
   /// processes' commits, and now and then this store's own, whose notification came first.
   std::uint64_t foreign_heads = 0;
@@ -88,6 +90,11 @@ struct postgres_store_statistics {
 /// the writer keeps the events it commits there too, as the SQLite store does (detail/chunk_cache.hpp). A listener
 /// connection LISTENs for the heads other processes commit (and re-reads the head every head_check_interval, should
 /// a notification be lost); head() is the highest head seen.
+/// An append under a lease fence (a cluster node's, see cluster.hpp) is checked in its transaction: the lease row
+/// of its partition must still have the fence's epoch and not have expired, and is share-locked until the commit,
+/// so a node taking the lease over waits for the transaction and then sees its events. A fence that no longer holds
+/// refuses that request with errc::fenced (statistics().fenced). Each event keeps the epoch it was appended under
+/// (column lease_epoch, 0 without a fence), so that the log itself shows one writer per partition at a time.
 /// Only commands appended with remember_command_id are found by find_command (their ids have a table of their
 /// own, so that engine-generated ids cost no index). Payloads are kept as jsonb, which cannot hold the NUL
 /// character: an event whose JSON has one is refused with invalid_request.
@@ -99,6 +106,8 @@ public:
   virtual postgres_store_statistics statistics() const = 0;
   /// The connection string the store was opened with.
   virtual const std::string& conninfo() const = 0;
+  /// The schema that holds the log.
+  virtual const std::string& schema() const = 0;
 };
 
 /// Where a log is: a libpq connection string and the schema in that database.
@@ -129,8 +138,9 @@ inline std::expected<postgres_location, std::string> parse_postgres_location(std
   return location;
 }
 
-/// The schema version this program writes and understands; a schema with a newer one is refused at open.
-inline constexpr int postgres_schema_version = 1;
+/// The schema version this program writes and understands; a schema with a newer one is refused at open, an older
+/// one upgraded (version 2 added the cluster's partition leases and members, and each event's lease epoch).
+inline constexpr int postgres_schema_version = 2;
 
 /// Opens the event log in `options.schema` of the database that `conninfo` names (libpq's syntax, e.g.
 /// "host=/tmp/socket dbname=app" or "postgresql://user@host/app"), creating the schema and its tables when they do

@@ -497,10 +497,8 @@ private:
 
   /// Checks the request and encodes its payloads on the appender's thread, so that the writer only binds text.
   std::expected<pending_append, store_error> accept(append_request request, append_callback done) const {
-    if (!request.stream)
-      return std::unexpected(store_error{std::string{errc::invalid_request}, "append without a stream"});
-    if (request.events.empty())
-      return std::unexpected(store_error{std::string{errc::invalid_request}, "append without events"});
+    if (auto unusable = detail::unusable_request(request, false))
+      return std::unexpected(std::move(*unusable));
     if (!healthy_.load(std::memory_order_acquire))
       return std::unexpected(unhealthy_error());
     auto payloads = codecs_.encode(request.events);

@@ -51,6 +51,12 @@ struct cancel_order {
   bool operator==(const cancel_order&) const = default;
 };
 using command = std::variant<place_order, add_item, remove_item, ship_order, cancel_order>;
+// Described, so that a cluster node can carry a command to the node that owns its order.
+BOOST_DESCRIBE_STRUCT(place_order, (), (order_id, customer_id))
+BOOST_DESCRIBE_STRUCT(add_item, (), (order_id, sku, qty, unit_price_cents))
+BOOST_DESCRIBE_STRUCT(remove_item, (), (order_id, sku))
+BOOST_DESCRIBE_STRUCT(ship_order, (), (order_id))
+BOOST_DESCRIBE_STRUCT(cancel_order, (), (order_id, reason))
 
 // Events: stable versioned type names; the order id lives in the engine's envelope, not here.
 struct order_placed {

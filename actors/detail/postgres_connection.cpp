@@ -33,6 +33,7 @@ CREATE TABLE @.events (
   command_id text NOT NULL,
   correlation_id text NOT NULL,
   payload jsonb NOT NULL,
+  lease_epoch bigint NOT NULL DEFAULT 0,
   UNIQUE (stream_type, stream_id, version)
 );
 CREATE TABLE @.commands (
@@ -57,6 +58,27 @@ CREATE TABLE @.dead_letters (
   PRIMARY KEY (projection, position)
 );
 )sql";
+
+/// The tables of a cluster of engine processes (cluster.hpp): one lease row per partition of the aggregates, whose
+/// epoch grows with each new owner, and the members' heartbeats. Created with the schema, and added at open to a
+/// schema of version 1.
+constexpr std::string_view cluster_tables_template = R"sql(
+CREATE TABLE IF NOT EXISTS @.partition_leases (
+  partition integer PRIMARY KEY,
+  owner text NOT NULL,
+  epoch bigint NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS @.cluster_members (
+  node text PRIMARY KEY,
+  address text NOT NULL,
+  heartbeat timestamptz NOT NULL
+);
+)sql";
+
+/// What else a version 1 schema lacks: the epoch of the partition lease each event was appended under (0: none).
+constexpr std::string_view upgrade_from_version_1 =
+  "ALTER TABLE @.events ADD COLUMN IF NOT EXISTS lease_epoch bigint NOT NULL DEFAULT 0;";
 
 /// "cqrs-engine" in store_info marks a schema as an event log of this engine.
 constexpr std::string_view application = "cqrs-engine";
@@ -236,8 +258,10 @@ std::string timestamp_text(std::int64_t microseconds_since_epoch) {
 names::names(const std::string& name)
     : schema('"' + name + '"'), events(schema + ".events"), commands(schema + ".commands"),
       snapshots(schema + ".snapshots"), dead_letters(schema + ".dead_letters"), log_head(schema + ".log_head"),
-      store_info(schema + ".store_info"), channel_identifier('"' + name + "_events\""),
-      channel_literal('\'' + name + "_events'") {}
+      store_info(schema + ".store_info"), partition_leases(schema + ".partition_leases"),
+      cluster_members(schema + ".cluster_members"), channel_identifier('"' + name + "_events\""),
+      channel_literal('\'' + name + "_events'"), lease_channel_identifier('"' + name + "_leases\""),
+      lease_channel_literal('\'' + name + "_leases'") {}
 
 std::expected<void, std::string> check_schema_name(const std::string& schema) {
   auto valid = !schema.empty() && schema.size() <= 48 && !(schema[0] >= '0' && schema[0] <= '9');
@@ -282,7 +306,8 @@ std::expected<log_position, std::string> check_or_create(PGconn* link, const nam
   }
   if (found_tables.empty()) {
     auto created = execute(link, "CREATE SCHEMA IF NOT EXISTS " + store.schema + ";"
-                                   + replace_all(schema_template, "@", store.schema) + "INSERT INTO "
+                                   + replace_all(schema_template, "@", store.schema)
+                                   + replace_all(cluster_tables_template, "@", store.schema) + "INSERT INTO "
                                    + store.store_info + " VALUES ('application', '" + std::string{application}
                                    + "'), ('schema_version', '" + std::to_string(postgres_schema_version) + "')");
     if (!created) {
@@ -319,6 +344,17 @@ std::expected<log_position, std::string> check_or_create(PGconn* link, const nam
       return std::unexpected("schema " + store.schema + " has schema version " + std::to_string(version)
                              + ", newer than this program's " + std::to_string(postgres_schema_version)
                              + ": open it with a newer program");
+    }
+    if (version < postgres_schema_version) {
+      auto upgraded = execute(link, replace_all(upgrade_from_version_1, "@", store.schema)
+                                      + replace_all(cluster_tables_template, "@", store.schema) + "UPDATE "
+                                      + store.store_info + " SET value = '" + std::to_string(postgres_schema_version)
+                                      + "' WHERE name = 'schema_version'");
+      if (!upgraded) {
+        rollback();
+        return fail("cannot upgrade schema " + store.schema + " from version " + std::to_string(version),
+                    upgraded.error());
+      }
     }
   }
   auto head = execute(link, "SELECT position FROM " + store.log_head + " WHERE id = 1");

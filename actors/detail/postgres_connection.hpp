@@ -77,9 +77,14 @@ struct names {
   std::string dead_letters;
   std::string log_head;
   std::string store_info;
+  std::string partition_leases;
+  std::string cluster_members;
   /// The channel commits notify on, as an identifier (LISTEN) and as a literal (pg_notify).
   std::string channel_identifier;
   std::string channel_literal;
+  /// The channel a cluster node notifies on when it takes or gives up partition leases.
+  std::string lease_channel_identifier;
+  std::string lease_channel_literal;
 };
 
 /// Whether `schema` can name a store: 1 to 48 characters, so that its channel fits PostgreSQL's 63-byte names.

@@ -2,6 +2,7 @@
 // Includes CAF: only the engine's own .cpp files include it.
 #pragma once
 
+#include "actors/detail/cluster_runtime.hpp"
 #include "actors/detail/cost_counting.hpp"
 #include "actors/engine.hpp"
 
@@ -147,6 +148,8 @@ struct command_job {
   std::string correlation_id;
   /// The sender gave the command id, so it may re-send it: look it up before deciding, and let the store find it.
   bool sender_chose_id;
+  /// Another cluster node sent it here (cluster.hpp): if this node cannot run it, that node is told to send it on.
+  bool forwarded_in = false;
   once_sink<command_result> reply;
 };
 
@@ -254,6 +257,11 @@ private:
   /// Decides one command. Returns its result, or nothing when the store commits its events in the background.
   std::optional<command_result> decide(std::shared_ptr<command_job>& job);
   command_result finish(std::expected<append_result, store_error> appended, std::size_t count);
+  /// On a cluster node: whether this node holds the aggregate's partition now (a new lease epoch marks the state
+  /// for recovery). Always true on a single engine.
+  bool holds_lease();
+  /// Replies to a command, unless a cluster node's fence refused its append: it then goes to the new owner.
+  void reply_or_reroute(std::shared_ptr<command_job> job, command_result result);
   void take_snapshot();
 
   engine_core& core_;
@@ -268,6 +276,10 @@ private:
   log_position last_position_ = 0;
   /// False until the state is rebuilt from the stream, and again whenever it may differ from the stream.
   bool recovered_ = false;
+  /// On a cluster node: the aggregate's partition, and the epoch of the lease its state was recovered under (a
+  /// later epoch means another node may have appended in between, so the state is recovered again).
+  std::uint32_t partition_ = 0;
+  std::uint64_t epoch_ = 0;
   /// The command whose append the store is committing in the background, and how many events it appends.
   std::shared_ptr<command_job> committing_;
   std::size_t committing_events_ = 0;
@@ -443,6 +455,8 @@ public:
   std::shared_ptr<event_store> store;
   caf::actor_system_config config;
   std::unique_ptr<caf::actor_system> system;
+  /// Set when the engine is a cluster node (options::cluster).
+  std::unique_ptr<cluster_runtime> cluster;
 
   mutable std::shared_mutex registry_mutex;
   std::vector<std::unique_ptr<aggregate_slot>> aggregates;

@@ -1,5 +1,5 @@
-// Internal: pieces the event stores share: hashing a stream id (and maps keyed by shared streams), timestamps as
-// stored (microseconds since the epoch), and the registry of head listeners.
+// Internal: pieces the event stores share: the checks of an append request, hashing a stream id (and maps keyed by
+// shared streams), timestamps as stored (microseconds since the epoch), and the registry of head listeners.
 #pragma once
 
 #include "actors/detail/cost_counting.hpp"
@@ -11,11 +11,26 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
 
 namespace cqrs::detail {
+
+/// Why a store refuses an append before it looks at its log (no stream, no events, a lease fence a store without
+/// leases cannot check), or nothing.
+inline std::optional<store_error> unusable_request(const append_request& request, bool keeps_leases) {
+  auto invalid = [](std::string message) { return store_error{std::string{errc::invalid_request}, std::move(message)}; };
+  if (!request.stream)
+    return invalid("append without a stream");
+  if (request.events.empty())
+    return invalid("append without events");
+  if (request.fence.epoch != 0 && !keeps_leases)
+    return invalid("append under a partition lease (epoch " + std::to_string(request.fence.epoch)
+                   + "), which only the PostgreSQL store keeps");
+  return std::nullopt;
+}
 
 struct stream_id_hash {
   std::size_t operator()(const stream_id& stream) const noexcept {

@@ -140,6 +140,16 @@ struct aggregate_model {
   };
   /// JSON text back to an instance, or why it cannot be read.
   std::function<std::expected<decoded_state, std::string>(std::string_view)> decode_state;
+  /// How a cluster node carries a command to another (cluster.hpp): the aggregate's command variant (void*) as its
+  /// alternative's index and JSON, and back into `into`, returning the aggregate id. Empty when the command types
+  /// do not convert through Boost.JSON; such an aggregate's commands are then never forwarded.
+  struct encoded_command {
+    std::uint32_t alternative = 0;
+    std::string json;
+  };
+  std::function<encoded_command(const void* command)> encode_command;
+  std::function<std::expected<std::string, std::string>(const encoded_command&, command_storage& into)>
+    decode_command;
 };
 
 /// Turns a command of one concrete type (passed as void*, moved from) into its aggregate's command variant, kept
