@@ -213,6 +213,21 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
     ->type_name("US")
     ->capture_default_str()
     ->check(demo::within(1.0, 60'000'000.0));
+  add_count(app, "--nodes", parsed.cluster.nodes,
+            "Start N cqrs-node processes on loopback around the --store postgres: log and drive them (--clients "
+            "each)",
+            std::size_t{0}, std::size_t{64});
+  app.add_option("--kill-node-after-s", parsed.cluster.kill_node_after_seconds,
+                 "--nodes: kill the last node with SIGKILL this long into the load, and time the failover")
+    ->type_name("S")
+    ->check(CLI::Range(0.0, 86400.0));
+  add_count(app, "--lease-ms", parsed.cluster.lease_ms, "--nodes: partition lease duration", std::int64_t{100},
+            std::int64_t{600000});
+  add_count(app, "--partitions", parsed.cluster.partitions, "--nodes: partitions of the aggregates",
+            std::uint32_t{1}, std::uint32_t{4096});
+  app.add_option("--acks-dir", parsed.cluster.acks_folder,
+                 "--nodes: folder for the nodes' acknowledgement files (default: a new temporary folder)")
+    ->type_name("DIR");
   app.add_option("--progress", progress, "auto (a bar on a terminal, lines otherwise), bar, lines or none")
     ->type_name("STYLE")
     ->capture_default_str()
@@ -257,6 +272,17 @@ parse_outcome parse_command_line(int argc, const char* const* argv) {
   if (!chosen_store)
     return usage_error(chosen_store.error());
   parsed.store = *chosen_store;
+  if (parsed.cluster.nodes > 0) {
+    if (parsed.store.postgres_conninfo.empty())
+      return usage_error("--nodes runs node processes on a shared PostgreSQL log: add --store postgres:CONNINFO");
+    if (parsed.sweep || parsed.ledger || parsed.find_rate || baseline || load.rate > 0)
+      return usage_error("--nodes runs closed-loop clients on each node: drop --sweep, --ledger, --find-rate, "
+                         "--baseline and --rate");
+    parsed.cluster.conninfo = parsed.store.postgres_conninfo;
+    parsed.cluster.schema = parsed.store.postgres_schema;
+    parsed.cluster.clients_per_node = static_cast<std::size_t>(load.clients);
+    parsed.cluster.duration_seconds = duration > 0 ? duration : 10.0;
+  }
   if ((load.recovery_seconds > 0) != (load.recovery_rate > 0))
     return usage_error("--recovery-s and --recovery-rate go together");
   if (load.recovery_seconds > 0 && (load.rate <= 0 || baseline))

@@ -1,6 +1,7 @@
 // cqrs-load's command line: options into a load_options (or a sweep), or the help text, or a usage error.
 #pragma once
 
+#include "bench/cluster_load.hpp"
 #include "bench/load.hpp"
 
 #include <optional>
@@ -24,6 +25,8 @@ struct command_line {
   double p99_bound_us = 1000;
   /// --store and --sync: the caller opens it (demo::open_store) into load.store.
   demo::store_choice store{};
+  /// --nodes N (N > 0): node processes on one PostgreSQL log instead of one engine in this process.
+  cluster_load_options cluster{};
 };
 
 /// Exit codes: what a script calling cqrs-load can rely on.

@@ -30,6 +30,18 @@ int main(int argc, char** argv) {
       return bench::exit_not_verified;
     }
   }
+  if (request.cluster.nodes > 0) {
+    try {
+      auto report = bench::run_cluster_load(request.cluster);
+      bench::print_cluster_table(std::cout, report);
+      if (request.json)
+        std::cout << bench::json_line(bench::cluster_report_to_json(request.cluster, report)) << std::endl;
+      return report.verified ? bench::exit_verified : bench::exit_not_verified;
+    } catch (const std::exception& error) {
+      std::cerr << "cqrs-load: " << error.what() << '\n';
+      return bench::exit_not_verified;
+    }
+  }
   auto store = demo::open_store(request.store);
   if (!store) {
     std::cerr << "cqrs-load: " << store.error() << '\n';
