@@ -91,7 +91,9 @@ struct router_state {
   /// Commands sent to a peer and not yet answered, by request number, with the peer's address.
   std::uint64_t next_request = 0;
   std::unordered_map<std::uint64_t, std::pair<std::shared_ptr<routed_command>, std::string>> outstanding;
-  bool stopped = false;
+  /// A heartbeat of its own is on its way: held commands go again after a heartbeat interval even when the lease
+  /// thread is slow to send one.
+  bool retry_scheduled = false;
 };
 
 class cluster_node final : public cluster_runtime {
@@ -234,6 +236,7 @@ public:
 
   bool routing_stopped() const { return routing_stopped_.load() || core_.closing.load(); }
   std::chrono::milliseconds attempt_timeout() const { return settings_.lease_duration; }
+  std::chrono::milliseconds retry_interval() const { return settings_.heartbeat_interval; }
   engine_core& core() { return core_; }
 
   /// A command another node forwarded: run here when this node holds its partition, else answered not_owner.
@@ -377,8 +380,13 @@ void answer(routed_command& command, command_result result) {
 void dispatch(router_actor::stateful_pointer<router_state> self, cluster_node* cluster,
               std::shared_ptr<routed_command> command);
 
-void hold(router_actor::stateful_pointer<router_state> self, std::shared_ptr<routed_command> command) {
+void hold(router_actor::stateful_pointer<router_state> self, cluster_node* cluster,
+          std::shared_ptr<routed_command> command) {
   self->state.held.push_back(std::move(command));
+  if (!self->state.retry_scheduled) {
+    self->state.retry_scheduled = true;
+    self->delayed_send(self, cluster->retry_interval(), heartbeat_atom::value);
+  }
 }
 
 void connect(router_actor::stateful_pointer<router_state> self, cluster_node* cluster, const std::string& address) {
@@ -443,12 +451,11 @@ void forward(router_actor::stateful_pointer<router_state> self, cluster_node* cl
         if (code.empty())
           answer(*command, accepted{version, position, static_cast<std::size_t>(events)});
         else if (retriable(code))
-          hold(self, std::move(command));
+          hold(self, cluster, std::move(command));
         else
           answer(*command, std::unexpected(rejection{std::move(code), std::move(message)}));
-        (void)cluster;
       },
-      [self, number](caf::error&) {
+      [self, cluster, number](caf::error&) {
         // No answer in time, or the peer is gone: whether it ran is unknown, so it goes again with its command id.
         received(self);
         auto found = self->state.outstanding.find(number);
@@ -456,7 +463,7 @@ void forward(router_actor::stateful_pointer<router_state> self, cluster_node* cl
           return;
         auto command = std::move(found->second.first);
         self->state.outstanding.erase(found);
-        hold(self, std::move(command));
+        hold(self, cluster, std::move(command));
       });
 }
 
@@ -481,11 +488,11 @@ void dispatch(router_actor::stateful_pointer<router_state> self, cluster_node* c
     return;
   }
   if (owner.address.empty())
-    return hold(self, std::move(command));
+    return hold(self, cluster, std::move(command));
   auto peer = self->state.peers.find(owner.address);
   if (peer == self->state.peers.end()) {
     connect(self, cluster, owner.address);
-    return hold(self, std::move(command));
+    return hold(self, cluster, std::move(command));
   }
   forward(self, cluster, std::move(command), owner.address, peer->second);
 }
@@ -508,6 +515,7 @@ router_actor::behavior_type router_behavior(router_actor::stateful_pointer<route
     },
     [self, cluster](heartbeat_atom) {
       received(self);
+      self->state.retry_scheduled = false;
       auto waiting = std::move(self->state.held);
       self->state.held.clear();
       for (auto& command : waiting) {

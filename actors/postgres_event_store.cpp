@@ -169,6 +169,22 @@ struct attempt {
   std::int64_t timestamp = 0;
 };
 
+/// A connection for the writer. A writer that stops mid-transaction (a paused process) would hold the log's lock
+/// and stall every other process's appends: the server ends its statements and transactions after
+/// transaction_timeout.
+std::expected<connection, std::string> connect_writer(const std::string& conninfo,
+                                                       const postgres_options& options) {
+  auto link = connect(conninfo);
+  if (!link || options.transaction_timeout.count() <= 0)
+    return link;
+  auto limit = std::to_string(options.transaction_timeout.count());
+  auto set = execute(link->get(),
+                     "SET statement_timeout = " + limit + "; SET idle_in_transaction_session_timeout = " + limit);
+  if (!set)
+    return std::unexpected(set.error().message);
+  return link;
+}
+
 class postgres_store final : public postgres_event_store {
 public:
   postgres_store(std::string conninfo, postgres_options options, connection writer, std::unique_ptr<reader> first,
@@ -637,7 +653,12 @@ private:
                               bool optimistic) {
     attempt tried;
     auto lost_or_refused = [&](const detail::postgres::failure& error, attempt_outcome if_lost) {
-      tried.outcome = error.connection_lost ? if_lost : attempt_outcome::refused;
+      // A statement the server cancelled (statement_timeout: this writer stalled mid-transaction), or a deadlock
+      // it broke by ending this transaction, rolled it back, as a lost connection before COMMIT does: the batch
+      // goes again.
+      auto cancelled = error.state == "57014" || error.state == "40P01";
+      tried.outcome = error.connection_lost ? if_lost : cancelled ? attempt_outcome::not_committed
+                                                                   : attempt_outcome::refused;
       tried.message = error.message;
       tried.state = error.state;
       if (!error.connection_lost)
@@ -858,7 +879,7 @@ private:
     if (fences.empty())
       return {};
     return "SELECT partition, epoch FROM " + names_.partition_leases + " WHERE " + fences_condition(fences)
-           + " FOR SHARE;";
+           + " ORDER BY partition FOR SHARE;";
   }
 
   /// A statement that fails (division by zero) unless every one of `fences` holds, share-locking their leases;
@@ -867,7 +888,7 @@ private:
     if (fences.empty())
       return {};
     return "SELECT 1 / (count(*) = " + std::to_string(fences.size()) + ")::int FROM (SELECT 1 FROM "
-           + names_.partition_leases + " WHERE " + fences_condition(fences) + " FOR SHARE) AS held; ";
+           + names_.partition_leases + " WHERE " + fences_condition(fences) + " ORDER BY partition FOR SHARE) AS held; ";
   }
 
   static std::string fences_condition(const std::vector<std::pair<std::uint32_t, std::uint64_t>>& fences) {
@@ -1021,7 +1042,7 @@ private:
       return writer_.get();
     writer_.reset();
     auto opened = with_backoff("the writer cannot reach PostgreSQL", "appends wait and are retried", true,
-                               closing_patience, [this] { return connect(conninfo_); });
+                               closing_patience, [this] { return connect_writer(conninfo_, options_); });
     if (!opened)
       return nullptr;
     writer_ = std::move(*opened);
@@ -1215,7 +1236,7 @@ std::expected<std::shared_ptr<postgres_event_store>, store_error> open_postgres_
   };
   if (auto valid = check_schema_name(options.schema); !valid)
     return refuse(std::move(valid.error()));
-  auto writer = connect(conninfo);
+  auto writer = connect_writer(conninfo, options);
   if (!writer)
     return refuse("cannot connect to PostgreSQL: " + writer.error());
   names store{options.schema};

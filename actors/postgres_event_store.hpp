@@ -27,6 +27,10 @@ struct postgres_options {
   /// The first wait before reconnecting after a lost connection; each failed attempt doubles it up to the maximum.
   std::chrono::milliseconds reconnect_delay{50};
   std::chrono::milliseconds max_reconnect_delay{2000};
+  /// The longest a commit may hold the log's lock: the server cancels a statement of the writer's that runs longer,
+  /// and ends its transaction when it waits longer between statements (a process paused mid-commit would otherwise
+  /// hold up every other process's appends). The batch then goes again. 0: no limit.
+  std::chrono::milliseconds transaction_timeout{5000};
 };
 
 /// What a store has committed since it was opened, and how its connection fared.

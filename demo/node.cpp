@@ -5,6 +5,7 @@
 //   listening NODE HOST:PORT              once joined
 //   owned N                               whenever the number of partitions it holds changes
 //   started                               when its clients start (with --clients)
+//   forwarding                            once it has sent commands to other nodes and run theirs
 //   fenced N                              whenever appends refused by the fence (its lease was gone) reach N
 //   report {JSON}                         at the end: its commands, the cluster counters, the read-model check
 // Accepted commands go to --acks FILE as they are answered ("command-id position version"), so that what a node
@@ -134,6 +135,9 @@ double percentile(std::vector<double>& values, double share) {
 }
 
 int run(node_settings settings) {
+  // First: the store's threads must start with SIGINT and SIGTERM blocked, so that the signal thread gets them.
+  static std::atomic<bool> stop{false};
+  demo::handle_interrupts("cqrs-node: stopping\n", [] { stop.store(true); });
   auto choice = demo::parse_store_choice(settings.store, std::nullopt);
   if (!choice || choice->postgres_conninfo.empty()) {
     std::cerr << "cqrs-node: --store must be postgres:CONNINFO (the cluster's shared log)"
@@ -145,8 +149,6 @@ int run(node_settings settings) {
     std::cerr << "cqrs-node: " << store.error() << "\n";
     return 1;
   }
-  std::atomic<bool> stop{false};
-  demo::handle_interrupts("cqrs-node: stopping\n", [&stop] { stop.store(true); });
   settings.cluster.lease_duration = std::chrono::milliseconds{settings.lease_ms};
   cqrs::options options;
   options.store = *store;
@@ -172,8 +174,13 @@ int run(node_settings settings) {
   std::thread watcher{[&] {
     std::size_t owned = ~std::size_t{0};
     std::uint64_t fenced = 0;
+    bool forwarding = false;
     while (watching.load()) {
       auto now = *engine->cluster();
+      if (!forwarding && now.forwarded_out > 0 && now.forwarded_in > 0) {
+        forwarding = true;
+        say("forwarding");
+      }
       if (now.owned.size() != owned)
         say("owned " + std::to_string(owned = now.owned.size()));
       if (now.fenced_appends != fenced)

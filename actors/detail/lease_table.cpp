@@ -147,7 +147,16 @@ std::expected<std::vector<held_lease>, std::string> lease_table::update(const st
     partitions += (partitions.empty() ? "" : ", ") + std::to_string(partition);
   // One query string runs as one transaction: the release, renewals and takeovers commit together or not at all.
   // The partitions of `renew` (this node's, not expired) and of `acquire` (expired) are disjoint.
-  std::string sql;
+  // The rows it changes are locked first, in partition order, as appends share-lock them: no deadlock between them.
+  std::string touched;
+  for (const auto& lease : release)
+    touched += (touched.empty() ? "" : ", ") + std::to_string(lease.partition);
+  for (const auto& lease : renew)
+    touched += (touched.empty() ? "" : ", ") + std::to_string(lease.partition);
+  if (!partitions.empty())
+    touched += (touched.empty() ? "" : ", ") + partitions;
+  std::string sql = "SELECT partition FROM " + names_.partition_leases + " WHERE partition IN ("
+                    + (touched.empty() ? std::string{"-1"} : touched) + ") ORDER BY partition FOR UPDATE; ";
   if (!release.empty())
     sql += "UPDATE " + names_.partition_leases + " SET owner = '', expires_at = now() WHERE owner = " + owner
            + " AND " + pairs_condition(release) + "; ";
@@ -164,7 +173,7 @@ std::expected<std::vector<held_lease>, std::string> lease_table::update(const st
   auto done = run(sql);
   if (!done)
     return std::unexpected(done.error());
-  const auto* rows = (*done)[release.empty() ? 0 : 1].get();
+  const auto* rows = (*done)[release.empty() ? 1 : 2].get();
   std::vector<held_lease> held;
   for (int row = 0; row < PQntuples(rows); ++row)
     held.push_back(held_lease{static_cast<std::uint32_t>(postgres::integer_value(rows, row, 0)),
