@@ -88,9 +88,6 @@ struct router_state {
   std::set<std::string> connecting;
   /// Commands without a reachable owner, sent again at the next heartbeat (or once their owner is connected).
   std::vector<std::shared_ptr<routed_command>> held;
-  /// Commands sent to a peer and not yet answered, by request number, with the peer's address.
-  std::uint64_t next_request = 0;
-  std::unordered_map<std::uint64_t, std::pair<std::shared_ptr<routed_command>, std::string>> outstanding;
   /// A heartbeat of its own is on its way: held commands go again after a heartbeat interval even when the lease
   /// thread is slow to send one.
   bool retry_scheduled = false;
@@ -423,7 +420,7 @@ void connect(router_actor::stateful_pointer<router_state> self, cluster_node* cl
 }
 
 void forward(router_actor::stateful_pointer<router_state> self, cluster_node* cluster,
-             std::shared_ptr<routed_command> command, const std::string& address, const node_actor& peer) {
+             std::shared_ptr<routed_command> command, const node_actor& peer) {
   const auto& model = *command->slot->model;
   if (!model.encode_command) {
     answer(*command, std::unexpected(rejection{std::string{errc::unavailable},
@@ -433,37 +430,26 @@ void forward(router_actor::stateful_pointer<router_state> self, cluster_node* cl
     return;
   }
   auto encoded = model.encode_command(command->job->command.get());
-  auto number = ++self->state.next_request;
-  self->state.outstanding.emplace(number, std::pair{command, address});
   cluster->count_forwarded();
+  // Exactly one of the two handlers runs: the reply, or the error (no answer within a lease, the peer gone).
   self
     ->request(peer, cluster->attempt_timeout(), forward_atom::value, model.type_name, encoded.alternative,
               std::move(encoded.json), command->job->command_id, command->job->correlation_id)
     .then(
-      [self, cluster, number](std::uint64_t version, std::uint64_t position, std::uint64_t events, std::string& code,
-                              std::string& message) {
+      [self, cluster, command](std::uint64_t version, std::uint64_t position, std::uint64_t events, std::string& code,
+                               std::string& message) {
         received(self);
-        auto found = self->state.outstanding.find(number);
-        if (found == self->state.outstanding.end())
-          return;
-        auto command = std::move(found->second.first);
-        self->state.outstanding.erase(found);
         if (code.empty())
           answer(*command, accepted{version, position, static_cast<std::size_t>(events)});
         else if (retriable(code))
-          hold(self, cluster, std::move(command));
+          hold(self, cluster, command);
         else
           answer(*command, std::unexpected(rejection{std::move(code), std::move(message)}));
       },
-      [self, cluster, number](caf::error&) {
-        // No answer in time, or the peer is gone: whether it ran is unknown, so it goes again with its command id.
+      [self, cluster, command](caf::error&) {
+        // Whether it ran is unknown, so it goes again, with its command id.
         received(self);
-        auto found = self->state.outstanding.find(number);
-        if (found == self->state.outstanding.end())
-          return;
-        auto command = std::move(found->second.first);
-        self->state.outstanding.erase(found);
-        hold(self, cluster, std::move(command));
+        hold(self, cluster, command);
       });
 }
 
@@ -494,7 +480,7 @@ void dispatch(router_actor::stateful_pointer<router_state> self, cluster_node* c
     connect(self, cluster, owner.address);
     return hold(self, cluster, std::move(command));
   }
-  forward(self, cluster, std::move(command), owner.address, peer->second);
+  forward(self, cluster, std::move(command), peer->second);
 }
 
 router_actor::behavior_type router_behavior(router_actor::stateful_pointer<router_state> self,

@@ -18,6 +18,12 @@ using namespace test_support;
 
 namespace {
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr double failover_margin_s = 10.0;
+#else
+constexpr double failover_margin_s = 2.0;
+#endif
+
 /// A program started with its stdout on a pipe, read line by line with a deadline.
 class program {
 public:
@@ -149,9 +155,10 @@ TEST_CASE("a node killed with SIGKILL under load: its partitions are served agai
   CHECK(load.exit_code() == 0);
   INFO(boost::json::serialize(report));
   CHECK(report.at("verified").as_bool());
-  // Served again within the lease, one heartbeat (a quarter of it) and a stated margin of 2 s for a loaded machine.
+  // Served again within the lease, one heartbeat (a quarter of it) and a stated margin: 2 s for a loaded machine,
+  // 10 s in sanitizer builds, whose nodes run several times slower.
   REQUIRE(report.contains("failover_s"));
-  CHECK(report.at("failover_s").to_number<double>() < lease_ms / 1000.0 * 1.25 + 2.0);
+  CHECK(report.at("failover_s").to_number<double>() < lease_ms / 1000.0 * 1.25 + failover_margin_s);
   CHECK(integer(report, "acknowledged") > 0);
   CHECK(integer(report, "acknowledged_missing") == 0);
   CHECK(report.at("read_models_match").as_bool());

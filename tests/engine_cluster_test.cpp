@@ -45,7 +45,7 @@ std::unique_ptr<cqrs::engine> order_node(const std::string& schema, const std::s
   cqrs::options settings;
   settings.store = *store;
   settings.cluster = cqrs::cluster_options{.node_name = name, .partitions = 16,
-                                           .lease_duration = std::chrono::milliseconds{1000}};
+                                           .lease_duration = std::chrono::milliseconds{3000}};
   auto engine = std::make_unique<cqrs::engine>(settings);
   demo::add_order_domain(*engine);
   return engine;
@@ -202,9 +202,10 @@ TEST_CASE("two cluster nodes split the partitions, forward commands to each othe
     REQUIRE(shipped);
     CHECK(shipped->version == 3);
   }
-  // All 16 at start, 8 given up when the second joined, those 8 again when it left.
-  CHECK(first->cluster()->leases_acquired == 24);
-  CHECK(first->cluster()->leases_released == 8);
+  // All 16 at start, 8 given up when the second joined, those 8 again when it left (more if a heartbeat came too
+  // late on a loaded machine and a lease had to be taken again).
+  CHECK(first->cluster()->leases_acquired >= 24);
+  CHECK(first->cluster()->leases_released >= 8);
   // One writer per partition at a time: each stream's epochs never go down along its versions.
   CHECK(run_sql(postgres_conninfo(),
                 "SELECT count(*) FROM (SELECT lease_epoch < lag(lease_epoch) OVER (PARTITION BY stream_id ORDER BY "
