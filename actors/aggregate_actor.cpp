@@ -55,7 +55,7 @@ aggregate_cell::aggregate_cell(engine_core& core, const aggregate_model& model,
                                std::shared_ptr<const stream_id> stream, std::mutex& guard)
   : core_(core), model_(model), store_(*core.store), stream_(std::move(stream)), guard_(guard) {
   if (core_.cluster)
-    partition_ = core_.cluster->partition_of(*stream_);
+    partition_ = core_.cluster->partition_of(stream_->type, stream_->id);
 }
 
 bool aggregate_cell::holds_lease() {

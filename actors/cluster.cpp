@@ -112,12 +112,12 @@ public:
 
   void start();
 
-  std::uint32_t partition_of(const stream_id& stream) const override {
+  std::uint32_t partition_of(std::string_view type, std::string_view id) const override {
     XXH3_state_t state;
     XXH3_64bits_reset(&state);
-    XXH3_64bits_update(&state, stream.type.data(), stream.type.size());
+    XXH3_64bits_update(&state, type.data(), type.size());
     XXH3_64bits_update(&state, "/", 1);
-    XXH3_64bits_update(&state, stream.id.data(), stream.id.size());
+    XXH3_64bits_update(&state, id.data(), id.size());
     return static_cast<std::uint32_t>(XXH3_64bits_digest(&state) % settings_.partitions);
   }
 
@@ -126,7 +126,7 @@ public:
   }
 
   void route(aggregate_slot& slot, std::string aggregate_id, std::shared_ptr<command_job> job) override {
-    auto partition = partition_of(stream_id{slot.model->type_name, aggregate_id});
+    auto partition = partition_of(slot.model->type_name, aggregate_id);
     if (held_epoch(partition) != 0) {
       core_.submit_to_aggregate(slot, std::move(aggregate_id), std::move(job));
       return;
@@ -145,7 +145,7 @@ public:
       if (auto found = core_.aggregates_by_name.find(model.type_name); found != core_.aggregates_by_name.end())
         slot = found->second;
     }
-    send_to_router(*slot, stream.id, partition_of(stream), std::move(job));
+    send_to_router(*slot, stream.id, partition_of(stream.type, stream.id), std::move(job));
   }
 
   void fenced(std::uint32_t partition, std::uint64_t epoch) override {
@@ -261,7 +261,7 @@ public:
       job->reply(std::unexpected(rejection{std::string{errc::unknown_command}, std::move(aggregate_id.error())}));
       return;
     }
-    auto partition = partition_of(stream_id{type, *aggregate_id});
+    auto partition = partition_of(type, *aggregate_id);
     if (held_epoch(partition) == 0) {
       job->reply(std::unexpected(rejection{std::string{not_owner}, "node " + settings_.node_name
                                                                      + " does not own partition "

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace caf {
 class actor_system_config;
@@ -32,8 +33,8 @@ public:
   static std::unique_ptr<cluster_runtime> start(engine_core& core, const cluster_options& settings);
   virtual ~cluster_runtime() = default;
 
-  /// The partition of an aggregate, the same on every node.
-  virtual std::uint32_t partition_of(const stream_id& stream) const = 0;
+  /// The partition of an aggregate (its type and id), the same on every node.
+  virtual std::uint32_t partition_of(std::string_view type, std::string_view id) const = 0;
   /// The epoch of this node's lease on the partition, 0 when it holds none. Read on every command: one atomic load.
   virtual std::uint64_t held_epoch(std::uint32_t partition) const noexcept = 0;
   /// A command from this node's host: run here when this node holds its partition, else forwarded to the owner.
